@@ -1,0 +1,42 @@
+//! BPF errors, each naming the program, the hook and what to do.
+
+#[derive(Debug, thiserror::Error)]
+pub enum BpfError {
+    #[error("this controller was built without its BPF object (bpf-linker was missing): rebuild with `cargo xtask build`")]
+    NotBuilt,
+    #[error("loading the BPF object: permission denied: run as root, or grant CAP_BPF and CAP_PERFMON")]
+    Permission(#[source] aya::EbpfError),
+    #[error("loading the BPF object")]
+    Object(#[source] aya::EbpfError),
+    #[error("the BPF object has no program {0} (object and controller out of step: rebuild)")]
+    NoProgram(&'static str),
+    #[error("the BPF object has no map {0} (object and controller out of step: rebuild)")]
+    NoMap(&'static str),
+    #[error("program {program}: the kernel refused it")]
+    Load {
+        program: &'static str,
+        #[source]
+        source: aya::programs::ProgramError,
+    },
+    #[error("program {program}: attaching to tracepoint {category}:{name} failed{hint}")]
+    Attach {
+        program: &'static str,
+        category: &'static str,
+        name: &'static str,
+        hint: &'static str,
+        #[source]
+        source: aya::programs::ProgramError,
+    },
+    #[error("map {map}")]
+    Map {
+        map: &'static str,
+        #[source]
+        source: aya::maps::MapError,
+    },
+}
+
+impl BpfError {
+    pub fn map(map: &'static str) -> impl FnOnce(aya::maps::MapError) -> Self {
+        move |source| Self::Map { map, source }
+    }
+}

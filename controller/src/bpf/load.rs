@@ -1,0 +1,54 @@
+//! The embedded BPF object and how its programs are loaded and attached.
+
+use std::path::Path;
+
+use aya::{Ebpf, EbpfError, programs::TracePoint};
+
+use super::BpfError;
+
+/// The BPF object built by aya-build from `ebpf/programs` (empty when the
+/// controller was built without bpf-linker).
+static OBJECT: &[u8] = aya::include_bytes_aligned!(concat!(env!("OUT_DIR"), "/xevtchn"));
+
+const TRACEFS_EVENTS: &str = "/sys/kernel/tracing/events";
+
+/// Loads the embedded object into the kernel (maps created, no program yet).
+pub fn load_object() -> Result<Ebpf, BpfError> {
+    if OBJECT.is_empty() {
+        return Err(BpfError::NotBuilt);
+    }
+    Ebpf::load(OBJECT).map_err(|e| match &e {
+        EbpfError::MapError(aya::maps::MapError::CreateError { io_error, .. })
+            if io_error.raw_os_error() == Some(libc::EPERM) =>
+        {
+            BpfError::Permission(e)
+        }
+        _ => BpfError::Object(e),
+    })
+}
+
+/// Loads `program` and attaches it to the classic tracepoint `category:name`.
+pub fn attach_tracepoint(
+    ebpf: &mut Ebpf,
+    program: &'static str,
+    category: &'static str,
+    name: &'static str,
+) -> Result<(), BpfError> {
+    let tp: &mut TracePoint = ebpf
+        .program_mut(program)
+        .ok_or(BpfError::NoProgram(program))?
+        .try_into()
+        .map_err(|source| BpfError::Load { program, source })?;
+    tp.load().map_err(|source| BpfError::Load { program, source })?;
+    tp.attach(category, name).map_err(|source| {
+        let hint = if !Path::new(TRACEFS_EVENTS).is_dir() {
+            ": tracefs is not mounted (mount -t tracefs nodev /sys/kernel/tracing)"
+        } else if !Path::new(TRACEFS_EVENTS).join(category).join(name).is_dir() {
+            ": this kernel has no such tracepoint"
+        } else {
+            ""
+        };
+        BpfError::Attach { program, category, name, hint, source }
+    })?;
+    Ok(())
+}

@@ -1,0 +1,7 @@
+//! Loading xevtchn's BPF object and attaching its programs.
+
+pub mod error;
+pub mod load;
+pub mod mmio_counter;
+
+pub use error::BpfError;

@@ -1,0 +1,19 @@
+//! The `xevtchn` command line: one subcommand per file, doc comments as help.
+
+pub mod run;
+
+use clap::{Parser, Subcommand};
+
+/// Xen event channels for KVM guests, delivered in the kernel by eBPF.
+#[derive(Debug, Parser)]
+#[command(name = "xevtchn", version)]
+pub struct Cli {
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Run the built-in Xen guest with a workload and report what it saw.
+    Run(run::RunArgs),
+}

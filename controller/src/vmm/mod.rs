@@ -1,0 +1,13 @@
+//! The VMM: a KVM VM built with rust-vmm's kvm-ioctls, its memory, its
+//! vCPU threads and the handling of their exits.
+
+pub mod boot;
+pub mod error;
+pub mod exit;
+pub mod loader;
+pub mod memory;
+pub mod vcpu;
+pub mod vm;
+
+pub use error::VmmError;
+pub use vm::{Vm, VmConfig, VmOutcome};

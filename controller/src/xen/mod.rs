@@ -1,0 +1,1 @@
+//! The Xen hypervisor side of event channels as pure logic. TODO(helper)

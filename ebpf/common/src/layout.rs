@@ -1,0 +1,48 @@
+//! The guest-physical memory map shared by the VMM and the built-in guest.
+//!
+//! ```text
+//! 0x0000_0000  RAM (the VMM's page tables, GDT, IDT, TSS live in its first pages)
+//! 0x0020_0000  the guest image (linked here by guest/link.ld)
+//! ...          RAM continues up to the configured size
+//! 0xd000_0000  MMIO: control window (exit, smoke writes)    — exits to the VMM
+//! 0xd000_1000  MMIO: hypercall window (reads return results) — exits to the VMM
+//! 0xd001_0000  MMIO: event-channel doorbells, one per port   — ioeventfd or exit
+//! ```
+
+/// Guest-physical address of the identity-mapped page tables (PML4 first).
+pub const PAGE_TABLES: u64 = 0x1_0000;
+/// GDT, IDT and TSS page.
+pub const DESCRIPTOR_PAGE: u64 = 0x8000;
+/// Where the guest image is linked and loaded.
+pub const IMAGE_BASE: u64 = 0x20_0000;
+/// Initial stack pointer of vCPU 0 (stacks grow down; one 64 KiB stack per vCPU).
+pub const STACKS_TOP: u64 = 0x100_0000;
+pub const STACK_SIZE: u64 = 0x1_0000;
+/// Default guest RAM size.
+pub const RAM_SIZE: u64 = 64 << 20;
+/// Everything below this is identity-mapped by the boot page tables.
+pub const IDENTITY_MAPPED: u64 = 4 << 30;
+
+/// Base of the MMIO region the VMM decodes. Not backed by any memslot.
+pub const MMIO_BASE: u64 = 0xd000_0000;
+/// Control window: guest-to-VMM signals that are not hypercalls.
+pub const CONTROL_BASE: u64 = MMIO_BASE;
+/// Writing a status here ends the VM (0 = success).
+pub const CONTROL_EXIT: u64 = CONTROL_BASE;
+/// The smoke workload writes its counter here; the VMM only counts.
+pub const CONTROL_SMOKE: u64 = CONTROL_BASE + 0x100;
+pub const CONTROL_SIZE: u64 = 0x1000;
+
+/// Hypercall window: a general hypercall is a read from here.
+pub const HYPERCALL_BASE: u64 = MMIO_BASE + 0x1000;
+pub const HYPERCALL_SIZE: u64 = 0x1000;
+
+/// Doorbells: EVTCHNOP_send on a fast port is a 4-byte write of the port
+/// number to `DOORBELL_BASE + port * DOORBELL_STRIDE`.
+pub const DOORBELL_BASE: u64 = MMIO_BASE + 0x1_0000;
+pub const DOORBELL_STRIDE: u64 = 8;
+
+/// Start of MMIO address `DOORBELL_BASE` for `port`.
+pub const fn doorbell(port: u32) -> u64 {
+    DOORBELL_BASE + port as u64 * DOORBELL_STRIDE
+}

@@ -1,0 +1,1 @@
+//! Xen ABI mirror. TODO(helper)

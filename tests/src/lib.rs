@@ -1,0 +1,48 @@
+//! Helpers of the privileged end-to-end tests (real KVM, real BPF).
+//!
+//! These tests never skip: on a host that lacks a piece they FAIL, naming
+//! the piece, because CI here has /dev/kvm and BPF and a skip would hide a
+//! broken set-up.
+
+use std::{
+    fs,
+    path::Path,
+    sync::{Mutex, MutexGuard},
+};
+
+static ONE_VM_AT_A_TIME: Mutex<()> = Mutex::new(());
+
+/// Checks the host (see `require_privileged_host`) and returns a guard that
+/// keeps other tests of this process from running a VM meanwhile: BPF
+/// filters select the VMM by process, so two VMs in one process would count
+/// each other's events.
+pub fn privileged() -> MutexGuard<'static, ()> {
+    require_privileged_host();
+    ONE_VM_AT_A_TIME.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
+}
+
+/// Panics with a precise message unless this host can run privileged tests.
+pub fn require_privileged_host() {
+    let mut missing = Vec::new();
+    if let Err(e) = fs::OpenOptions::new().read(true).write(true).open("/dev/kvm") {
+        missing.push(format!("/dev/kvm cannot be opened ({e}): run on a KVM host, as root"));
+    }
+    match effective_caps() {
+        Some(caps) if caps & (1 << 39) != 0 && caps & (1 << 38) != 0 => {}
+        _ => missing.push("CAP_BPF and CAP_PERFMON are needed: run as root".into()),
+    }
+    if !Path::new("/sys/kernel/tracing/events/kvm/kvm_mmio").is_dir() {
+        missing.push("tracefs with kvm events is not mounted: run `cargo xtask setup` (mounts /sys/kernel/tracing)".into());
+    }
+    assert!(
+        missing.is_empty(),
+        "PRIVILEGED TEST CANNOT RUN on this host (this is a failure, not a skip):\n  {}",
+        missing.join("\n  ")
+    );
+}
+
+fn effective_caps() -> Option<u64> {
+    let status = fs::read_to_string("/proc/self/status").ok()?;
+    let hex = status.lines().find_map(|l| l.strip_prefix("CapEff:"))?;
+    u64::from_str_radix(hex.trim(), 16).ok()
+}

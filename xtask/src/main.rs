@@ -1,0 +1,53 @@
+//! `cargo xtask`: everything needed to go from a fresh machine to a running,
+//! tested xevtchn.
+
+mod build;
+mod cmd;
+mod probe;
+mod setup;
+mod toolchain;
+
+use std::process::ExitCode;
+
+use clap::{Parser, Subcommand};
+
+#[derive(Parser)]
+#[command(about = "Set up, build, run and test xevtchn", version)]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Install the pinned toolchains, bpf-linker and Debian packages, mount
+    /// tracefs, and report what the host can do. Idempotent.
+    Setup,
+    /// Set up, then build the controller with its BPF object and guest embedded.
+    Build,
+    /// Set up, build, then run `xevtchn run ARGS`.
+    Run {
+        /// Arguments passed to `xevtchn run`.
+        #[arg(trailing_var_arg = true, allow_hyphen_values = true)]
+        args: Vec<String>,
+    },
+    /// Set up, then run every test: unprivileged first, then privileged.
+    Test,
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    let result = match cli.command {
+        Command::Setup => setup::setup().map(|_| ()),
+        Command::Build => setup::setup().and_then(|env| build::build(&env)),
+        Command::Run { args } => setup::setup().and_then(|env| build::run(&env, &args)),
+        Command::Test => setup::setup().and_then(|env| build::test(&env)),
+    };
+    match result {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(err) => {
+            eprintln!("xtask: error: {err:#}");
+            ExitCode::FAILURE
+        }
+    }
+}
