@@ -19,7 +19,10 @@ const BPF_TOOLCHAIN: &str = "nightly-2026-10-30";
 
 fn main() -> Result<()> {
     let manifest = PathBuf::from(env::var("CARGO_MANIFEST_DIR")?);
-    let workspace = manifest.parent().context("controller has a parent")?.to_path_buf();
+    let workspace = manifest
+        .parent()
+        .context("controller has a parent")?
+        .to_path_buf();
     let out_dir = PathBuf::from(env::var("OUT_DIR")?);
     build_bpf(&workspace, &out_dir)?;
     build_guest(&workspace, &out_dir)
@@ -37,18 +40,27 @@ fn build_bpf(workspace: &Path, out_dir: &Path) -> Result<()> {
         // SAFETY: build scripts are single-threaded; nothing reads the
         // environment concurrently.
         unsafe { env::set_var("PATH", format!("{}:{path}", linker_dir.display())) };
-        println!("cargo::rerun-if-changed={}", workspace.join("ebpf/common/src").display());
+        println!(
+            "cargo::rerun-if-changed={}",
+            workspace.join("ebpf/common/src").display()
+        );
         let programs = workspace.join("ebpf/programs");
         let root_dir = programs.to_str().context("workspace path is not UTF-8")?;
         return aya_build::build_ebpf(
-            [aya_build::Package { name: "xevtchn-programs", root_dir, ..Default::default() }],
+            [aya_build::Package {
+                name: "xevtchn-programs",
+                root_dir,
+                ..Default::default()
+            }],
             aya_build::Toolchain::Custom(BPF_TOOLCHAIN),
         );
     }
     if required {
         bail!("bpf-linker not found (PATH or target/xtask-tools): run `cargo xtask setup`");
     }
-    println!("cargo::warning=building without the BPF object (no bpf-linker): run `cargo xtask setup`, or build through `cargo xtask build`");
+    println!(
+        "cargo::warning=building without the BPF object (no bpf-linker): run `cargo xtask setup`, or build through `cargo xtask build`"
+    );
     fs::write(&object, [])?;
     Ok(())
 }
@@ -93,7 +105,9 @@ fn build_guest(workspace: &Path, out_dir: &Path) -> Result<()> {
         .env_remove("RUSTC_WORKSPACE_WRAPPER");
     let status = cmd.status().context("running cargo for the guest")?;
     if !status.success() {
-        bail!("building the built-in guest failed ({status}); is the x86_64-unknown-none target installed? (`cargo xtask setup`)");
+        bail!(
+            "building the built-in guest failed ({status}); is the x86_64-unknown-none target installed? (`cargo xtask setup`)"
+        );
     }
     let built = target_dir.join("x86_64-unknown-none/release/xevtchn-guest");
     fs::copy(&built, &guest).with_context(|| format!("copying {}", built.display()))?;

@@ -1,7 +1,17 @@
 //! xevtchn: Xen event channels for KVM guests, with the delivery fast path
 //! in the kernel (eBPF on KVM tracepoints + ioeventfd/irqfd).
+//!
+//! - `xen`: the hypervisor side of event channels, pure logic;
+//! - `vmm`: the KVM VM, its memory, boot, vCPU threads;
+//! - `platform`: what vCPU exits do to the Xen domain and back (hypercalls,
+//!   doorbells, shared_info mapping, upcall injection);
+//! - `run`: one run of the built-in guest and its report;
+//! - `bpf`: loading and attaching the BPF programs;
+//! - `cli`: the command line.
 
 pub mod bpf;
 pub mod cli;
+pub mod platform;
+pub mod run;
 pub mod vmm;
 pub mod xen;

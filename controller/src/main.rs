@@ -6,12 +6,35 @@ use clap::Parser;
 use xevtchn::cli::{Cli, Command, run};
 
 fn main() -> ExitCode {
-    let cli = Cli::parse();
+    env_logger::Builder::from_env(env_logger::Env::default().default_filter_or("warn")).init();
+    let cli = match Cli::try_parse() {
+        Ok(cli) => cli,
+        Err(e) if e.use_stderr() => {
+            // One line: what is wrong (clap's first line names the flag).
+            let rendered = e.render().to_string();
+            let line = rendered
+                .lines()
+                .next()
+                .unwrap_or("invalid arguments")
+                .trim_start_matches("error: ");
+            eprintln!("xevtchn: {line} (see --help)");
+            return ExitCode::from(2);
+        }
+        Err(e) => {
+            // --help and --version.
+            let _ = e.print();
+            return ExitCode::SUCCESS;
+        }
+    };
     let result = match &cli.command {
         Command::Run(args) => run::run(args),
     };
     match result {
         Ok(code) => code,
+        Err(err) if err.is::<run::UsageError>() => {
+            eprintln!("xevtchn: {err}");
+            ExitCode::from(2)
+        }
         Err(err) => {
             eprintln!("xevtchn: error: {err:#}");
             ExitCode::FAILURE

@@ -5,7 +5,7 @@ use xevtchn_common::layout::CONTROL_SMOKE;
 
 use crate::mmio;
 
-pub fn run(count: u64) -> u64 {
+pub fn run(count: u64) -> u32 {
     for i in 0..count {
         mmio::write_u32(CONTROL_SMOKE, i as u32);
     }

@@ -18,14 +18,22 @@ static ONE_VM_AT_A_TIME: Mutex<()> = Mutex::new(());
 /// each other's events.
 pub fn privileged() -> MutexGuard<'static, ()> {
     require_privileged_host();
-    ONE_VM_AT_A_TIME.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
+    ONE_VM_AT_A_TIME
+        .lock()
+        .unwrap_or_else(|poisoned| poisoned.into_inner())
 }
 
 /// Panics with a precise message unless this host can run privileged tests.
 pub fn require_privileged_host() {
     let mut missing = Vec::new();
-    if let Err(e) = fs::OpenOptions::new().read(true).write(true).open("/dev/kvm") {
-        missing.push(format!("/dev/kvm cannot be opened ({e}): run on a KVM host, as root"));
+    if let Err(e) = fs::OpenOptions::new()
+        .read(true)
+        .write(true)
+        .open("/dev/kvm")
+    {
+        missing.push(format!(
+            "/dev/kvm cannot be opened ({e}): run on a KVM host, as root"
+        ));
     }
     match effective_caps() {
         Some(caps) if caps & (1 << 39) != 0 && caps & (1 << 38) != 0 => {}

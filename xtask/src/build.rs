@@ -45,6 +45,13 @@ pub fn test(env: &Env) -> Result<()> {
     }
     cmd::run(&mut unprivileged).context("unprivileged tests failed")?;
     // One VM at a time: the machine has 2 cores and the tests measure delivery.
-    cmd::run(cargo(env)?.args(["test", "--release", "--package", PRIVILEGED, "--", "--test-threads=1"]))
-        .context("privileged tests failed")
+    cmd::run(cargo(env)?.args([
+        "test",
+        "--release",
+        "--package",
+        PRIVILEGED,
+        "--",
+        "--test-threads=1",
+    ]))
+    .context("privileged tests failed")
 }

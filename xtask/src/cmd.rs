@@ -7,7 +7,9 @@ use anyhow::{Context, Result, bail};
 /// Runs `cmd` with inherited stdio; fails naming the command and its status.
 pub fn run(cmd: &mut Command) -> Result<()> {
     let shown = describe(cmd);
-    let status = cmd.status().with_context(|| format!("could not start `{shown}`"))?;
+    let status = cmd
+        .status()
+        .with_context(|| format!("could not start `{shown}`"))?;
     if !status.success() {
         bail!("`{shown}` failed ({status})");
     }

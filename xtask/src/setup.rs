@@ -29,7 +29,10 @@ pub fn setup() -> Result<Env> {
     install_debian_packages()?;
     probe::mount_tracefs();
     probe::report();
-    Ok(Env { workspace, bpf_linker_bin })
+    Ok(Env {
+        workspace,
+        bpf_linker_bin,
+    })
 }
 
 fn workspace_root() -> PathBuf {
@@ -63,10 +66,17 @@ fn install_debian_packages() -> Result<()> {
                 .env("DEBIAN_FRONTEND", "noninteractive"),
         )
     };
-    apt(&["update", "-qq"]).context("apt-get update failed: check network access to the Debian mirrors, or run as root")?;
+    apt(&["update", "-qq"]).context(
+        "apt-get update failed: check network access to the Debian mirrors, or run as root",
+    )?;
     let mut install = vec!["install", "-y", "-qq", "--no-install-recommends"];
     install.extend(&missing);
-    apt(&install).with_context(|| format!("could not install {}: install them by hand, as root", missing.join(" ")))
+    apt(&install).with_context(|| {
+        format!(
+            "could not install {}: install them by hand, as root",
+            missing.join(" ")
+        )
+    })
 }
 
 fn dpkg_installed(pkg: &str) -> bool {

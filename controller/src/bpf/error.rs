@@ -2,12 +2,16 @@
 
 #[derive(Debug, thiserror::Error)]
 pub enum BpfError {
-    #[error("this controller was built without its BPF object (bpf-linker was missing): rebuild with `cargo xtask build`")]
+    #[error(
+        "this controller was built without its BPF object (bpf-linker was missing): rebuild with `cargo xtask build`"
+    )]
     NotBuilt,
-    #[error("loading the BPF object: permission denied: run as root, or grant CAP_BPF and CAP_PERFMON")]
-    Permission(#[source] aya::EbpfError),
+    #[error(
+        "loading the BPF object: permission denied: run as root, or grant CAP_BPF and CAP_PERFMON"
+    )]
+    Permission(#[source] Box<aya::EbpfError>),
     #[error("loading the BPF object")]
-    Object(#[source] aya::EbpfError),
+    Object(#[source] Box<aya::EbpfError>),
     #[error("the BPF object has no program {0} (object and controller out of step: rebuild)")]
     NoProgram(&'static str),
     #[error("the BPF object has no map {0} (object and controller out of step: rebuild)")]
@@ -16,7 +20,7 @@ pub enum BpfError {
     Load {
         program: &'static str,
         #[source]
-        source: aya::programs::ProgramError,
+        source: Box<aya::programs::ProgramError>,
     },
     #[error("program {program}: attaching to tracepoint {category}:{name} failed{hint}")]
     Attach {
@@ -25,18 +29,28 @@ pub enum BpfError {
         name: &'static str,
         hint: &'static str,
         #[source]
-        source: aya::programs::ProgramError,
+        source: Box<aya::programs::ProgramError>,
     },
     #[error("map {map}")]
     Map {
         map: &'static str,
         #[source]
-        source: aya::maps::MapError,
+        source: Box<aya::maps::MapError>,
     },
 }
 
 impl BpfError {
     pub fn map(map: &'static str) -> impl FnOnce(aya::maps::MapError) -> Self {
-        move |source| Self::Map { map, source }
+        move |source| Self::Map {
+            map,
+            source: Box::new(source),
+        }
+    }
+
+    pub fn load(program: &'static str) -> impl FnOnce(aya::programs::ProgramError) -> Self {
+        move |source| Self::Load {
+            program,
+            source: Box::new(source),
+        }
     }
 }

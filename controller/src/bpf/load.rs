@@ -21,9 +21,9 @@ pub fn load_object() -> Result<Ebpf, BpfError> {
         EbpfError::MapError(aya::maps::MapError::CreateError { io_error, .. })
             if io_error.raw_os_error() == Some(libc::EPERM) =>
         {
-            BpfError::Permission(e)
+            BpfError::Permission(Box::new(e))
         }
-        _ => BpfError::Object(e),
+        _ => BpfError::Object(Box::new(e)),
     })
 }
 
@@ -38,8 +38,8 @@ pub fn attach_tracepoint(
         .program_mut(program)
         .ok_or(BpfError::NoProgram(program))?
         .try_into()
-        .map_err(|source| BpfError::Load { program, source })?;
-    tp.load().map_err(|source| BpfError::Load { program, source })?;
+        .map_err(BpfError::load(program))?;
+    tp.load().map_err(BpfError::load(program))?;
     tp.attach(category, name).map_err(|source| {
         let hint = if !Path::new(TRACEFS_EVENTS).is_dir() {
             ": tracefs is not mounted (mount -t tracefs nodev /sys/kernel/tracing)"
@@ -48,7 +48,13 @@ pub fn attach_tracepoint(
         } else {
             ""
         };
-        BpfError::Attach { program, category, name, hint, source }
+        BpfError::Attach {
+            program,
+            category,
+            name,
+            hint,
+            source: Box::new(source),
+        }
     })?;
     Ok(())
 }

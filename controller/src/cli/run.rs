@@ -1,94 +1,161 @@
-//! `xevtchn run`: start a VM with the built-in guest and report.
+//! `xevtchn run`: start a VM with the built-in Xen guest, run a workload,
+//! report what the guest and the host saw.
 
 use std::{process::ExitCode, time::Duration};
 
-use anyhow::{Context, Result};
+use anyhow::Result;
 use clap::{Args, ValueEnum};
-use serde::Serialize;
-use xevtchn_common::{layout::CONTROL_SMOKE, workload};
 
-use crate::{
-    bpf::mmio_counter::MmioCounter,
-    vmm::{Vm, VmConfig},
-};
+use crate::run::{self, Backend, Callback, RunConfig, RunReport, Workload, smoke};
 
 #[derive(Debug, Args)]
 pub struct RunArgs {
+    /// Event delivery path.
+    #[arg(long, value_enum, default_value_t = Backend::Userspace)]
+    pub backend: Backend,
     /// What the guest does.
-    #[arg(long, value_enum, default_value_t = Workload::Smoke)]
-    pub workload: Workload,
+    #[arg(long, value_enum, default_value_t = WorkloadArg::Pingpong)]
+    pub workload: WorkloadArg,
     /// Number of vCPUs (1 to 32).
-    #[arg(long, default_value_t = 1, value_parser = clap::value_parser!(u32).range(1..=32))]
+    #[arg(long, default_value_t = 2, value_parser = clap::value_parser!(u32).range(1..=32))]
     pub vcpus: u32,
-    /// Number of operations the workload performs.
-    #[arg(long, default_value_t = 1000)]
+    /// Sends per sender (ignored with --duration).
+    #[arg(long, default_value_t = 5000, value_parser = clap::value_parser!(u64).range(1..))]
     pub count: u64,
+    /// Run the senders for this many seconds instead of --count sends.
+    #[arg(long, value_parser = parse_seconds)]
+    pub duration: Option<Duration>,
+    /// How vCPU 0 is called back (the others use per-vCPU vectors).
+    #[arg(long, value_enum, default_value_t = Callback::Vector)]
+    pub callback: Callback,
     /// Stop the VM and fail after this many seconds.
-    #[arg(long, default_value_t = 60)]
+    #[arg(long, default_value_t = 120)]
     pub timeout: u64,
     /// Print exactly one JSON object on stdout.
     #[arg(long)]
     pub json: bool,
 }
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum, Serialize)]
-#[serde(rename_all = "lowercase")]
-pub enum Workload {
-    /// vCPU 0 makes COUNT MMIO writes, counted by the VMM and by BPF on kvm:kvm_mmio.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum WorkloadArg {
+    Pingpong,
+    Flood,
+    Fanout,
+    Mask,
+    Rebind,
+    Callback,
+    Hostile,
+    /// No Xen: vCPU 0 makes --count MMIO writes, counted by the VMM and by BPF on kvm:kvm_mmio.
     Smoke,
 }
 
-/// What `xevtchn run --workload smoke` reports.
-#[derive(Debug, Serialize)]
-pub struct SmokeReport {
-    pub workload: Workload,
-    pub vcpus: u32,
-    pub guest_status: u32,
-    /// Writes the guest was asked to make.
-    pub requested_writes: u64,
-    /// Writes the VMM saw as MMIO exits.
-    pub vmm_writes: u64,
-    /// Writes the BPF program on kvm:kvm_mmio counted.
-    pub bpf_writes: u64,
-    pub duration_s: f64,
+fn parse_seconds(s: &str) -> Result<Duration, String> {
+    match s.parse::<f64>() {
+        Ok(secs) if secs > 0.0 && secs <= 3600.0 => Ok(Duration::from_secs_f64(secs)),
+        _ => Err(format!(
+            "{s:?} is not a number of seconds between 0 and 3600"
+        )),
+    }
 }
 
+/// A flag combination that cannot run; the binary exits with status 2.
+#[derive(Debug, thiserror::Error)]
+#[error("{0}")]
+pub struct UsageError(pub String);
+
 pub fn run(args: &RunArgs) -> Result<ExitCode> {
-    let report = smoke(args)?;
+    let timeout = Duration::from_secs(args.timeout);
+    let workload = match args.workload {
+        WorkloadArg::Smoke => return run_smoke(args, timeout),
+        WorkloadArg::Pingpong => Workload::Pingpong,
+        WorkloadArg::Flood => Workload::Flood,
+        WorkloadArg::Fanout => Workload::Fanout,
+        WorkloadArg::Mask => Workload::Mask,
+        WorkloadArg::Rebind => Workload::Rebind,
+        WorkloadArg::Callback => Workload::Callback,
+        WorkloadArg::Hostile => Workload::Hostile,
+    };
+    if args.vcpus < workload.min_vcpus() {
+        return Err(UsageError(format!(
+            "the {workload:?} workload needs at least {} vCPUs: pass --vcpus {}",
+            workload.min_vcpus(),
+            workload.min_vcpus()
+        ))
+        .into());
+    }
+    let config = RunConfig {
+        backend: args.backend,
+        workload,
+        vcpus: args.vcpus,
+        count: args.count,
+        duration: args.duration,
+        callback: args.callback,
+        timeout,
+    };
+    let report = run::execute(&config)?;
+    if args.json {
+        println!("{}", serde_json::to_string(&report)?);
+    } else {
+        print_summary(&report);
+    }
+    Ok(if report.is_clean() {
+        ExitCode::SUCCESS
+    } else {
+        ExitCode::FAILURE
+    })
+}
+
+fn run_smoke(args: &RunArgs, timeout: Duration) -> Result<ExitCode> {
+    let report = smoke::run(args.vcpus, args.count, timeout)?;
     if args.json {
         println!("{}", serde_json::to_string(&report)?);
     } else {
         println!(
             "smoke: guest status {}, {} writes requested, {} seen by the VMM, {} counted by BPF on kvm:kvm_mmio, {:.3} s",
-            report.guest_status, report.requested_writes, report.vmm_writes, report.bpf_writes, report.duration_s
+            report.guest_status,
+            report.requested_writes,
+            report.vmm_writes,
+            report.bpf_writes,
+            report.duration_s
         );
     }
-    let agree = report.guest_status == 0
-        && report.vmm_writes == report.requested_writes
-        && report.bpf_writes == report.requested_writes;
-    Ok(if agree { ExitCode::SUCCESS } else { ExitCode::FAILURE })
+    Ok(if report.agrees() {
+        ExitCode::SUCCESS
+    } else {
+        ExitCode::FAILURE
+    })
 }
 
-/// Runs the smoke workload with the BPF counter attached.
-pub fn smoke(args: &RunArgs) -> Result<SmokeReport> {
-    let counter = MmioCounter::attach(std::process::id(), CONTROL_SMOKE, CONTROL_SMOKE + 4)
-        .context("attaching the kvm_mmio counter")?;
-    let config = VmConfig {
-        vcpus: args.vcpus,
-        workload: workload::SMOKE,
-        arg: args.count,
-        timeout: Duration::from_secs(args.timeout),
-        ..VmConfig::default()
-    };
-    let outcome = Vm::new(config).context("creating the VM")?.run().context("running the VM")?;
-    let bpf_writes = counter.count().context("reading the kvm_mmio counter")?;
-    Ok(SmokeReport {
-        workload: args.workload,
-        vcpus: args.vcpus,
-        guest_status: outcome.status,
-        requested_writes: args.count,
-        vmm_writes: outcome.smoke_writes,
-        bpf_writes,
-        duration_s: outcome.elapsed.as_secs_f64(),
-    })
+fn print_summary(r: &RunReport) {
+    println!(
+        "{:?} on {:?}, {} vCPUs, vCPU 0 callback {:?}: {}",
+        r.workload,
+        r.backend,
+        r.vcpus,
+        r.callback,
+        if r.is_clean() { "clean" } else { "FAILED" }
+    );
+    println!(
+        "  sent {}  delivered {}  coalesced {}  masked {}  lost {}  errors {}",
+        r.sent, r.delivered, r.coalesced, r.masked, r.lost, r.errors
+    );
+    if let Some(e) = &r.first_error {
+        println!("  first error: {e}");
+    }
+    println!(
+        "  {:.0} sends/s over {:.3} s; {} userspace exits ({:.2} per send); {} upcalls, {} spurious",
+        r.sends_per_s,
+        r.duration_s,
+        r.userspace_exits,
+        r.userspace_exits as f64 / r.sent.max(1) as f64,
+        r.upcalls,
+        r.spurious_upcalls
+    );
+    let l = &r.latency_ns;
+    if l.samples > 0 {
+        println!(
+            "  one-way latency (ns, {} samples): p50 {}  p90 {}  p99 {}  max {}",
+            l.samples, l.p50, l.p90, l.p99, l.max
+        );
+    }
 }

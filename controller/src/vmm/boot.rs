@@ -22,14 +22,14 @@ const CR0_PG: u64 = 1 << 31;
 const CR4_PAE: u64 = 1 << 5;
 const CR4_OSFXSR: u64 = 1 << 9;
 const CR4_OSXMMEXCPT: u64 = 1 << 10;
+const EFER_SCE: u64 = 1 << 0;
 const EFER_LME: u64 = 1 << 8;
 const EFER_LMA: u64 = 1 << 10;
 
-/// GDT selectors, shared with the guest's own descriptor set-up.
+/// Boot GDT selectors (the guest installs its own GDT with the same
+/// kernel selectors, plus user segments and a TSS).
 pub const KERNEL_CS: u16 = 0x08;
 pub const KERNEL_DS: u16 = 0x10;
-pub const USER_DS: u16 = 0x18 | 3;
-pub const USER_CS: u16 = 0x20 | 3;
 
 /// Writes the identity page tables (2 MiB pages over `IDENTITY_MAPPED`) and
 /// the GDT into guest RAM. Done once per VM.
@@ -53,17 +53,16 @@ pub fn write_tables(ram: &GuestRam) -> Result<(), VmmError> {
 }
 
 fn store(ram: &GuestRam, gpa: u64, value: u64) -> Result<(), VmmError> {
-    ram.write_obj(value, GuestAddress(gpa)).map_err(|_| VmmError::GuestAccess(gpa))
+    ram.write_obj(value, GuestAddress(gpa))
+        .map_err(|_| VmmError::GuestAccess(gpa))
 }
 
-/// Null, kernel code, kernel data, user data, user code (flat, 64-bit).
-fn gdt() -> [u64; 5] {
+/// Null, kernel code, kernel data (flat, 64-bit).
+fn gdt() -> [u64; 3] {
     [
         0,
         0x00af_9b00_0000_ffff, // kernel code: L, P, DPL0, exec/read
         0x00cf_9300_0000_ffff, // kernel data: P, DPL0, read/write
-        0x00cf_f300_0000_ffff, // user data: P, DPL3
-        0x00af_fb00_0000_ffff, // user code: L, P, DPL3
     ]
 }
 
@@ -90,7 +89,7 @@ pub fn long_mode_sregs(mut sregs: kvm_sregs) -> kvm_sregs {
     sregs.cr0 = CR0_PE | CR0_MP | CR0_ET | CR0_NE | CR0_WP | CR0_PG;
     sregs.cr4 = CR4_PAE | CR4_OSFXSR | CR4_OSXMMEXCPT;
     sregs.cr3 = PAGE_TABLES;
-    sregs.efer = EFER_LME | EFER_LMA;
+    sregs.efer = EFER_SCE | EFER_LME | EFER_LMA;
     sregs.cs = segment(KERNEL_CS, true);
     let data = segment(KERNEL_DS, false);
     sregs.ds = data;

@@ -4,7 +4,9 @@ use std::io;
 
 #[derive(Debug, thiserror::Error)]
 pub enum VmmError {
-    #[error("/dev/kvm does not exist: this host has no KVM (load kvm_intel/kvm_amd, or use a host with KVM)")]
+    #[error(
+        "/dev/kvm does not exist: this host has no KVM (load kvm_intel/kvm_amd, or use a host with KVM)"
+    )]
     NoKvm,
     #[error("/dev/kvm: permission denied: run as root or join the kvm group")]
     KvmPermission,
@@ -22,7 +24,9 @@ pub enum VmmError {
     GuestAccess(u64),
     #[error("the guest image is not a loadable ELF64 file: {0}")]
     BadImage(String),
-    #[error("this controller was built without the built-in guest (XEVTCHN_SKIP_GUEST=1); rebuild with `cargo xtask build`")]
+    #[error(
+        "this controller was built without the built-in guest (XEVTCHN_SKIP_GUEST=1); rebuild with `cargo xtask build`"
+    )]
     NoGuestImage,
     #[error("spawning a vCPU thread")]
     Thread(#[source] io::Error),

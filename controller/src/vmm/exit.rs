@@ -1,100 +1,74 @@
-//! What a vCPU exit means, as a plain function from exit to action, so it can
-//! be tested with made-up exits.
+//! What an MMIO address means to the VMM: a plain function, tested with
+//! made-up addresses.
 
-use std::sync::atomic::{AtomicU64, Ordering};
+use xevtchn_common::{
+    layout::{
+        CONTROL_EXIT, CONTROL_SMOKE, DOORBELL_BASE, DOORBELL_STRIDE, HYPERCALL_BASE, HYPERCALL_SIZE,
+    },
+    two_level::NR_PORTS,
+};
 
-use xevtchn_common::layout::{CONTROL_EXIT, CONTROL_SMOKE};
-
-/// The parts of a KVM exit the VMM acts on.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum Exit {
-    MmioWrite { addr: u64, value: u64 },
-    MmioRead { addr: u64, len: usize },
-    Hlt,
-    Shutdown,
-    /// Anything else, by name, for the error message.
-    Unexpected(String),
+/// The MMIO register an access hit.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Mmio {
+    /// The guest ends the VM with a status.
+    Exit,
+    /// The smoke workload's counter.
+    Smoke,
+    /// A read performs hypercall `nr`.
+    Hypercall(u64),
+    /// A write sends an event on `port`.
+    Doorbell(u32),
+    Unknown,
 }
 
-/// What the vCPU thread does next.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum Action {
-    Resume,
-    /// Complete an MMIO read with this value, then resume.
-    CompleteRead(u64),
-    /// Stop the whole VM with this outcome.
-    Stop(Stop),
-}
-
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum Stop {
-    /// The guest wrote its exit status (0 = success).
-    GuestExit(u32),
-    /// The guest did something the VMM cannot continue from.
-    Fault(String),
-}
-
-/// State shared by all vCPU threads of one VM.
-#[derive(Debug, Default)]
-pub struct Shared {
-    /// Writes the guest made to the smoke register, counted by the VMM.
-    pub smoke_writes: AtomicU64,
-    /// MMIO exits handled in userspace, all vCPUs together.
-    pub mmio_exits: AtomicU64,
-}
-
-pub fn handle_exit(shared: &Shared, exit: Exit) -> Action {
-    match exit {
-        Exit::MmioWrite { addr, value } => {
-            shared.mmio_exits.fetch_add(1, Ordering::Relaxed);
-            match addr {
-                CONTROL_EXIT => Action::Stop(Stop::GuestExit(value as u32)),
-                CONTROL_SMOKE => {
-                    shared.smoke_writes.fetch_add(1, Ordering::Relaxed);
-                    Action::Resume
-                }
-                _ => Action::Stop(Stop::Fault(format!("write of {value:#x} to unknown MMIO address {addr:#x}"))),
-            }
+pub fn classify(addr: u64) -> Mmio {
+    match addr {
+        CONTROL_EXIT => Mmio::Exit,
+        CONTROL_SMOKE => Mmio::Smoke,
+        a if (HYPERCALL_BASE..HYPERCALL_BASE + HYPERCALL_SIZE).contains(&a)
+            && a.is_multiple_of(8) =>
+        {
+            Mmio::Hypercall((a - HYPERCALL_BASE) / 8)
         }
-        Exit::MmioRead { addr, len } => {
-            shared.mmio_exits.fetch_add(1, Ordering::Relaxed);
-            Action::Stop(Stop::Fault(format!("{len}-byte read of unknown MMIO address {addr:#x}")))
+        a if a >= DOORBELL_BASE
+            && a < DOORBELL_BASE + u64::from(NR_PORTS) * DOORBELL_STRIDE
+            && (a - DOORBELL_BASE).is_multiple_of(DOORBELL_STRIDE) =>
+        {
+            Mmio::Doorbell(((a - DOORBELL_BASE) / DOORBELL_STRIDE) as u32)
         }
-        // Every vCPU halts for good once its workload is done.
-        Exit::Hlt => Action::Resume,
-        Exit::Shutdown => Action::Stop(Stop::Fault("triple fault (KVM_EXIT_SHUTDOWN)".into())),
-        Exit::Unexpected(what) => Action::Stop(Stop::Fault(format!("unexpected exit {what}"))),
+        _ => Mmio::Unknown,
     }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+    use xevtchn_common::layout::doorbell;
 
     #[test]
-    fn exit_write_stops_with_the_guest_status() {
-        let shared = Shared::default();
-        let action = handle_exit(&shared, Exit::MmioWrite { addr: CONTROL_EXIT, value: 7 });
-        assert_eq!(action, Action::Stop(Stop::GuestExit(7)));
+    fn control_registers() {
+        assert_eq!(classify(CONTROL_EXIT), Mmio::Exit);
+        assert_eq!(classify(CONTROL_SMOKE), Mmio::Smoke);
     }
 
     #[test]
-    fn smoke_writes_are_counted_and_resume() {
-        let shared = Shared::default();
-        for i in 0..3 {
-            let action = handle_exit(&shared, Exit::MmioWrite { addr: CONTROL_SMOKE, value: i });
-            assert_eq!(action, Action::Resume);
-        }
-        assert_eq!(shared.smoke_writes.load(Ordering::Relaxed), 3);
-        assert_eq!(shared.mmio_exits.load(Ordering::Relaxed), 3);
+    fn hypercall_window_decodes_the_number() {
+        assert_eq!(classify(HYPERCALL_BASE), Mmio::Hypercall(0));
+        assert_eq!(classify(HYPERCALL_BASE + 32 * 8), Mmio::Hypercall(32));
+        assert_eq!(classify(HYPERCALL_BASE + 3), Mmio::Unknown, "unaligned");
     }
 
     #[test]
-    fn unknown_mmio_is_a_fault_naming_the_address() {
-        let shared = Shared::default();
-        let Action::Stop(Stop::Fault(msg)) = handle_exit(&shared, Exit::MmioRead { addr: 0xdead_0000, len: 4 }) else {
-            panic!("an unknown read must stop the VM");
-        };
-        assert!(msg.contains("0xdead0000"), "{msg}");
+    fn doorbells_decode_the_port_and_stop_at_the_last_port() {
+        assert_eq!(classify(doorbell(0)), Mmio::Doorbell(0));
+        assert_eq!(classify(doorbell(4095)), Mmio::Doorbell(4095));
+        assert_eq!(classify(doorbell(4096)), Mmio::Unknown);
+        assert_eq!(classify(doorbell(7) + 4), Mmio::Unknown, "inside a stride");
+    }
+
+    #[test]
+    fn anything_else_is_unknown() {
+        assert_eq!(classify(0xdead_0000), Mmio::Unknown);
     }
 }

@@ -13,7 +13,8 @@ pub type GuestRam = GuestMemoryMmap<()>;
 
 /// Allocates `size` bytes of RAM at guest-physical 0 and registers it with KVM.
 pub fn create_ram(vm: &VmFd, size: u64) -> Result<GuestRam, VmmError> {
-    let ram = GuestRam::from_ranges(&[(GuestAddress(0), size as usize)]).map_err(VmmError::Memory)?;
+    let ram =
+        GuestRam::from_ranges(&[(GuestAddress(0), size as usize)]).map_err(VmmError::Memory)?;
     for (slot, region) in ram.iter().enumerate() {
         let host = ram
             .get_host_address(region.start_addr())
@@ -27,7 +28,8 @@ pub fn create_ram(vm: &VmFd, size: u64) -> Result<GuestRam, VmmError> {
         };
         // SAFETY: the region is a live mapping owned by `ram`, which the VM
         // keeps alive for as long as the VM fd exists (see Vm's field order).
-        unsafe { vm.set_user_memory_region(mem) }.map_err(VmmError::kvm("KVM_SET_USER_MEMORY_REGION"))?;
+        unsafe { vm.set_user_memory_region(mem) }
+            .map_err(VmmError::kvm("KVM_SET_USER_MEMORY_REGION"))?;
     }
     Ok(ram)
 }

@@ -4,10 +4,13 @@
 pub mod boot;
 pub mod error;
 pub mod exit;
+pub mod guest_virtual;
+pub mod hypercall_page;
 pub mod loader;
 pub mod memory;
 pub mod vcpu;
 pub mod vm;
+pub mod xen_cpuid;
 
 pub use error::VmmError;
 pub use vm::{Vm, VmConfig, VmOutcome};

@@ -1,4 +1,4 @@
-//! One vCPU thread: KVM_RUN, translate the exit, act on it.
+//! One vCPU thread: KVM_RUN, then hand the exit to the guest platform.
 
 use std::sync::{
     Arc,
@@ -7,7 +7,26 @@ use std::sync::{
 
 use kvm_ioctls::{VcpuExit, VcpuFd};
 
-use super::exit::{Action, Exit, Shared, Stop, handle_exit};
+/// Why a VM stopped.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Stop {
+    /// The guest wrote its exit status (0 = success).
+    GuestExit(u32),
+    /// The guest did something the VMM cannot continue from.
+    Fault(String),
+}
+
+/// The platform a vCPU's exits are handled by (the Xen domain).
+pub trait Platform: Send + Sync {
+    /// An MMIO read: the value the guest reads, or a reason to stop.
+    fn mmio_read(&self, vcpu: u32, fd: &VcpuFd, addr: u64) -> Result<u64, Stop>;
+    /// An MMIO write.
+    fn mmio_write(&self, vcpu: u32, fd: &VcpuFd, addr: u64, value: u64) -> Result<(), Stop>;
+    /// A WRMSR KVM did not handle: true if accepted (false injects #GP).
+    fn msr_write(&self, vcpu: u32, index: u32, value: u64) -> bool;
+    /// A RDMSR KVM did not handle: the value, or None for #GP.
+    fn msr_read(&self, vcpu: u32, index: u32) -> Option<u64>;
+}
 
 /// Signal used to kick a vCPU thread out of KVM_RUN.
 pub fn kick_signal() -> i32 {
@@ -22,48 +41,93 @@ pub fn install_kick_handler() {
     let _ = vmm_sys_util::signal::register_signal_handler(kick_signal(), noop);
 }
 
-/// Runs `vcpu` until the VM stops; returns why this vCPU stopped it, or None
+enum Access {
+    Read { addr: u64, len: usize },
+    Write { addr: u64, value: u64 },
+}
+
+/// Runs `fd` until the VM stops; returns why this vCPU stopped it, or None
 /// when another vCPU (or the controller) did.
-pub fn run(index: u32, mut vcpu: VcpuFd, shared: &Shared, stop: &Arc<AtomicBool>) -> Option<Stop> {
+pub fn run(
+    index: u32,
+    mut fd: VcpuFd,
+    platform: &dyn Platform,
+    stop: &Arc<AtomicBool>,
+) -> Option<Stop> {
     loop {
         if stop.load(Ordering::Acquire) {
             return None;
         }
-        let action = match vcpu.run() {
-            // A read is completed in place, in the kvm_run page, before the
-            // next KVM_RUN.
-            Ok(VcpuExit::MmioRead(addr, data)) => {
-                match handle_exit(shared, Exit::MmioRead { addr, len: data.len() }) {
-                    Action::CompleteRead(value) => {
-                        let n = data.len().min(8);
-                        data[..n].copy_from_slice(&value.to_le_bytes()[..n]);
-                        Action::Resume
-                    }
-                    other => other,
+        let access = match fd.run() {
+            Ok(VcpuExit::MmioRead(addr, data)) => Access::Read {
+                addr,
+                len: data.len(),
+            },
+            Ok(VcpuExit::MmioWrite(addr, data)) => {
+                let mut bytes = [0u8; 8];
+                let n = data.len().min(8);
+                bytes[..n].copy_from_slice(&data[..n]);
+                Access::Write {
+                    addr,
+                    value: u64::from_le_bytes(bytes),
                 }
             }
-            Ok(exit) => handle_exit(shared, translate(exit)),
+            Ok(VcpuExit::X86Wrmsr(exit)) => {
+                *exit.error = u8::from(!platform.msr_write(index, exit.index, exit.data));
+                continue;
+            }
+            Ok(VcpuExit::X86Rdmsr(exit)) => {
+                match platform.msr_read(index, exit.index) {
+                    Some(value) => *exit.data = value,
+                    None => *exit.error = 1,
+                }
+                continue;
+            }
+            // The in-kernel irqchip handles hlt; a stray one just resumes.
+            Ok(VcpuExit::Hlt) => continue,
+            Ok(VcpuExit::Shutdown) => {
+                return Some(Stop::Fault(format!(
+                    "vCPU {index}: triple fault at {}",
+                    where_(&fd)
+                )));
+            }
+            Ok(other) => {
+                let what = format!("{other:?}");
+                return Some(Stop::Fault(format!(
+                    "vCPU {index}: unexpected exit {what} at {}",
+                    where_(&fd)
+                )));
+            }
             Err(e) if e.errno() == libc::EINTR || e.errno() == libc::EAGAIN => continue,
             Err(e) => return Some(Stop::Fault(format!("vCPU {index}: KVM_RUN failed: {e}"))),
         };
-        match action {
-            Action::Resume | Action::CompleteRead(_) => {}
-            Action::Stop(why) => return Some(why),
+        let handled = match access {
+            Access::Read { addr, len } => platform.mmio_read(index, &fd, addr).map(|value| {
+                complete_read(&mut fd, value, len);
+            }),
+            Access::Write { addr, value } => platform.mmio_write(index, &fd, addr, value),
+        };
+        if let Err(why) = handled {
+            return Some(why);
         }
     }
 }
 
-fn translate(exit: VcpuExit<'_>) -> Exit {
-    match exit {
-        VcpuExit::MmioWrite(addr, data) => {
-            let mut bytes = [0u8; 8];
-            let n = data.len().min(8);
-            bytes[..n].copy_from_slice(&data[..n]);
-            Exit::MmioWrite { addr, value: u64::from_le_bytes(bytes) }
-        }
-        VcpuExit::MmioRead(addr, data) => Exit::MmioRead { addr, len: data.len() },
-        VcpuExit::Hlt => Exit::Hlt,
-        VcpuExit::Shutdown => Exit::Shutdown,
-        other => Exit::Unexpected(format!("{other:?}")),
+/// The vCPU's rip and privilege level, for error messages.
+fn where_(fd: &VcpuFd) -> String {
+    match (fd.get_regs(), fd.get_sregs()) {
+        (Ok(regs), Ok(sregs)) => format!("rip {:#x} (CPL{})", regs.rip, sregs.cs.selector & 3),
+        _ => "an unknown rip".into(),
     }
+}
+
+/// Gives the guest `value` for the MMIO read KVM is waiting to complete.
+fn complete_read(fd: &mut VcpuFd, value: u64, len: usize) {
+    let run = fd.get_kvm_run();
+    // SAFETY: the last exit was KVM_EXIT_MMIO, so `mmio` is the active
+    // member of the union; KVM copies `data[..len]` into the guest's
+    // register on the next KVM_RUN.
+    let data = unsafe { &mut run.__bindgen_anon_1.mmio.data };
+    let n = len.min(8);
+    data[..n].copy_from_slice(&value.to_le_bytes()[..n]);
 }

@@ -10,17 +10,23 @@ use std::{
     time::{Duration, Instant},
 };
 
-use kvm_bindings::{KVM_MAX_CPUID_ENTRIES, KVM_MP_STATE_RUNNABLE, kvm_mp_state};
+use kvm_bindings::{
+    KVM_CAP_X86_USER_SPACE_MSR, KVM_MAX_CPUID_ENTRIES, KVM_MP_STATE_RUNNABLE,
+    KVM_MSR_EXIT_REASON_INVAL, KVM_MSR_EXIT_REASON_UNKNOWN, kvm_enable_cap, kvm_mp_state,
+};
 use kvm_ioctls::{Kvm, VcpuFd, VmFd};
+use vm_memory::{Bytes, GuestAddress};
 use vmm_sys_util::signal::Killable;
-use xevtchn_common::layout::{RAM_SIZE, STACK_SIZE, STACKS_TOP};
+use xevtchn_common::{
+    guest_abi::Params,
+    layout::{PARAMS, RAM_SIZE, STACK_SIZE, STACKS_TOP},
+};
 
 use super::{
-    VmmError, boot,
-    exit::{Shared, Stop},
-    loader,
+    VmmError, boot, loader,
     memory::{self, GuestRam},
-    vcpu,
+    vcpu::{self, Platform, Stop},
+    xen_cpuid,
 };
 
 /// The built-in guest, built by the controller's build script.
@@ -30,16 +36,20 @@ pub static GUEST_IMAGE: &[u8] = include_bytes!(concat!(env!("OUT_DIR"), "/xevtch
 pub struct VmConfig {
     pub vcpus: u32,
     pub ram_size: u64,
-    /// Workload number and argument passed to the guest's entry point.
-    pub workload: u64,
-    pub arg: u64,
+    /// What the guest runs (written at layout::PARAMS).
+    pub params: Params,
     /// The VM is stopped and an error returned after this long.
     pub timeout: Duration,
 }
 
 impl Default for VmConfig {
     fn default() -> Self {
-        Self { vcpus: 1, ram_size: RAM_SIZE, workload: 0, arg: 0, timeout: Duration::from_secs(60) }
+        Self {
+            vcpus: 1,
+            ram_size: RAM_SIZE,
+            params: Params::default(),
+            timeout: Duration::from_secs(60),
+        }
     }
 }
 
@@ -48,17 +58,17 @@ impl Default for VmConfig {
 pub struct VmOutcome {
     /// The status the guest wrote to CONTROL_EXIT (0 = success).
     pub status: u32,
-    pub smoke_writes: u64,
-    pub mmio_exits: u64,
+    /// From the first vCPU start to the guest's exit write.
     pub elapsed: Duration,
 }
 
 pub struct Vm {
     config: VmConfig,
     vcpus: Vec<VcpuFd>,
+    tsc_khz: u32,
     // Field order matters: the VM fd closes before the RAM it maps is unmapped.
-    _vm: VmFd,
-    _ram: GuestRam,
+    vm: Arc<VmFd>,
+    ram: GuestRam,
     _kvm: Kvm,
 }
 
@@ -66,80 +76,150 @@ impl Vm {
     pub fn new(config: VmConfig) -> Result<Self, VmmError> {
         let kvm = Kvm::new().map_err(VmmError::open)?;
         let vm = kvm.create_vm().map_err(VmmError::kvm("KVM_CREATE_VM"))?;
-        vm.create_irq_chip().map_err(VmmError::kvm("KVM_CREATE_IRQCHIP"))?;
+        vm.create_irq_chip()
+            .map_err(VmmError::kvm("KVM_CREATE_IRQCHIP"))?;
+        // The hypercall-page MSR is unknown to KVM: let it exit to us.
+        let mut msr_exits = kvm_enable_cap {
+            cap: KVM_CAP_X86_USER_SPACE_MSR,
+            ..Default::default()
+        };
+        msr_exits.args[0] = u64::from(KVM_MSR_EXIT_REASON_UNKNOWN | KVM_MSR_EXIT_REASON_INVAL);
+        vm.enable_cap(&msr_exits)
+            .map_err(VmmError::kvm("KVM_ENABLE_CAP(KVM_CAP_X86_USER_SPACE_MSR)"))?;
         let ram = memory::create_ram(&vm, config.ram_size)?;
         let entry = loader::load_elf(&ram, GUEST_IMAGE)?;
         boot::write_tables(&ram)?;
-        let cpuid = kvm
+        write_params(
+            &ram,
+            Params {
+                vcpus: config.vcpus,
+                ..config.params
+            },
+        )?;
+        let supported = kvm
             .get_supported_cpuid(KVM_MAX_CPUID_ENTRIES)
             .map_err(VmmError::kvm("KVM_GET_SUPPORTED_CPUID"))?;
         let mut vcpus = Vec::new();
         for index in 0..config.vcpus {
-            let vcpu = vm.create_vcpu(u64::from(index)).map_err(VmmError::kvm("KVM_CREATE_VCPU"))?;
-            vcpu.set_cpuid2(&cpuid).map_err(VmmError::kvm("KVM_SET_CPUID2"))?;
+            let vcpu = vm
+                .create_vcpu(u64::from(index))
+                .map_err(VmmError::kvm("KVM_CREATE_VCPU"))?;
+            vcpu.set_cpuid2(&xen_cpuid::with_xen_leaves(&supported, index))
+                .map_err(VmmError::kvm("KVM_SET_CPUID2"))?;
             let sregs = vcpu.get_sregs().map_err(VmmError::kvm("KVM_GET_SREGS"))?;
-            vcpu.set_sregs(&boot::long_mode_sregs(sregs)).map_err(VmmError::kvm("KVM_SET_SREGS"))?;
+            vcpu.set_sregs(&boot::long_mode_sregs(sregs))
+                .map_err(VmmError::kvm("KVM_SET_SREGS"))?;
             let stack_top = STACKS_TOP - u64::from(index) * STACK_SIZE;
-            let regs = boot::entry_regs(entry, stack_top, [config.workload, config.arg, u64::from(index)]);
-            vcpu.set_regs(&regs).map_err(VmmError::kvm("KVM_SET_REGS"))?;
+            vcpu.set_regs(&boot::entry_regs(
+                entry,
+                stack_top,
+                [u64::from(index), 0, 0],
+            ))
+            .map_err(VmmError::kvm("KVM_SET_REGS"))?;
             // With the in-kernel irqchip, APs wait for a SIPI; start them directly.
-            let runnable = kvm_mp_state { mp_state: KVM_MP_STATE_RUNNABLE };
-            vcpu.set_mp_state(runnable).map_err(VmmError::kvm("KVM_SET_MP_STATE"))?;
+            let runnable = kvm_mp_state {
+                mp_state: KVM_MP_STATE_RUNNABLE,
+            };
+            vcpu.set_mp_state(runnable)
+                .map_err(VmmError::kvm("KVM_SET_MP_STATE"))?;
             vcpus.push(vcpu);
         }
-        Ok(Self { config, vcpus, _vm: vm, _ram: ram, _kvm: kvm })
+        let tsc_khz = vcpus[0]
+            .get_tsc_khz()
+            .map_err(VmmError::kvm("KVM_GET_TSC_KHZ"))?;
+        Ok(Self {
+            config,
+            vcpus,
+            tsc_khz,
+            vm: Arc::new(vm),
+            ram,
+            _kvm: kvm,
+        })
+    }
+
+    pub fn fd(&self) -> &Arc<VmFd> {
+        &self.vm
+    }
+
+    pub fn ram(&self) -> &GuestRam {
+        &self.ram
+    }
+
+    pub fn vcpus(&self) -> u32 {
+        self.config.vcpus
+    }
+
+    /// The guest's TSC frequency (equal to the host's on this host kind).
+    pub fn tsc_khz(&self) -> u32 {
+        self.tsc_khz
+    }
+
+    /// Rewrites the guest's parameters before `run` (e.g. with the TSC rate).
+    pub fn set_params(&mut self, params: Params) -> Result<(), VmmError> {
+        write_params(
+            &self.ram,
+            Params {
+                vcpus: self.config.vcpus,
+                ..params
+            },
+        )
     }
 
     /// Runs every vCPU on its own thread until the guest exits, a vCPU
-    /// faults, or the timeout passes.
-    pub fn run(self) -> Result<VmOutcome, VmmError> {
+    /// faults, or the timeout passes. The VM's memory stays readable after.
+    pub fn run(&mut self, platform: Arc<dyn Platform>) -> Result<VmOutcome, VmmError> {
         vcpu::install_kick_handler();
-        let Vm { config, vcpus, _vm, _ram, _kvm } = self;
-        let shared = Arc::new(Shared::default());
         let stop = Arc::new(AtomicBool::new(false));
         let (done_tx, done_rx) = mpsc::channel();
         let started = Instant::now();
         let mut threads = Vec::new();
-        for (index, fd) in vcpus.into_iter().enumerate() {
-            let (shared, stop, done) = (shared.clone(), stop.clone(), done_tx.clone());
+        for (index, fd) in std::mem::take(&mut self.vcpus).into_iter().enumerate() {
+            let (platform, stop, done) = (platform.clone(), stop.clone(), done_tx.clone());
             let handle = thread::Builder::new()
                 .name(format!("vcpu{index}"))
                 .spawn(move || {
-                    let why = vcpu::run(index as u32, fd, &shared, &stop);
-                    let _ = done.send((index as u32, why));
+                    let why = vcpu::run(index as u32, fd, platform.as_ref(), &stop);
+                    let _ = done.send(why);
                 })
                 .map_err(VmmError::Thread)?;
             threads.push(handle);
         }
         drop(done_tx);
-        let deadline = started + config.timeout;
-        let mut outcome = None;
-        while outcome.is_none() {
+        let deadline = started + self.config.timeout;
+        let outcome = loop {
             let left = deadline.saturating_duration_since(Instant::now());
             match done_rx.recv_timeout(left) {
-                Ok((_, Some(why))) => outcome = Some(Ok(why)),
-                Ok((_, None)) => {}
-                Err(mpsc::RecvTimeoutError::Timeout) => outcome = Some(Err(VmmError::Timeout(config.timeout))),
+                Ok(Some(why)) => break Ok(why),
+                Ok(None) => {}
+                Err(mpsc::RecvTimeoutError::Timeout) => {
+                    break Err(VmmError::Timeout(self.config.timeout));
+                }
                 Err(mpsc::RecvTimeoutError::Disconnected) => {
-                    outcome = Some(Err(VmmError::VcpuPanicked(u32::MAX)));
+                    break Err(VmmError::VcpuPanicked(u32::MAX));
                 }
             }
-        }
+        };
         let elapsed = started.elapsed();
         stop.store(true, Ordering::Release);
         stop_all(threads)?;
-        let why = outcome.expect("loop ends with an outcome")?;
-        let status = match why {
-            Stop::GuestExit(status) => status,
-            Stop::Fault(msg) => return Err(VmmError::GuestFault(msg)),
-        };
-        Ok(VmOutcome {
-            status,
-            smoke_writes: shared.smoke_writes.load(Ordering::Relaxed),
-            mmio_exits: shared.mmio_exits.load(Ordering::Relaxed),
-            elapsed,
-        })
+        match outcome? {
+            Stop::GuestExit(status) => Ok(VmOutcome { status, elapsed }),
+            Stop::Fault(msg) => Err(VmmError::GuestFault(msg)),
+        }
     }
+}
+
+fn write_params(ram: &GuestRam, params: Params) -> Result<(), VmmError> {
+    // SAFETY: Params is repr(C) with only integer fields and no padding
+    // (its size is asserted in guest_abi), so its bytes are initialised.
+    let bytes = unsafe {
+        std::slice::from_raw_parts(
+            std::ptr::addr_of!(params).cast::<u8>(),
+            std::mem::size_of::<Params>(),
+        )
+    };
+    ram.write_slice(bytes, GuestAddress(PARAMS))
+        .map_err(|_| VmmError::GuestAccess(PARAMS))
 }
 
 /// Kicks every vCPU thread out of KVM_RUN until all have returned. A kick can
@@ -150,7 +230,9 @@ fn stop_all(threads: Vec<thread::JoinHandle<()>>) -> Result<(), VmmError> {
             let _ = handle.kill(vcpu::kick_signal());
             thread::sleep(Duration::from_millis(1));
         }
-        handle.join().map_err(|_| VmmError::VcpuPanicked(index as u32))?;
+        handle
+            .join()
+            .map_err(|_| VmmError::VcpuPanicked(index as u32))?;
     }
     Ok(())
 }

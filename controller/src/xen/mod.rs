@@ -1,1 +1,54 @@
-//! The Xen hypervisor side of event channels as pure logic. TODO(helper)
+//! The Xen hypervisor side of event channels, as pure logic: no KVM here.
+//!
+//! [`Domain`] holds the port table (4096 ports of the 2-level ABI), the HVM
+//! callback state, where shared_info lives and the version it reports.
+//! [`Domain::hypercall`] runs one hypercall (event_channel_op, hvm_op,
+//! memory_op, xen_version) against guest memory reached through
+//! [`GuestMemory`] (guest virtual addresses; a fault is -EFAULT) and the
+//! shared_info event words reached through
+//! [`xevtchn_common::two_level::EventWords`]. It returns the value for rax
+//! and a list of [`Action`]s for the delivery layer: raise an upcall, a
+//! port was bound / moved / closed, the callback changed, shared_info was
+//! placed, a backend must be notified.
+//!
+//! Validation follows Xen (xen/common/event_channel.c,
+//! xen/arch/x86/hvm/hvm.c, xen/common/memory.c, xen/common/kernel.c); the
+//! unit tests cite the checks they mirror. Only 64-bit guests are
+//! supported ([`require_64bit_guest`]). The FIFO ABI answers -ENOSYS.
+
+// Xen's constants keep their C names (see `xevtchn_common::xen`), also
+// where they are matched on.
+#![allow(non_upper_case_globals)]
+
+mod actions;
+mod backend;
+mod config;
+mod dispatch;
+mod domain;
+mod error;
+mod evtchn_hypercall;
+mod evtchn_ops;
+mod guest_memory;
+mod host;
+mod hvm_ops;
+mod memory_ops;
+mod ports;
+mod version_ops;
+
+#[cfg(test)]
+mod test_support;
+
+pub use actions::Action;
+pub use config::{ConfigError, DomainConfig, XenVersion};
+pub use dispatch::{
+    CompatGuestUnsupported, Hypercall, HypercallResult, SendResult, require_64bit_guest,
+};
+pub use domain::Domain;
+pub use error::{DomainIds, DomainLookupError, XenErrno};
+pub use evtchn_ops::{EventChannels, EvtchnError};
+pub use guest_memory::{GuestFault, GuestMemory, read_obj, write_obj};
+pub use host::HostError;
+pub use hvm_ops::HvmError;
+pub use memory_ops::MemoryError;
+pub use ports::{NR_PORTS, PortInfo, PortState, SendTarget};
+pub use version_ops::VersionError;

@@ -3,7 +3,11 @@
 //! ```text
 //! 0x0000_0000  RAM (the VMM's page tables, GDT, IDT, TSS live in its first pages)
 //! 0x0020_0000  the guest image (linked here by guest/link.ld)
-//! ...          RAM continues up to the configured size
+//! 0x00e0_0000  vCPU stacks (64 KiB each, vCPU 0 at the top)
+//! 0x0100_0000  Params, then the per-vCPU reports
+//! 0x0110_0000  per-vCPU latency sample rings (512 KiB each)
+//! ...          RAM continues up to the configured size (64 MiB)
+//! 0xc000_0000  shared_info, where the built-in guest places it
 //! 0xd000_0000  MMIO: control window (exit, smoke writes)    — exits to the VMM
 //! 0xd000_1000  MMIO: hypercall window (reads return results) — exits to the VMM
 //! 0xd001_0000  MMIO: event-channel doorbells, one per port   — ioeventfd or exit
@@ -18,6 +22,26 @@ pub const IMAGE_BASE: u64 = 0x20_0000;
 /// Initial stack pointer of vCPU 0 (stacks grow down; one 64 KiB stack per vCPU).
 pub const STACKS_TOP: u64 = 0x100_0000;
 pub const STACK_SIZE: u64 = 0x1_0000;
+/// Where the VMM writes the guest's `guest_abi::Params`.
+pub const PARAMS: u64 = 0x100_0000;
+/// Per-vCPU `guest_abi::VcpuReport`s, 256 bytes apart.
+pub const REPORTS: u64 = PARAMS + 0x1000;
+pub const REPORT_STRIDE: u64 = 0x100;
+/// Per-vCPU rings of latency samples (u64 TSC ticks).
+pub const SAMPLES: u64 = 0x110_0000;
+pub const SAMPLES_PER_VCPU: u64 = 0x8_0000 / 8;
+/// The GFN at which the built-in guest places shared_info: outside RAM, so
+/// the VMM need not split the RAM memslot (other guests may choose RAM).
+pub const SHARED_INFO_GPA: u64 = 0xc000_0000;
+
+pub const fn report(vcpu: u32) -> u64 {
+    REPORTS + vcpu as u64 * REPORT_STRIDE
+}
+
+pub const fn samples(vcpu: u32) -> u64 {
+    SAMPLES + vcpu as u64 * SAMPLES_PER_VCPU * 8
+}
+
 /// Default guest RAM size.
 pub const RAM_SIZE: u64 = 64 << 20;
 /// Everything below this is identity-mapped by the boot page tables.

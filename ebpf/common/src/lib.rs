@@ -4,8 +4,8 @@
 //! and in the guest.
 #![no_std]
 
+pub mod guest_abi;
 pub mod layout;
-pub mod workload;
 pub mod two_level;
 pub mod wire;
 pub mod xen;

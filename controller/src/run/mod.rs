@@ -1,0 +1,80 @@
+//! One run of the built-in guest on a backend: build the VM and the Xen
+//! platform, run, and turn what the guest and the host counted into a report.
+
+pub mod guest_report;
+pub mod latency;
+pub mod report;
+pub mod smoke;
+
+use std::{sync::Arc, time::Duration};
+
+use anyhow::{Context, Result};
+use xevtchn_common::guest_abi::{self, Params};
+
+use crate::{
+    platform::{XenPlatform, shared_info::SharedInfoPage},
+    vmm::{Vm, VmConfig},
+    xen::{Domain, DomainConfig},
+};
+pub use report::{Backend, Callback, RunReport, Workload};
+
+/// The GSI the callback workload (and `--callback gsi`) uses.
+pub const CALLBACK_GSI: u32 = 10;
+
+#[derive(Debug, Clone)]
+pub struct RunConfig {
+    pub backend: Backend,
+    pub workload: Workload,
+    pub vcpus: u32,
+    /// Sends per sender, unless `duration` is set.
+    pub count: u64,
+    pub duration: Option<Duration>,
+    pub callback: Callback,
+    pub timeout: Duration,
+}
+
+pub fn execute(config: &RunConfig) -> Result<RunReport> {
+    let mut vm = Vm::new(VmConfig {
+        vcpus: config.vcpus,
+        timeout: config.timeout,
+        ..VmConfig::default()
+    })
+    .context("creating the VM")?;
+    let tsc_per_ms = u64::from(vm.tsc_khz());
+    vm.set_params(guest_params(config, tsc_per_ms))
+        .context("writing the guest's parameters")?;
+    let domain = Domain::new(DomainConfig {
+        nr_vcpus: config.vcpus,
+        ..DomainConfig::default()
+    })
+    .context("configuring the Xen domain")?;
+    let shared_info = SharedInfoPage::anonymous().context("allocating shared_info")?;
+    let platform = Arc::new(XenPlatform::new(
+        vm.fd().clone(),
+        vm.ram().clone(),
+        domain,
+        shared_info,
+    ));
+    let outcome = vm.run(platform.clone()).context("running the VM")?;
+    report::build(config, &vm, &outcome, &platform.stats.snapshot())
+}
+
+fn guest_params(config: &RunConfig, tsc_per_ms: u64) -> Params {
+    let callback = match (config.workload, config.callback) {
+        // The callback workload starts vCPU 0 on the GSI, then switches to INTx.
+        (Workload::Callback, _) | (_, Callback::Gsi) => guest_abi::callback::GSI,
+        (_, Callback::Intx) => guest_abi::callback::PCI_INTX,
+        (_, Callback::Vector) => guest_abi::callback::VECTOR,
+    };
+    Params {
+        workload: config.workload.number(),
+        vcpus: config.vcpus,
+        count: config.count,
+        duration_tsc: config
+            .duration
+            .map_or(0, |d| d.as_millis() as u64 * tsc_per_ms),
+        callback,
+        callback_gsi: CALLBACK_GSI,
+        tsc_per_ms,
+    }
+}

@@ -1,0 +1,209 @@
+//! The report of a run: what `xevtchn run --json` prints.
+
+use anyhow::Result;
+use clap::ValueEnum;
+use serde::Serialize;
+use xevtchn_common::guest_abi::{self, error};
+
+use super::{RunConfig, guest_report, latency};
+use crate::{
+    platform::stats::PlatformCounts,
+    vmm::{Vm, VmOutcome},
+};
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Backend {
+    /// Every doorbell exits to the vCPU's thread, which sends and injects.
+    Userspace,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Workload {
+    /// vCPUs 0 and 1 answer each other over IPI ports (one-way latency).
+    Pingpong,
+    /// Every vCPU but the last sends as fast as it can to the last.
+    Flood,
+    /// Every vCPU sends to every other.
+    Fanout,
+    /// Sends to a masked port raise no upcall; the unmask raises exactly one.
+    Mask,
+    /// Ports move between vCPUs (EVTCHNOP_bind_vcpu) while being sent to.
+    Rebind,
+    /// vCPU 0 called back through a GSI, then a PCI INTx line.
+    Callback,
+    /// Invalid hypercalls, ops, ports, vCPUs, vectors and pointers; each errno checked.
+    Hostile,
+}
+
+impl Workload {
+    /// The fewest vCPUs the workload can run on.
+    pub fn min_vcpus(self) -> u32 {
+        match self {
+            Self::Hostile => 1,
+            _ => 2,
+        }
+    }
+
+    pub fn number(self) -> u32 {
+        use guest_abi::workload as w;
+        match self {
+            Self::Pingpong => w::PINGPONG,
+            Self::Flood => w::FLOOD,
+            Self::Fanout => w::FANOUT,
+            Self::Mask => w::MASK,
+            Self::Rebind => w::REBIND,
+            Self::Callback => w::CALLBACK,
+            Self::Hostile => w::HOSTILE,
+        }
+    }
+}
+
+/// vCPU 0's callback (the others always use their per-vCPU vector).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Callback {
+    /// Per-vCPU LAPIC vector (HVMOP_set_evtchn_upcall_vector).
+    Vector,
+    /// HVM_PARAM_CALLBACK_IRQ: a GSI, level-triggered.
+    Gsi,
+    /// HVM_PARAM_CALLBACK_IRQ: a PCI INTx line.
+    Intx,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct RunReport {
+    pub backend: Backend,
+    pub workload: Workload,
+    pub vcpus: u32,
+    pub callback: Callback,
+    /// EVTCHNOP_send calls the guest made.
+    pub sent: u64,
+    /// Events the guest consumed with a new sequence number.
+    pub delivered: u64,
+    /// Sends whose port was already pending (counted by the host).
+    pub coalesced: u64,
+    /// Sends to a masked port (counted by the host).
+    pub masked: u64,
+    /// Upcalls that found nothing pending (counted by the guest).
+    pub spurious_upcalls: u64,
+    /// Events sent to an unmasked port that the guest never consumed.
+    pub lost: u64,
+    /// Protocol violations the guest detected.
+    pub errors: u64,
+    /// What the first one was, if any.
+    pub first_error: Option<String>,
+    /// Exits handled by the VMM's vCPU threads.
+    pub userspace_exits: u64,
+    /// Time of the workload's run phase (guest TSC), set-up excluded.
+    pub duration_s: f64,
+    pub sends_per_s: f64,
+    /// One-way latency, send to the target's upcall handler (guest TSC).
+    pub latency_ns: latency::Percentiles,
+    /// Upcall handler runs, and consumptions of an already-seen send.
+    pub upcalls: u64,
+    pub stale: u64,
+    pub guest_status: u32,
+    pub host: PlatformCounts,
+}
+
+impl RunReport {
+    /// The run is clean: nothing lost, no errors, the guest exited with 0.
+    pub fn is_clean(&self) -> bool {
+        self.lost == 0 && self.errors == 0 && self.guest_status == 0
+    }
+}
+
+pub fn build(
+    config: &RunConfig,
+    vm: &Vm,
+    outcome: &VmOutcome,
+    host: &PlatformCounts,
+) -> Result<RunReport> {
+    let mut reports = Vec::new();
+    let mut samples = Vec::new();
+    for vcpu in 0..vm.vcpus() {
+        let r = guest_report::read_report(vm.ram(), vcpu)?;
+        samples.extend(guest_report::read_samples(vm.ram(), vcpu, r.samples)?);
+        reports.push(r);
+    }
+    let sum = |f: fn(&guest_abi::VcpuReport) -> u64| reports.iter().map(f).sum::<u64>();
+    let start = reports
+        .iter()
+        .map(|r| r.play_start_tsc)
+        .filter(|&t| t != 0)
+        .min()
+        .unwrap_or(0);
+    let end = reports.iter().map(|r| r.play_end_tsc).max().unwrap_or(0);
+    let duration_s = end.saturating_sub(start) as f64 / (f64::from(vm.tsc_khz()) * 1000.0);
+    let sent = sum(|r| r.sent);
+    let first_error = first_error(outcome.status, &reports);
+    let mut errors = sum(|r| r.errors);
+    if outcome.status != 0 && errors == 0 {
+        // The guest failed outside any counted check (an exception, a set-up failure).
+        errors = 1;
+    }
+    Ok(RunReport {
+        backend: config.backend,
+        workload: config.workload,
+        vcpus: config.vcpus,
+        callback: config.callback,
+        sent,
+        delivered: sum(|r| r.delivered),
+        coalesced: host.coalesced,
+        masked: host.masked,
+        spurious_upcalls: sum(|r| r.spurious_upcalls),
+        lost: sum(|r| r.lost),
+        errors,
+        first_error,
+        userspace_exits: host.userspace_exits,
+        duration_s,
+        sends_per_s: if duration_s > 0.0 {
+            sent as f64 / duration_s
+        } else {
+            0.0
+        },
+        latency_ns: latency::percentiles(samples, vm.tsc_khz()),
+        upcalls: sum(|r| r.upcalls),
+        stale: sum(|r| r.stale),
+        guest_status: outcome.status,
+        host: *host,
+    })
+}
+
+/// The first error a vCPU recorded, else what the exit status says.
+fn first_error(status: u32, reports: &[guest_abi::VcpuReport]) -> Option<String> {
+    if let Some(code) = reports
+        .iter()
+        .map(|r| r.first_error as u32)
+        .find(|&c| c != 0)
+    {
+        return Some(describe(code));
+    }
+    if status & error::EXIT_ERROR != 0 {
+        return Some(describe(status & !error::EXIT_ERROR));
+    }
+    if status & error::EXIT_EXCEPTION != 0 {
+        let rip = reports
+            .iter()
+            .map(|r| r.fault_rip)
+            .find(|&r| r != 0)
+            .unwrap_or(0);
+        return Some(format!("guest exception {} at rip {rip:#x}", status & 0xff));
+    }
+    None
+}
+
+fn describe(code: u32) -> String {
+    let op = code >> 16;
+    if op != 0 {
+        format!(
+            "{} (operation {op}, Xen errno {})",
+            error::describe(code),
+            code & 0xffff
+        )
+    } else {
+        error::describe(code).to_string()
+    }
+}

@@ -1,0 +1,219 @@
+//! Hypercall dispatch: one entry point for the VMM's hypercall exit.
+//!
+//! The VMM reads the number (rax) and arguments (rdi, rsi, rdx, r10, r8),
+//! calls [`Domain::hypercall`], writes `ret` to rax and applies the actions.
+//! Every failure is a negated Xen errno for the guest, never a panic:
+//! unknown hypercalls and ops are -ENOSYS.
+
+use std::fmt::Display;
+
+use thiserror::Error;
+use xevtchn_common::two_level::{EventWords, Outcome};
+use xevtchn_common::xen::errno;
+use xevtchn_common::xen::hvm::{
+    HVMOP_get_param, HVMOP_set_evtchn_upcall_vector, HVMOP_set_param, XenHvmEvtchnUpcallVector,
+    XenHvmParam,
+};
+use xevtchn_common::xen::hypercall::{
+    __HYPERVISOR_event_channel_op, __HYPERVISOR_hvm_op, __HYPERVISOR_memory_op,
+    __HYPERVISOR_xen_version,
+};
+
+use super::actions::Action;
+use super::domain::Domain;
+use super::error::XenErrno;
+use super::evtchn_hypercall::event_channel_op;
+use super::guest_memory::{GuestFault, GuestMemory, read_obj, write_obj};
+use super::hvm_ops::HvmError;
+use super::memory_ops::memory_op;
+use super::version_ops::xen_version;
+
+/// A hypercall as a 64-bit guest made it.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Hypercall {
+    /// rax: `__HYPERVISOR_*`.
+    pub nr: u64,
+    /// rdi, rsi, rdx, r10, r8.
+    pub args: [u64; 5],
+}
+
+/// What the VMM does with a hypercall's outcome.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct HypercallResult {
+    /// The return value: >= 0 on success, `-errno` on failure.
+    pub ret: i64,
+    /// Side effects for the delivery layer, in order.
+    pub actions: Vec<Action>,
+}
+
+impl HypercallResult {
+    /// The value for rax.
+    pub fn rax(&self) -> u64 {
+        self.ret as u64
+    }
+}
+
+/// The result of a send that arrived through a doorbell instead of a
+/// hypercall argument in memory.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct SendResult {
+    /// What EVTCHNOP_send would return: 0 or `-errno`.
+    pub ret: i64,
+    /// The 2-level outcome, when an event was set pending in the guest.
+    pub outcome: Option<Outcome>,
+    pub actions: Vec<Action>,
+}
+
+/// 32-bit (compat) guests use another shared_info layout; xevtchn only
+/// implements the 64-bit one.
+#[derive(Clone, Copy, Debug, Error, PartialEq, Eq)]
+#[error(
+    "32-bit (compat) Xen guests are not supported: xevtchn implements only the 64-bit \
+     shared_info and hypercall ABI; the guest must be in long mode when it sets up the hypercall page"
+)]
+pub struct CompatGuestUnsupported;
+
+/// Xen and KVM latch the guest's mode when it writes the hypercall-page
+/// MSR; the VMM calls this there and refuses a 32-bit guest.
+pub fn require_64bit_guest(long_mode: bool) -> Result<(), CompatGuestUnsupported> {
+    if long_mode {
+        Ok(())
+    } else {
+        Err(CompatGuestUnsupported)
+    }
+}
+
+/// Turns an op's result into the hypercall's return value, logging why it
+/// failed (the guest only sees the errno).
+fn ret<E: XenErrno + Display>(call: &Hypercall, result: Result<i64, E>) -> i64 {
+    result.unwrap_or_else(|e| {
+        log::debug!(
+            "hypercall {} {:#x?}: {e} (-{})",
+            call.nr,
+            call.args,
+            errno::name(e.ret()).unwrap_or("?")
+        );
+        e.ret()
+    })
+}
+
+#[derive(Debug, Error)]
+enum HvmCallError {
+    #[error("unknown HVM op {0}")]
+    UnknownOp(u64),
+    #[error(transparent)]
+    Op(#[from] HvmError),
+    #[error(transparent)]
+    Fault(#[from] GuestFault),
+}
+
+impl XenErrno for HvmCallError {
+    fn errno(&self) -> i32 {
+        match self {
+            Self::UnknownOp(_) => errno::ENOSYS,
+            Self::Op(e) => e.errno(),
+            Self::Fault(_) => errno::EFAULT,
+        }
+    }
+}
+
+#[derive(Debug, Error)]
+#[error("unknown hypercall {0}")]
+struct UnknownHypercall(u64);
+
+impl XenErrno for UnknownHypercall {
+    fn errno(&self) -> i32 {
+        errno::ENOSYS
+    }
+}
+
+impl Domain {
+    /// Runs one hypercall. `mem` is the calling vCPU's virtual address
+    /// space; `words` the shared_info page's event words.
+    pub fn hypercall<M, W>(&mut self, call: &Hypercall, mem: &M, words: &W) -> HypercallResult
+    where
+        M: GuestMemory + ?Sized,
+        W: EventWords + ?Sized,
+    {
+        let mut actions = Vec::new();
+        let [a0, a1, ..] = call.args;
+        let ret = match u32::try_from(call.nr) {
+            // `int cmd` in Xen's do_event_channel_op / do_xen_version.
+            Ok(__HYPERVISOR_event_channel_op) => ret(
+                call,
+                event_channel_op(&mut self.evtchn, a0 as u32, a1, mem, words, &mut actions),
+            ),
+            Ok(__HYPERVISOR_hvm_op) => ret(call, self.hvm_op(a0, a1, mem, &mut actions)),
+            Ok(__HYPERVISOR_memory_op) => ret(
+                call,
+                memory_op(
+                    &self.ids,
+                    a0,
+                    a1,
+                    mem,
+                    &mut self.shared_info_gfn,
+                    &mut actions,
+                ),
+            ),
+            Ok(__HYPERVISOR_xen_version) => {
+                ret(call, xen_version(&self.version, a0 as u32, a1, mem))
+            }
+            _ => ret(call, Err::<i64, _>(UnknownHypercall(call.nr))),
+        };
+        HypercallResult { ret, actions }
+    }
+
+    /// EVTCHNOP_send of `port` by the guest, when the port number came
+    /// from a doorbell's address (the userspace path of a doorbell write):
+    /// the same validation and delivery as the hypercall.
+    pub fn send_from_guest<W: EventWords + ?Sized>(&mut self, port: u32, words: &W) -> SendResult {
+        let mut actions = Vec::new();
+        match self.evtchn.send(port, words, &mut actions) {
+            Ok(outcome) => SendResult {
+                ret: 0,
+                outcome,
+                actions,
+            },
+            Err(e) => {
+                log::debug!("doorbell send on port {port}: {e}");
+                SendResult {
+                    ret: e.ret(),
+                    outcome: None,
+                    actions,
+                }
+            }
+        }
+    }
+
+    /// HYPERVISOR_hvm_op(op, arg).
+    fn hvm_op<M: GuestMemory + ?Sized>(
+        &mut self,
+        op: u64,
+        arg: u64,
+        mem: &M,
+        out: &mut Vec<Action>,
+    ) -> Result<i64, HvmCallError> {
+        match op {
+            HVMOP_set_param => {
+                let param: XenHvmParam = read_obj(mem, arg)?;
+                self.hvm
+                    .set_param(param.domid, param.index, param.value, out)?;
+            }
+            HVMOP_get_param => {
+                let mut param: XenHvmParam = read_obj(mem, arg)?;
+                param.value = self.hvm.get_param(param.domid, param.index)?;
+                write_obj(mem, arg, &param)?;
+            }
+            HVMOP_set_evtchn_upcall_vector => {
+                let op: XenHvmEvtchnUpcallVector = read_obj(mem, arg)?;
+                self.hvm.set_evtchn_upcall_vector(op.vcpu, op.vector, out)?;
+            }
+            other => return Err(HvmCallError::UnknownOp(other)),
+        }
+        Ok(0)
+    }
+}
+
+#[cfg(test)]
+#[path = "dispatch_tests.rs"]
+mod tests;

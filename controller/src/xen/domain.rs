@@ -1,0 +1,135 @@
+//! The Xen domain as the hypervisor side sees it: event channels, HVM
+//! callback state, the shared_info placement and the version it reports.
+//! The VMM owns one `Domain` per VM (behind a lock shared by the vCPU
+//! threads) and the delivery layer queries it to keep the BPF port map,
+//! ioeventfds and interrupt routes coherent.
+
+use xevtchn_common::two_level::{EventWords, Outcome};
+use xevtchn_common::xen::hvm::CallbackVia;
+
+use super::actions::Action;
+use super::config::{ConfigError, DomainConfig, XenVersion};
+use super::error::DomainIds;
+use super::evtchn_ops::EventChannels;
+use super::host::HostError;
+use super::hvm_ops::{HvmError, HvmState};
+use super::ports::PortInfo;
+
+#[derive(Clone, Debug)]
+pub struct Domain {
+    pub(super) ids: DomainIds,
+    pub(super) nr_vcpus: u32,
+    pub(super) evtchn: EventChannels,
+    pub(super) hvm: HvmState,
+    pub(super) shared_info_gfn: Option<u64>,
+    pub(super) version: XenVersion,
+}
+
+impl Domain {
+    pub fn new(config: DomainConfig) -> Result<Self, ConfigError> {
+        config.validate()?;
+        let ids = config.ids();
+        Ok(Self {
+            ids,
+            nr_vcpus: config.nr_vcpus,
+            evtchn: EventChannels::new(ids, config.nr_vcpus),
+            hvm: HvmState::new(ids, config.nr_vcpus, config.nr_gsis),
+            shared_info_gfn: None,
+            version: config.version,
+        })
+    }
+
+    pub fn ids(&self) -> DomainIds {
+        self.ids
+    }
+
+    pub fn nr_vcpus(&self) -> u32 {
+        self.nr_vcpus
+    }
+
+    pub fn version(&self) -> &XenVersion {
+        &self.version
+    }
+
+    /// A port's state, notify vCPU and send target (`None` beyond the
+    /// table; a free port reports `PortState::Free`).
+    pub fn port_info(&self, port: u32) -> Option<PortInfo> {
+        self.evtchn.ports().info(port)
+    }
+
+    /// Every port in use, in port order: what the BPF port map should hold.
+    pub fn bound_ports(&self) -> impl Iterator<Item = (u32, PortInfo)> + '_ {
+        self.evtchn.ports().in_use()
+    }
+
+    /// The callback in effect (HVM_PARAM_CALLBACK_IRQ after Xen's policy).
+    pub fn callback(&self) -> CallbackVia {
+        self.hvm.callback()
+    }
+
+    /// The vCPU's per-vCPU upcall vector, if set.
+    pub fn upcall_vector(&self, vcpu: u32) -> Option<u8> {
+        self.hvm.upcall_vector(vcpu)
+    }
+
+    /// Where the guest placed shared_info, once it has.
+    pub fn shared_info_gfn(&self) -> Option<u64> {
+        self.shared_info_gfn
+    }
+
+    /// The raw value of an HVM param, as HVMOP_get_param would return it.
+    pub fn hvm_param(&self, index: u32) -> Option<u64> {
+        self.hvm.param(index)
+    }
+
+    /// Presets an HVM param for the guest to read (toolstack side).
+    pub fn set_hvm_param_from_host(&mut self, index: u32, value: u64) -> Result<(), HvmError> {
+        self.hvm.set_param_from_host(index, value)
+    }
+
+    /// Raises a VIRQ from the host (see `EventChannels::send_virq`).
+    pub fn send_virq<W: EventWords + ?Sized>(
+        &mut self,
+        virq: u32,
+        vcpu: u32,
+        words: &W,
+    ) -> Result<(Option<Outcome>, Vec<Action>), HostError> {
+        let mut out = Vec::new();
+        let outcome = self.evtchn.send_virq(virq, vcpu, words, &mut out)?;
+        Ok((outcome, out))
+    }
+
+    /// A host backend offers a port to the guest; returns the backend port.
+    pub fn host_alloc_unbound(&mut self) -> Result<u32, HostError> {
+        self.evtchn.host_alloc_unbound()
+    }
+
+    /// A host backend connects to a port the guest offered it; returns the
+    /// backend port.
+    pub fn host_bind_interdomain(
+        &mut self,
+        guest_port: u32,
+    ) -> Result<(u32, Vec<Action>), HostError> {
+        let mut out = Vec::new();
+        let backend_port = self.evtchn.host_bind_interdomain(guest_port, &mut out)?;
+        Ok((backend_port, out))
+    }
+
+    /// A host backend sends to the guest.
+    pub fn host_send<W: EventWords + ?Sized>(
+        &mut self,
+        backend_port: u32,
+        words: &W,
+    ) -> Result<(Option<Outcome>, Vec<Action>), HostError> {
+        let mut out = Vec::new();
+        let outcome = self.evtchn.host_send(backend_port, words, &mut out)?;
+        Ok((outcome, out))
+    }
+
+    /// A host backend closes its port.
+    pub fn host_close(&mut self, backend_port: u32) -> Result<Vec<Action>, HostError> {
+        let mut out = Vec::new();
+        self.evtchn.host_close(backend_port, &mut out)?;
+        Ok(out)
+    }
+}

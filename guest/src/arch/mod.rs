@@ -1,0 +1,8 @@
+//! x86_64 plumbing of the built-in guest: descriptors, interrupts, the
+//! local APIC, privilege switches and the TSC.
+
+pub mod apic;
+pub mod cpu;
+pub mod descriptors;
+pub mod interrupts;
+pub mod user;
