@@ -1,5 +1,6 @@
 //! Loading xevtchn's BPF object and attaching its programs.
 
+pub mod doorbell;
 pub mod error;
 pub mod load;
 pub mod mmio_counter;

@@ -11,7 +11,7 @@ use crate::run::{self, Backend, Callback, RunConfig, RunReport, Workload, smoke}
 #[derive(Debug, Args)]
 pub struct RunArgs {
     /// Event delivery path.
-    #[arg(long, value_enum, default_value_t = Backend::Userspace)]
+    #[arg(long, value_enum, default_value_t = Backend::Auto)]
     pub backend: Backend,
     /// What the guest does.
     #[arg(long, value_enum, default_value_t = WorkloadArg::Pingpong)]
@@ -141,6 +141,16 @@ fn print_summary(r: &RunReport) {
     );
     if let Some(e) = &r.first_error {
         println!("  first error: {e}");
+    }
+    if let Some(b) = &r.bpf {
+        println!(
+            "  in the kernel: {} fast sends ({:.1}% of sent), {} to userspace; {} coalesced, {} masked",
+            r.fast_sends,
+            100.0 * r.fast_sends as f64 / r.sent.max(1) as f64,
+            r.fallback_sends,
+            b.coalesced,
+            b.masked
+        );
     }
     println!(
         "  {:.0} sends/s over {:.3} s; {} userspace exits ({:.2} per send); {} upcalls, {} spurious",

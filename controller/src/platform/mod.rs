@@ -3,6 +3,7 @@
 //! the side effects of the hypervisor logic (`xen::Domain`) on the VM:
 //! mapping shared_info, routing and raising upcalls.
 
+pub mod fast_path;
 pub mod shared_info;
 pub mod stats;
 pub mod upcalls;
@@ -32,9 +33,10 @@ use crate::{
     },
     xen::{Action, Domain, GuestFault, GuestMemory, Hypercall},
 };
+use fast_path::FastPath;
 use shared_info::SharedInfoPage;
 use stats::PlatformStats;
-use upcalls::{Route, Upcalls};
+use upcalls::{Injection, Route, Upcalls};
 
 /// The memslot of the shared_info page (RAM is slot 0).
 const SHARED_INFO_SLOT: u32 = 1;
@@ -48,20 +50,46 @@ pub struct XenPlatform {
     domain: Mutex<Domain>,
     shared_info: Arc<SharedInfoPage>,
     upcalls: Upcalls,
+    /// The in-kernel send path (backend `bpf`); None for `userspace`.
+    fast: Option<FastPath>,
     pub stats: PlatformStats,
 }
 
 impl XenPlatform {
-    pub fn new(vm: Arc<VmFd>, ram: GuestRam, domain: Domain, shared_info: SharedInfoPage) -> Self {
-        let vcpus = domain.nr_vcpus();
-        Self {
-            upcalls: Upcalls::new(vm.clone(), vcpus),
+    /// `fast`: serve doorbells in the kernel (the BPF backend), with
+    /// `shared_info` the BPF map's page; None delivers everything here.
+    pub fn new(
+        vm: Arc<VmFd>,
+        ram: GuestRam,
+        domain: Domain,
+        shared_info: SharedInfoPage,
+        fast: Option<FastPath>,
+    ) -> std::io::Result<Self> {
+        let shared_info = Arc::new(shared_info);
+        let injection = if fast.is_some() {
+            Injection::Irqfd
+        } else {
+            Injection::Direct
+        };
+        Ok(Self {
+            upcalls: Upcalls::new(
+                vm.clone(),
+                domain.nr_vcpus(),
+                injection,
+                shared_info.clone(),
+            )?,
             vm,
             ram,
             domain: Mutex::new(domain),
-            shared_info: Arc::new(shared_info),
+            shared_info,
+            fast,
             stats: PlatformStats::default(),
-        }
+        })
+    }
+
+    /// What the in-kernel path counted, if there is one.
+    pub fn fast_counts(&self) -> Option<crate::bpf::doorbell::DoorbellCounts> {
+        self.fast.as_ref().map(FastPath::counts)
     }
 
     fn domain(&self) -> MutexGuard<'_, Domain> {
@@ -109,6 +137,17 @@ impl XenPlatform {
             .send_from_guest(port, self.shared_info.words());
         self.stats.count_send(result.outcome);
         self.apply(&result.actions);
+        if self.fast.is_some() {
+            // The BPF program may have run the algorithm for this write
+            // already (its port entry was fast while its ioeventfd was being
+            // moved), leaving an upcall pending that nobody injected. Raise
+            // every pending upcall: a spurious one is harmless.
+            for vcpu in 0..self.upcalls.vcpus() {
+                if upcall_pending(self.shared_info.words(), vcpu) {
+                    self.upcalls.raise(vcpu);
+                }
+            }
+        }
         if result.ret != 0 {
             // The stub set rax to 0 before the write; give it the errno.
             let mut regs = fd
@@ -128,16 +167,27 @@ impl XenPlatform {
                 Action::RaiseUpcall { vcpu } => self.upcalls.raise(vcpu),
                 // Followed by a RaiseUpcall: Xen injects at once.
                 Action::UpcallVectorSet { vcpu, vector } => {
-                    self.upcalls.set_route(vcpu, Route::Vector(vector))
+                    self.set_route(vcpu, Route::Vector(vector))
                 }
                 Action::CallbackChanged { callback } => self.set_callback(callback),
                 Action::SharedInfoPlaced { gfn } => self.place_shared_info(gfn),
-                Action::PortBound { .. }
-                | Action::PortUpdated { .. }
-                | Action::PortMoved { .. }
-                | Action::PortClosed { .. }
-                | Action::NotifyBackend { .. }
-                | Action::BackendUnbound { .. } => {}
+                Action::PortBound { port, .. }
+                | Action::PortUpdated { port, .. }
+                | Action::PortMoved { port, .. }
+                | Action::PortClosed { port } => {
+                    if let Some(fast) = &self.fast {
+                        // Read the port under the domain lock, so that two
+                        // vCPUs changing one port converge on its last state.
+                        let domain = self.domain();
+                        fast.sync_port(
+                            port,
+                            domain.port_info(port),
+                            &self.upcalls,
+                            &self.shared_info,
+                        );
+                    }
+                }
+                Action::NotifyBackend { .. } | Action::BackendUnbound { .. } => {}
             }
         }
     }
@@ -151,15 +201,16 @@ impl XenPlatform {
             // without CONFIG_KVM_XEN (the guest should use per-vCPU vectors).
             CallbackVia::Vector(_) | CallbackVia::None | CallbackVia::Unknown { .. } => None,
         };
-        if let Err(e) = self.upcalls.set_level_line(gsi, self.shared_info.clone()) {
-            log::error!("connecting the callback GSI {gsi:?}: {e}");
-        }
+        // The per-vCPU vector takes precedence; the actions that follow
+        // raise the upcall wherever it is pending.
         if !matches!(self.upcalls.route(0), Route::Vector(_)) {
-            self.upcalls
-                .set_route(0, gsi.map_or(Route::None, Route::Level));
-            if upcall_pending(self.shared_info.words(), 0) {
-                self.upcalls.raise(0);
-            }
+            self.set_route(0, gsi.map_or(Route::None, Route::Level));
+        }
+    }
+
+    fn set_route(&self, vcpu: u32, route: Route) {
+        if let Err(e) = self.upcalls.set_route(vcpu, route) {
+            log::error!("vCPU {vcpu}: routing its upcall to {route:?}: {e}");
         }
     }
 
@@ -237,6 +288,9 @@ impl Platform for XenPlatform {
 
 impl Drop for XenPlatform {
     fn drop(&mut self) {
+        if let Some(fast) = &self.fast {
+            fast.shut_down();
+        }
         self.upcalls.shut_down();
     }
 }

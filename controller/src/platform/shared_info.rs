@@ -2,7 +2,8 @@
 //! XENMEM_add_to_physmap, as Xen's own page is hypervisor memory rather than
 //! guest RAM. The userspace backend owns an anonymous page; the BPF backend
 //! a page of a BPF_F_MMAPABLE map. Either way it is registered with KVM as
-//! its own memslot at the GFN the guest chose.
+//! its own memslot at the GFN the guest chose (the built-in guest chooses a
+//! GFN outside RAM; a GFN inside RAM would shadow that RAM page).
 
 use std::{ptr::NonNull, sync::atomic::AtomicU64};
 
@@ -10,11 +11,9 @@ use xevtchn_common::two_level::{AtomicPage, EventWords};
 
 pub const PAGE_SIZE: usize = 4096;
 
-/// A 4096-byte, page-aligned mapping shared with the guest.
+/// A 4096-byte, page-aligned mapping shared with the guest, unmapped on drop.
 pub struct SharedInfoPage {
     ptr: NonNull<AtomicPage>,
-    /// Unmapped on drop when the page owns its mapping.
-    owned: bool,
 }
 
 // SAFETY: the page is only accessed through atomics (AtomicPage).
@@ -25,14 +24,19 @@ unsafe impl Sync for SharedInfoPage {}
 impl SharedInfoPage {
     /// A fresh zeroed anonymous page.
     pub fn anonymous() -> std::io::Result<Self> {
-        // SAFETY: a new private anonymous mapping; no existing memory is affected.
+        Self::map(libc::MAP_PRIVATE | libc::MAP_ANONYMOUS, -1)
+    }
+
+    fn map(flags: i32, fd: std::os::fd::RawFd) -> std::io::Result<Self> {
+        // SAFETY: a new mapping chosen by the kernel; no existing memory is
+        // affected. `fd` is -1 (anonymous) or a live map fd.
         let addr = unsafe {
             libc::mmap(
                 std::ptr::null_mut(),
                 PAGE_SIZE,
                 libc::PROT_READ | libc::PROT_WRITE,
-                libc::MAP_PRIVATE | libc::MAP_ANONYMOUS,
-                -1,
+                flags,
+                fd,
                 0,
             )
         };
@@ -41,19 +45,13 @@ impl SharedInfoPage {
         }
         let ptr =
             NonNull::new(addr.cast()).ok_or_else(|| std::io::Error::other("mmap returned null"))?;
-        Ok(Self { ptr, owned: true })
+        Ok(Self { ptr })
     }
 
-    /// Wraps a mapping someone else owns (a BPF map's page).
-    ///
-    /// # Safety
-    /// `addr` must be a page-aligned, readable and writable mapping of at
-    /// least PAGE_SIZE bytes that outlives the returned value.
-    pub unsafe fn borrowed(addr: NonNull<u8>) -> Self {
-        Self {
-            ptr: addr.cast(),
-            owned: false,
-        }
+    /// Maps the first page of `fd` shared: a BPF_F_MMAPABLE array map,
+    /// whose page the BPF program then shares with the guest and us.
+    pub fn map_shared(fd: std::os::fd::RawFd) -> std::io::Result<Self> {
+        Self::map(libc::MAP_SHARED, fd)
     }
 
     /// The host address, for KVM_SET_USER_MEMORY_REGION.
@@ -82,11 +80,9 @@ impl SharedInfoPage {
 
 impl Drop for SharedInfoPage {
     fn drop(&mut self) {
-        if self.owned {
-            // SAFETY: we created this mapping in `anonymous` and nothing
-            // refers to it any more (KVM's memslot is gone with the VM fd).
-            unsafe { libc::munmap(self.ptr.as_ptr().cast(), PAGE_SIZE) };
-        }
+        // SAFETY: we created this mapping and nothing refers to it any
+        // more (the platform, and with it the memslot's user, is gone).
+        unsafe { libc::munmap(self.ptr.as_ptr().cast(), PAGE_SIZE) };
     }
 }
 

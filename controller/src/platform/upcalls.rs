@@ -1,23 +1,32 @@
-//! Raising the upcall on a vCPU, the way its callback is configured:
-//! - a per-vCPU LAPIC vector (HVMOP_set_evtchn_upcall_vector): an edge,
-//!   fixed MSI to the vCPU's APIC, sent with KVM_SIGNAL_MSI;
-//! - vCPU 0's GSI / PCI INTx callback (HVM_PARAM_CALLBACK_IRQ): a level
-//!   line, asserted through a resample irqfd. KVM deasserts it when the
-//!   guest EOIs and signals the resample eventfd; the line is re-asserted
-//!   while vCPU 0's evtchn_upcall_pending is still set (DESIGN.md: the
-//!   per-vCPU eventfd the LKML thread asks for, instead of QEMU's polling).
+//! Raising the upcall on a vCPU, the way its callback is configured.
+//!
+//! Every vCPU v has an eventfd E_v; what writing it does depends on v's route:
+//! - a per-vCPU LAPIC vector (HVMOP_set_evtchn_upcall_vector): with
+//!   `Injection::Irqfd`, E_v is an irqfd on an MSI route to v's APIC with the
+//!   vector (edge, fixed), so an ioeventfd signalling E_v injects with no
+//!   userspace at all; with `Injection::Direct` the VMM sends the MSI itself
+//!   with KVM_SIGNAL_MSI (the userspace backend);
+//! - vCPU 0's GSI / PCI INTx callback (HVM_PARAM_CALLBACK_IRQ): E_0 is a
+//!   resample irqfd on the GSI (level). KVM deasserts the line when the guest
+//!   EOIs and signals the resample eventfd; a thread re-asserts while vCPU
+//!   0's evtchn_upcall_pending is still set (the per-vCPU eventfd the LKML
+//!   thread asks for, instead of QEMU's polling on every exit);
 //! - the global VECTOR callback cannot be delivered without CONFIG_KVM_XEN
-//!   (it bypasses the LAPIC); vCPUs with only that get no upcall.
+//!   (it bypasses the LAPIC): such a vCPU gets no upcall, counted as
+//!   undeliverable.
 
 use std::{
     sync::{
-        Arc, Mutex,
+        Arc, RwLock,
         atomic::{AtomicBool, AtomicU64, Ordering},
     },
     thread,
 };
 
-use kvm_bindings::kvm_msi;
+use kvm_bindings::{
+    KVM_IRQ_ROUTING_IRQCHIP, KVM_IRQ_ROUTING_MSI, KVM_IRQCHIP_IOAPIC, KVM_IRQCHIP_PIC_MASTER,
+    KVM_IRQCHIP_PIC_SLAVE, KvmIrqRouting, kvm_irq_routing_entry, kvm_msi,
+};
 use kvm_ioctls::VmFd;
 use vmm_sys_util::eventfd::{EFD_NONBLOCK, EventFd};
 use xevtchn_common::two_level::upcall_pending;
@@ -31,22 +40,39 @@ pub enum Route {
     #[default]
     None,
     Vector(u8),
-    /// vCPU 0's level-triggered GSI (also for PCI INTx, mapped by Xen's swizzle).
+    /// vCPU 0's level-triggered GSI (also for PCI INTx, after Xen's swizzle).
     Level(u32),
 }
 
-/// Injection counters.
+/// How a vector upcall is injected.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Injection {
+    /// KVM_SIGNAL_MSI from the thread that raises it.
+    Direct,
+    /// Writing E_v, an irqfd on an MSI route (what ioeventfds can do in-kernel).
+    Irqfd,
+}
+
+/// GSIs of the per-vCPU MSI routes: after the IOAPIC's 24 pins.
+const MSI_GSI_BASE: u32 = 24;
+const IOAPIC_PINS: u32 = 24;
+
 #[derive(Debug, Default)]
 pub struct InjectStats {
     pub msis: AtomicU64,
-    pub level_asserts: AtomicU64,
+    pub eventfd_writes: AtomicU64,
     pub level_reasserts: AtomicU64,
     pub undeliverable: AtomicU64,
 }
 
+struct VcpuUpcall {
+    route: Route,
+    eventfd: Arc<EventFd>,
+    /// The GSI E_v is registered on as an irqfd, if any.
+    irqfd_gsi: Option<u32>,
+}
+
 struct LevelLine {
-    gsi: u32,
-    trigger: Arc<EventFd>,
     resample: Arc<EventFd>,
     stop: Arc<AtomicBool>,
     thread: Option<thread::JoinHandle<()>>,
@@ -54,131 +80,228 @@ struct LevelLine {
 
 pub struct Upcalls {
     vm: Arc<VmFd>,
-    routes: Mutex<Vec<Route>>,
-    level: Mutex<Option<LevelLine>>,
+    injection: Injection,
+    shared_info: Arc<SharedInfoPage>,
+    vcpus: RwLock<Vec<VcpuUpcall>>,
+    level: RwLock<Option<LevelLine>>,
     pub stats: Arc<InjectStats>,
 }
 
 impl Upcalls {
-    pub fn new(vm: Arc<VmFd>, vcpus: u32) -> Self {
-        Self {
+    pub fn new(
+        vm: Arc<VmFd>,
+        vcpus: u32,
+        injection: Injection,
+        shared_info: Arc<SharedInfoPage>,
+    ) -> std::io::Result<Self> {
+        let vcpus = (0..vcpus)
+            .map(|_| {
+                Ok(VcpuUpcall {
+                    route: Route::None,
+                    eventfd: Arc::new(EventFd::new(EFD_NONBLOCK)?),
+                    irqfd_gsi: None,
+                })
+            })
+            .collect::<std::io::Result<_>>()?;
+        Ok(Self {
             vm,
-            routes: Mutex::new(vec![Route::None; vcpus as usize]),
-            level: Mutex::new(None),
+            injection,
+            shared_info,
+            vcpus: RwLock::new(vcpus),
+            level: RwLock::new(None),
             stats: Arc::default(),
-        }
+        })
+    }
+
+    pub fn vcpus(&self) -> u32 {
+        self.vcpus.read().expect("upcalls lock").len() as u32
     }
 
     pub fn route(&self, vcpu: u32) -> Route {
-        self.routes
-            .lock()
-            .expect("routes lock")
+        self.vcpus
+            .read()
+            .expect("upcalls lock")
             .get(vcpu as usize)
-            .copied()
-            .unwrap_or_default()
+            .map_or(Route::None, |v| v.route)
     }
 
-    pub fn set_route(&self, vcpu: u32, route: Route) {
-        if let Some(r) = self
-            .routes
-            .lock()
-            .expect("routes lock")
-            .get_mut(vcpu as usize)
-        {
-            *r = route;
-        }
+    /// E_v: what an ioeventfd for a port bound to `vcpu` signals.
+    pub fn eventfd(&self, vcpu: u32) -> Option<Arc<EventFd>> {
+        self.vcpus
+            .read()
+            .expect("upcalls lock")
+            .get(vcpu as usize)
+            .map(|v| v.eventfd.clone())
     }
 
     /// Raises the upcall on `vcpu`. Spurious raises are harmless.
     pub fn raise(&self, vcpu: u32) {
-        match self.route(vcpu) {
-            Route::Vector(vector) => {
-                let msi = kvm_msi {
-                    // Physical destination: the vCPU's APIC ID (its index).
-                    address_lo: 0xfee0_0000 | (vcpu << 12),
-                    address_hi: 0,
-                    data: u32::from(vector),
-                    ..Default::default()
-                };
-                if self.vm.signal_msi(msi).is_ok() {
+        let vcpus = self.vcpus.read().expect("upcalls lock");
+        let Some(v) = vcpus.get(vcpu as usize) else {
+            return;
+        };
+        match (v.route, self.injection) {
+            (Route::Vector(vector), Injection::Direct) => {
+                if self.vm.signal_msi(msi(vcpu, vector)).is_ok() {
                     self.stats.msis.fetch_add(1, Ordering::Relaxed);
                 }
             }
-            Route::Level(_) => {
-                if let Some(line) = self.level.lock().expect("level lock").as_ref() {
-                    let _ = line.trigger.write(1);
-                    self.stats.level_asserts.fetch_add(1, Ordering::Relaxed);
-                }
+            (Route::Vector(_), Injection::Irqfd) | (Route::Level(_), _) => {
+                let _ = v.eventfd.write(1);
+                self.stats.eventfd_writes.fetch_add(1, Ordering::Relaxed);
             }
-            Route::None => {
+            (Route::None, _) => {
                 self.stats.undeliverable.fetch_add(1, Ordering::Relaxed);
             }
         }
     }
 
-    /// Connects vCPU 0's level callback to `gsi` (replacing any previous
-    /// line), or disconnects it with `None`.
-    pub fn set_level_line(
-        &self,
-        gsi: Option<u32>,
-        shinfo: Arc<SharedInfoPage>,
-    ) -> std::io::Result<()> {
-        let mut level = self.level.lock().expect("level lock");
-        if let Some(old) = level.take() {
-            old.shut_down(&self.vm);
+    /// Points `vcpu`'s upcall at `route`, rewiring E_v.
+    pub fn set_route(&self, vcpu: u32, route: Route) -> std::io::Result<()> {
+        let mut vcpus = self.vcpus.write().expect("upcalls lock");
+        let Some(v) = vcpus.get_mut(vcpu as usize) else {
+            return Ok(());
+        };
+        if v.route == route {
+            return Ok(());
         }
-        let Some(gsi) = gsi else { return Ok(()) };
-        let trigger = Arc::new(EventFd::new(EFD_NONBLOCK)?);
-        let resample = Arc::new(EventFd::new(0)?);
-        self.vm
-            .register_irqfd_with_resample(&trigger, &resample, gsi)
-            .map_err(|e| std::io::Error::from_raw_os_error(e.errno()))?;
+        if let Some(gsi) = v.irqfd_gsi.take() {
+            let _ = self.vm.unregister_irqfd(&v.eventfd, gsi);
+        }
+        let was_level = matches!(v.route, Route::Level(_));
+        v.route = route;
+        if was_level {
+            self.stop_level_line();
+        }
+        match (route, self.injection) {
+            (Route::Vector(_), Injection::Irqfd) => {
+                self.vm
+                    .set_gsi_routing(&routing_table(&vcpus))
+                    .map_err(io)?;
+                let v = &mut vcpus[vcpu as usize];
+                let gsi = MSI_GSI_BASE + vcpu;
+                self.vm.register_irqfd(&v.eventfd, gsi).map_err(io)?;
+                v.irqfd_gsi = Some(gsi);
+            }
+            (Route::Level(gsi), _) => {
+                let v = &mut vcpus[vcpu as usize];
+                let resample = Arc::new(EventFd::new(0)?);
+                self.vm
+                    .register_irqfd_with_resample(&v.eventfd, &resample, gsi)
+                    .map_err(io)?;
+                v.irqfd_gsi = Some(gsi);
+                let line = self.start_level_line(v.eventfd.clone(), resample)?;
+                *self.level.write().expect("level lock") = Some(line);
+            }
+            (Route::Vector(_), Injection::Direct) | (Route::None, _) => {}
+        }
+        Ok(())
+    }
+
+    fn start_level_line(
+        &self,
+        trigger: Arc<EventFd>,
+        resample: Arc<EventFd>,
+    ) -> std::io::Result<LevelLine> {
         let stop = Arc::new(AtomicBool::new(false));
+        let (shared_info, stats) = (self.shared_info.clone(), self.stats.clone());
         let thread = {
-            let (trigger, resample, stop, stats) = (
-                trigger.clone(),
-                resample.clone(),
-                stop.clone(),
-                self.stats.clone(),
-            );
+            let (resample, stop) = (resample.clone(), stop.clone());
             thread::Builder::new()
-                .name(format!("gsi{gsi}-resample"))
+                .name("level-resample".into())
                 .spawn(move || {
                     // Each EOI of the line: re-assert while vCPU 0 still has an
-                    // upcall pending (it may have been set after the guest's scan).
+                    // upcall pending (set again after the guest's scan).
                     while resample.read().is_ok() && !stop.load(Ordering::Acquire) {
-                        if upcall_pending(shinfo.words(), 0) {
+                        if upcall_pending(shared_info.words(), 0) {
                             let _ = trigger.write(1);
                             stats.level_reasserts.fetch_add(1, Ordering::Relaxed);
                         }
                     }
                 })?
         };
-        *level = Some(LevelLine {
-            gsi,
-            trigger,
+        Ok(LevelLine {
             resample,
             stop,
             thread: Some(thread),
-        });
-        Ok(())
+        })
     }
 
-    /// Stops the resample thread (at VM shutdown).
-    pub fn shut_down(&self) {
-        if let Some(line) = self.level.lock().expect("level lock").take() {
-            line.shut_down(&self.vm);
+    fn stop_level_line(&self) {
+        if let Some(mut line) = self.level.write().expect("level lock").take() {
+            line.stop.store(true, Ordering::Release);
+            let _ = line.resample.write(1);
+            if let Some(t) = line.thread.take() {
+                let _ = t.join();
+            }
         }
+    }
+
+    /// Unwires every irqfd and stops the resample thread (VM shutdown).
+    pub fn shut_down(&self) {
+        let mut vcpus = self.vcpus.write().expect("upcalls lock");
+        for v in vcpus.iter_mut() {
+            if let Some(gsi) = v.irqfd_gsi.take() {
+                let _ = self.vm.unregister_irqfd(&v.eventfd, gsi);
+            }
+        }
+        drop(vcpus);
+        self.stop_level_line();
     }
 }
 
-impl LevelLine {
-    fn shut_down(mut self, vm: &VmFd) {
-        let _ = vm.unregister_irqfd(&self.trigger, self.gsi);
-        self.stop.store(true, Ordering::Release);
-        let _ = self.resample.write(1);
-        if let Some(t) = self.thread.take() {
-            let _ = t.join();
+fn io(e: kvm_ioctls::Error) -> std::io::Error {
+    std::io::Error::from_raw_os_error(e.errno())
+}
+
+/// A fixed, edge, physical-destination MSI to `vcpu`'s APIC (ID = index).
+fn msi(vcpu: u32, vector: u8) -> kvm_msi {
+    kvm_msi {
+        address_lo: 0xfee0_0000 | (vcpu << 12),
+        address_hi: 0,
+        data: u32::from(vector),
+        ..Default::default()
+    }
+}
+
+/// KVM's default routes (PIC and IOAPIC pins, which KVM_SET_GSI_ROUTING
+/// replaces) plus one MSI route per vCPU with a vector.
+fn routing_table(vcpus: &[VcpuUpcall]) -> KvmIrqRouting {
+    let mut entries = Vec::new();
+    let irqchip = |gsi: u32, chip: u32, pin: u32| {
+        let mut e = kvm_irq_routing_entry {
+            gsi,
+            type_: KVM_IRQ_ROUTING_IRQCHIP,
+            ..Default::default()
+        };
+        e.u.irqchip.irqchip = chip;
+        e.u.irqchip.pin = pin;
+        e
+    };
+    for gsi in 0..IOAPIC_PINS {
+        if gsi < 16 {
+            let (chip, pin) = if gsi < 8 {
+                (KVM_IRQCHIP_PIC_MASTER, gsi)
+            } else {
+                (KVM_IRQCHIP_PIC_SLAVE, gsi - 8)
+            };
+            entries.push(irqchip(gsi, chip, pin));
+        }
+        entries.push(irqchip(gsi, KVM_IRQCHIP_IOAPIC, gsi));
+    }
+    for (vcpu, v) in vcpus.iter().enumerate() {
+        if let Route::Vector(vector) = v.route {
+            let m = msi(vcpu as u32, vector);
+            let mut e = kvm_irq_routing_entry {
+                gsi: MSI_GSI_BASE + vcpu as u32,
+                type_: KVM_IRQ_ROUTING_MSI,
+                ..Default::default()
+            };
+            e.u.msi.address_lo = m.address_lo;
+            e.u.msi.address_hi = m.address_hi;
+            e.u.msi.data = m.data;
+            entries.push(e);
         }
     }
+    KvmIrqRouting::from_entries(&entries).expect("fewer routes than KVM allows")
 }

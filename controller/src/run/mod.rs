@@ -12,7 +12,8 @@ use anyhow::{Context, Result};
 use xevtchn_common::guest_abi::{self, Params};
 
 use crate::{
-    platform::{XenPlatform, shared_info::SharedInfoPage},
+    bpf::doorbell::DoorbellPath,
+    platform::{XenPlatform, fast_path::FastPath, shared_info::SharedInfoPage},
     vmm::{Vm, VmConfig},
     xen::{Domain, DomainConfig},
 };
@@ -48,15 +49,51 @@ pub fn execute(config: &RunConfig) -> Result<RunReport> {
         ..DomainConfig::default()
     })
     .context("configuring the Xen domain")?;
-    let shared_info = SharedInfoPage::anonymous().context("allocating shared_info")?;
-    let platform = Arc::new(XenPlatform::new(
-        vm.fd().clone(),
-        vm.ram().clone(),
-        domain,
-        shared_info,
-    ));
+    let fast = match config.backend {
+        Backend::Userspace => None,
+        Backend::Bpf => {
+            Some(DoorbellPath::attach(std::process::id()).context("loading the doorbell program")?)
+        }
+        Backend::Auto => match DoorbellPath::attach(std::process::id()) {
+            Ok(path) => Some(path),
+            Err(e) => {
+                eprintln!(
+                    "xevtchn: backend auto: using userspace, since the bpf backend is unavailable: {e}"
+                );
+                None
+            }
+        },
+    };
+    let (shared_info, fast) = match fast {
+        None => (
+            SharedInfoPage::anonymous().context("allocating shared_info")?,
+            None,
+        ),
+        Some(doorbell) => {
+            let page = doorbell
+                .shared_info_page()
+                .context("mapping the BPF shared_info page")?;
+            (
+                page,
+                Some(
+                    FastPath::new(vm.fd().clone(), doorbell)
+                        .context("enabling the doorbell program")?,
+                ),
+            )
+        }
+    };
+    let platform = Arc::new(
+        XenPlatform::new(vm.fd().clone(), vm.ram().clone(), domain, shared_info, fast)
+            .context("setting up upcall delivery")?,
+    );
     let outcome = vm.run(platform.clone()).context("running the VM")?;
-    report::build(config, &vm, &outcome, &platform.stats.snapshot())
+    report::build(
+        config,
+        &vm,
+        &outcome,
+        &platform.stats.snapshot(),
+        platform.fast_counts(),
+    )
 }
 
 fn guest_params(config: &RunConfig, tsc_per_ms: u64) -> Params {

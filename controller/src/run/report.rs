@@ -7,6 +7,7 @@ use xevtchn_common::guest_abi::{self, error};
 
 use super::{RunConfig, guest_report, latency};
 use crate::{
+    bpf::doorbell::DoorbellCounts,
     platform::stats::PlatformCounts,
     vmm::{Vm, VmOutcome},
 };
@@ -16,6 +17,11 @@ use crate::{
 pub enum Backend {
     /// Every doorbell exits to the vCPU's thread, which sends and injects.
     Userspace,
+    /// Doorbells of fast ports complete in the kernel: BPF on kvm_mmio sends,
+    /// an ioeventfd + irqfd chain injects.
+    Bpf,
+    /// bpf when the kernel allows it, else userspace (saying why).
+    Auto,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum, Serialize)]
@@ -105,7 +111,12 @@ pub struct RunReport {
     pub upcalls: u64,
     pub stale: u64,
     pub guest_status: u32,
+    /// Sends completed in the kernel (BPF), and sends done in userspace.
+    pub fast_sends: u64,
+    pub fallback_sends: u64,
     pub host: PlatformCounts,
+    /// The doorbell program's counters (backend bpf).
+    pub bpf: Option<DoorbellCounts>,
 }
 
 impl RunReport {
@@ -120,7 +131,13 @@ pub fn build(
     vm: &Vm,
     outcome: &VmOutcome,
     host: &PlatformCounts,
+    bpf: Option<DoorbellCounts>,
 ) -> Result<RunReport> {
+    let backend = if bpf.is_some() {
+        Backend::Bpf
+    } else {
+        Backend::Userspace
+    };
     let mut reports = Vec::new();
     let mut samples = Vec::new();
     for vcpu in 0..vm.vcpus() {
@@ -145,14 +162,14 @@ pub fn build(
         errors = 1;
     }
     Ok(RunReport {
-        backend: config.backend,
+        backend,
         workload: config.workload,
         vcpus: config.vcpus,
         callback: config.callback,
         sent,
         delivered: sum(|r| r.delivered),
-        coalesced: host.coalesced,
-        masked: host.masked,
+        coalesced: host.coalesced + bpf.map_or(0, |b| b.coalesced),
+        masked: host.masked + bpf.map_or(0, |b| b.masked),
         spurious_upcalls: sum(|r| r.spurious_upcalls),
         lost: sum(|r| r.lost),
         errors,
@@ -168,7 +185,10 @@ pub fn build(
         upcalls: sum(|r| r.upcalls),
         stale: sum(|r| r.stale),
         guest_status: outcome.status,
+        fast_sends: bpf.map_or(0, |b| b.fast_sends),
+        fallback_sends: host.userspace_sends,
         host: *host,
+        bpf,
     })
 }
 

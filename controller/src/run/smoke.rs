@@ -65,7 +65,8 @@ pub fn run(vcpus: u32, writes: u64, timeout: Duration) -> Result<SmokeReport> {
         vm.ram().clone(),
         domain,
         shared_info,
-    ));
+        None,
+    )?);
     let outcome = vm.run(platform.clone()).context("running the VM")?;
     Ok(SmokeReport {
         vcpus,

@@ -2,7 +2,12 @@
 //! thin and the logic lives in `xevtchn-common`.
 #![no_std]
 #![no_main]
+// BPF atomics (fetch_or, fetch_and, xchg) without compare-and-swap.
+#![feature(core_intrinsics)]
+#![allow(internal_features)]
 
+mod atomics;
+mod doorbell;
 mod mmio_count;
 
 #[cfg(not(test))]

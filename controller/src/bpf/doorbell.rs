@@ -1,0 +1,134 @@
+//! The in-kernel send path: the `kvm_mmio_doorbell` program and its maps.
+
+use std::os::fd::{AsFd, AsRawFd};
+
+use aya::{
+    Ebpf,
+    maps::{Array, Map, MapData, PerCpuArray},
+};
+use xevtchn_common::{
+    two_level::Outcome,
+    wire::{DoorbellConfig, PortEntry, doorbell_stat},
+};
+
+use super::{BpfError, load};
+use crate::platform::shared_info::SharedInfoPage;
+
+const PROGRAM: &str = "kvm_mmio_doorbell";
+const CONFIG: &str = "DOORBELL_CONFIG";
+const PORTS: &str = "DOORBELL_PORTS";
+const SHARED_INFO: &str = "SHARED_INFO";
+const STATS: &str = "DOORBELL_STATS";
+
+/// What the program counted, summed over CPUs.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, serde::Serialize)]
+pub struct DoorbellCounts {
+    /// Sends completed in the kernel.
+    pub fast_sends: u64,
+    pub coalesced: u64,
+    pub masked: u64,
+    pub upcalls_raised: u64,
+    /// Sends that found the target's upcall already pending or its
+    /// selector set: the irqfd injects anyway, a spurious upcall.
+    pub spurious_injections: u64,
+    /// Doorbell writes to ports not marked fast (left to userspace).
+    pub not_fast: u64,
+}
+
+pub struct DoorbellPath {
+    ports: Array<MapData, PortEntry>,
+    config: Array<MapData, DoorbellConfig>,
+    stats: PerCpuArray<MapData, u64>,
+    shared_info: MapData,
+    // Keeps the program attached for as long as the path exists.
+    _ebpf: Ebpf,
+}
+
+fn take(ebpf: &mut Ebpf, name: &'static str) -> Result<Map, BpfError> {
+    ebpf.take_map(name).ok_or(BpfError::NoMap(name))
+}
+
+impl DoorbellPath {
+    /// Loads the program and attaches it to `kvm:kvm_mmio`, serving the
+    /// doorbells of process `tgid` (disabled until `enable`).
+    pub fn attach(tgid: u32) -> Result<Self, BpfError> {
+        let mut ebpf = load::load_object()?;
+        let mut config: Array<MapData, DoorbellConfig> =
+            Array::try_from(take(&mut ebpf, CONFIG)?).map_err(BpfError::map(CONFIG))?;
+        config
+            .set(
+                0,
+                &DoorbellConfig {
+                    tgid,
+                    ..Default::default()
+                },
+                0,
+            )
+            .map_err(BpfError::map(CONFIG))?;
+        let ports = Array::try_from(take(&mut ebpf, PORTS)?).map_err(BpfError::map(PORTS))?;
+        let stats = PerCpuArray::try_from(take(&mut ebpf, STATS)?).map_err(BpfError::map(STATS))?;
+        let shared_info = match take(&mut ebpf, SHARED_INFO)? {
+            Map::Array(data) => data,
+            _ => return Err(BpfError::NoMap(SHARED_INFO)),
+        };
+        load::attach_tracepoint(&mut ebpf, PROGRAM, "kvm", "kvm_mmio")?;
+        Ok(Self {
+            ports,
+            config,
+            stats,
+            shared_info,
+            _ebpf: ebpf,
+        })
+    }
+
+    /// The map's page, mapped here, to be mapped into the guest too.
+    pub fn shared_info_page(&self) -> std::io::Result<SharedInfoPage> {
+        SharedInfoPage::map_shared(self.shared_info.fd().as_fd().as_raw_fd())
+    }
+
+    /// Starts serving doorbells of ports below `fast_ports`.
+    pub fn enable(
+        &mut self,
+        tgid: u32,
+        fast_ports: u32,
+        doorbell_base: u64,
+    ) -> Result<(), BpfError> {
+        let config = DoorbellConfig {
+            tgid,
+            fast_ports,
+            doorbell_base,
+            enabled: 1,
+            _pad: 0,
+        };
+        self.config
+            .set(0, &config, 0)
+            .map_err(BpfError::map(CONFIG))
+    }
+
+    pub fn set_port(&mut self, port: u32, entry: PortEntry) -> Result<(), BpfError> {
+        self.ports
+            .set(port, &entry, 0)
+            .map_err(BpfError::map(PORTS))
+    }
+
+    pub fn counts(&self) -> Result<DoorbellCounts, BpfError> {
+        let stat = |index: u32| -> Result<u64, BpfError> {
+            Ok(self
+                .stats
+                .get(&index, 0)
+                .map_err(BpfError::map(STATS))?
+                .iter()
+                .sum())
+        };
+        let outcome = |o: Outcome| stat(o as u32);
+        Ok(DoorbellCounts {
+            fast_sends: stat(doorbell_stat::FAST_SENDS)?,
+            coalesced: outcome(Outcome::Coalesced)?,
+            masked: outcome(Outcome::Masked)?,
+            upcalls_raised: outcome(Outcome::UpcallRaised)?,
+            spurious_injections: outcome(Outcome::SelectorAlreadySet)?
+                + outcome(Outcome::UpcallAlreadyPending)?,
+            not_fast: stat(doorbell_stat::NOT_FAST)?,
+        })
+    }
+}

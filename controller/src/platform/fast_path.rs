@@ -1,0 +1,149 @@
+//! Keeping the in-kernel send path coherent with the port table.
+//!
+//! A fast port p (below FAST_PORTS, delivering to a port of this domain)
+//! has two kernel objects: its entry in the BPF port map (the program runs
+//! the 2-level algorithm only for entries marked fast) and an ioeventfd on
+//! its doorbell that signals E_v of the target vCPU v (which injects).
+//! Both must change in an order that never loses an event:
+//! - never an ioeventfd without a fast map entry: the doorbell would
+//!   complete in the kernel with nobody setting the port pending;
+//! - a fast entry without an ioeventfd is fine: the BPF program sets the
+//!   port pending and the write exits to userspace, which raises the upcall
+//!   (see `XenPlatform::doorbell`).
+//! So: to serve a port, write the entry, then register the ioeventfd; to
+//! stop or move it, unregister the ioeventfd first, then change the entry.
+//! A send racing with a move may still mark the old vCPU: the program
+//! re-reads the entry after sending, and `sync_port` re-raises on the new
+//! vCPU after the change, so one of them always announces it there.
+
+use std::{
+    collections::HashMap,
+    sync::{Arc, Mutex},
+};
+
+use kvm_ioctls::{IoEventAddress, NoDatamatch, VmFd};
+use vmm_sys_util::eventfd::EventFd;
+use xevtchn_common::{layout, two_level::raise_on_vcpu, wire::PortEntry};
+
+use super::{FAST_PORTS, shared_info::SharedInfoPage, upcalls::Upcalls};
+use crate::{
+    bpf::doorbell::{DoorbellCounts, DoorbellPath},
+    xen::{PortInfo, SendTarget},
+};
+
+/// Where a fast port's doorbell currently goes.
+#[derive(Clone, Copy, PartialEq, Eq, Debug)]
+struct Served {
+    deliver: u32,
+    vcpu: u32,
+}
+
+pub struct FastPath {
+    vm: Arc<VmFd>,
+    state: Mutex<State>,
+}
+
+struct State {
+    doorbell: DoorbellPath,
+    /// Ports whose doorbell has an ioeventfd, and the eventfd it signals.
+    served: HashMap<u32, (Served, Arc<EventFd>)>,
+}
+
+impl FastPath {
+    pub fn new(vm: Arc<VmFd>, mut doorbell: DoorbellPath) -> Result<Self, crate::bpf::BpfError> {
+        doorbell.enable(std::process::id(), FAST_PORTS, layout::doorbell(0))?;
+        Ok(Self {
+            vm,
+            state: Mutex::new(State {
+                doorbell,
+                served: HashMap::new(),
+            }),
+        })
+    }
+
+    /// Brings `port`'s map entry and ioeventfd in line with `info` (the
+    /// port table's view, read under the caller's lock of the domain).
+    pub fn sync_port(
+        &self,
+        port: u32,
+        info: Option<PortInfo>,
+        upcalls: &Upcalls,
+        shared_info: &SharedInfoPage,
+    ) {
+        let wanted = match info.map(|i| i.send) {
+            Some(SendTarget::Deliver {
+                port: deliver,
+                vcpu,
+            }) if port < FAST_PORTS => Some(Served { deliver, vcpu }),
+            _ => None,
+        };
+        let mut state = self.state.lock().unwrap_or_else(|p| p.into_inner());
+        let current = state.served.get(&port).map(|(s, _)| *s);
+        if current == wanted {
+            return;
+        }
+        if let Some((_, eventfd)) = state.served.remove(&port) {
+            let _ = self.vm.unregister_ioevent(
+                &eventfd,
+                &IoEventAddress::Mmio(layout::doorbell(port)),
+                NoDatamatch,
+            );
+        }
+        let entry = match wanted {
+            Some(s) => PortEntry {
+                fast: 1,
+                vcpu: s.vcpu,
+                deliver: s.deliver,
+                _pad: 0,
+            },
+            None => PortEntry::default(),
+        };
+        if let Err(e) = state.doorbell.set_port(port, entry) {
+            log::error!("port {port}: updating the BPF port map: {e}");
+            return;
+        }
+        let Some(served) = wanted else { return };
+        let Some(eventfd) = upcalls.eventfd(served.vcpu) else {
+            return;
+        };
+        match self.vm.register_ioevent(
+            &eventfd,
+            &IoEventAddress::Mmio(layout::doorbell(port)),
+            NoDatamatch,
+        ) {
+            Ok(()) => {
+                state.served.insert(port, (served, eventfd));
+            }
+            // Still correct: the entry is fast, so doorbells exit and userspace raises.
+            Err(e) => {
+                log::warn!("port {port}: no ioeventfd ({e}); its sends will exit to userspace")
+            }
+        }
+        // A send the BPF program made with the old entry, before it changed,
+        // may have left the port pending on the old vCPU: announce it on the
+        // new one (steps 4-5), as the hypervisor did when it moved the port.
+        if raise_on_vcpu(shared_info.words(), served.deliver, served.vcpu).must_raise() {
+            upcalls.raise(served.vcpu);
+        }
+    }
+
+    pub fn counts(&self) -> DoorbellCounts {
+        let state = self.state.lock().unwrap_or_else(|p| p.into_inner());
+        state.doorbell.counts().unwrap_or_else(|e| {
+            log::error!("reading the doorbell counters: {e}");
+            DoorbellCounts::default()
+        })
+    }
+
+    /// Unregisters every ioeventfd (before the VM goes away).
+    pub fn shut_down(&self) {
+        let mut state = self.state.lock().unwrap_or_else(|p| p.into_inner());
+        for (port, (_, eventfd)) in state.served.drain() {
+            let _ = self.vm.unregister_ioevent(
+                &eventfd,
+                &IoEventAddress::Mmio(layout::doorbell(port)),
+                NoDatamatch,
+            );
+        }
+    }
+}
