@@ -10,6 +10,7 @@
 //! - a fast entry without an ioeventfd is fine: the BPF program sets the
 //!   port pending and the write exits to userspace, which raises the upcall
 //!   (see `XenPlatform::doorbell`).
+//!
 //! So: to serve a port, write the entry, then register the ioeventfd; to
 //! stop or move it, unregister the ioeventfd first, then change the entry.
 //! A send racing with a move may still mark the old vCPU: the program
