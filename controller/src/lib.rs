@@ -6,9 +6,11 @@
 //! - `platform`: what vCPU exits do to the Xen domain and back (hypercalls,
 //!   doorbells, shared_info mapping, upcall injection);
 //! - `run`: one run of the built-in guest and its report;
+//! - `bench`: the backends side by side;
 //! - `bpf`: loading and attaching the BPF programs;
 //! - `cli`: the command line.
 
+pub mod bench;
 pub mod bpf;
 pub mod cli;
 pub mod platform;

@@ -1,6 +1,7 @@
 //! `cargo xtask`: everything needed to go from a fresh machine to a running,
 //! tested xevtchn.
 
+mod bench;
 mod build;
 mod cmd;
 mod probe;
@@ -33,6 +34,13 @@ enum Command {
     },
     /// Set up, then run every test: unprivileged first, then privileged.
     Test,
+    /// Set up, build, then run the standard benchmark matrix
+    /// (results in target/bench/).
+    Bench {
+        /// Arguments added to `xevtchn bench`.
+        #[arg(trailing_var_arg = true, allow_hyphen_values = true)]
+        args: Vec<String>,
+    },
 }
 
 fn main() -> ExitCode {
@@ -42,6 +50,7 @@ fn main() -> ExitCode {
         Command::Build => setup::setup().and_then(|env| build::build(&env)),
         Command::Run { args } => setup::setup().and_then(|env| build::run(&env, &args)),
         Command::Test => setup::setup().and_then(|env| build::test(&env)),
+        Command::Bench { args } => setup::setup().and_then(|env| bench::bench(&env, &args)),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,

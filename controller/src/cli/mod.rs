@@ -1,5 +1,6 @@
 //! The `xevtchn` command line: one subcommand per file, doc comments as help.
 
+pub mod bench;
 pub mod run;
 
 use clap::{Parser, Subcommand};
@@ -16,4 +17,6 @@ pub struct Cli {
 pub enum Command {
     /// Run the built-in Xen guest with a workload and report what it saw.
     Run(run::RunArgs),
+    /// Measure userspace against bpf delivery, side by side.
+    Bench(bench::BenchArgs),
 }

@@ -1,0 +1,183 @@
+//! `xevtchn bench`: the backends side by side, interleaved (userspace, bpf,
+//! userspace, bpf, ...) so that drift of this shared machine hits both alike.
+
+pub mod summary;
+
+use std::time::Duration;
+
+use anyhow::{Context, Result, bail};
+use serde::Serialize;
+
+use crate::run::{self, Backend, Callback, RunConfig, Workload};
+use summary::{Spread, ratio};
+
+pub const BACKENDS: [Backend; 2] = [Backend::Userspace, Backend::Bpf];
+
+#[derive(Debug, Clone)]
+pub struct BenchConfig {
+    pub workloads: Vec<Workload>,
+    pub vcpus: u32,
+    pub repeat: u32,
+    /// Round trips for pingpong.
+    pub pingpong_count: u64,
+    /// How long flood and fanout senders run.
+    pub duration: Duration,
+}
+
+/// One run's figures.
+#[derive(Debug, Clone, Copy, Serialize)]
+pub struct Sample {
+    pub sends_per_s: f64,
+    pub p50_ns: f64,
+    pub p90_ns: f64,
+    pub p99_ns: f64,
+    pub exits_per_send: f64,
+    /// Host CPU time (user + system, all threads of this process: the vCPU
+    /// threads, guest time included) per send, in nanoseconds.
+    pub cpu_ns_per_send: f64,
+    pub lost: u64,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct BackendResult {
+    pub backend: Backend,
+    pub sends_per_s: Spread,
+    pub p50_ns: Spread,
+    pub p90_ns: Spread,
+    pub p99_ns: Spread,
+    pub exits_per_send: Spread,
+    pub cpu_ns_per_send: Spread,
+    pub lost: u64,
+    pub samples: Vec<Sample>,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct Ratios {
+    pub throughput_bpf_over_userspace: f64,
+    pub p50_userspace_over_bpf: f64,
+    pub p99_userspace_over_bpf: f64,
+    pub cpu_per_send_userspace_over_bpf: f64,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct WorkloadResult {
+    pub workload: Workload,
+    pub backends: Vec<BackendResult>,
+    pub ratios: Ratios,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct BenchReport {
+    pub vcpus: u32,
+    pub repeat: u32,
+    pub workloads: Vec<WorkloadResult>,
+}
+
+fn cpu_time() -> Duration {
+    // SAFETY: getrusage writes the struct we pass; RUSAGE_SELF is valid.
+    let usage = unsafe {
+        let mut usage = std::mem::zeroed::<libc::rusage>();
+        libc::getrusage(libc::RUSAGE_SELF, &mut usage);
+        usage
+    };
+    let tv = |t: libc::timeval| Duration::new(t.tv_sec as u64, t.tv_usec as u32 * 1000);
+    tv(usage.ru_utime) + tv(usage.ru_stime)
+}
+
+fn measure(config: &BenchConfig, workload: Workload, backend: Backend) -> Result<Sample> {
+    let run = RunConfig {
+        backend,
+        workload,
+        vcpus: config.vcpus.max(workload.min_vcpus()),
+        count: config.pingpong_count,
+        duration: (workload != Workload::Pingpong).then_some(config.duration),
+        callback: Callback::Vector,
+        timeout: Duration::from_secs(120),
+    };
+    let before = cpu_time();
+    let r = run::execute(&run).with_context(|| format!("{workload:?} on {backend:?}"))?;
+    let cpu = cpu_time() - before;
+    if !r.is_clean() {
+        bail!(
+            "{workload:?} on {backend:?} was not clean: lost {}, errors {} ({:?})",
+            r.lost,
+            r.errors,
+            r.first_error
+        );
+    }
+    let sent = r.sent.max(1) as f64;
+    Ok(Sample {
+        sends_per_s: r.sends_per_s,
+        p50_ns: r.latency_ns.p50 as f64,
+        p90_ns: r.latency_ns.p90 as f64,
+        p99_ns: r.latency_ns.p99 as f64,
+        exits_per_send: r.userspace_exits as f64 / sent,
+        cpu_ns_per_send: cpu.as_nanos() as f64 / sent,
+        lost: r.lost,
+    })
+}
+
+/// Runs the matrix; `progress` is told after each run.
+pub fn run(
+    config: &BenchConfig,
+    mut progress: impl FnMut(Workload, Backend, u32),
+) -> Result<BenchReport> {
+    let mut samples = vec![vec![Vec::new(); BACKENDS.len()]; config.workloads.len()];
+    for round in 0..config.repeat {
+        for (w, workload) in config.workloads.iter().enumerate() {
+            for (b, backend) in BACKENDS.iter().enumerate() {
+                samples[w][b].push(measure(config, *workload, *backend)?);
+                progress(*workload, *backend, round);
+            }
+        }
+    }
+    let workloads = config
+        .workloads
+        .iter()
+        .zip(samples)
+        .map(|(workload, per_backend)| {
+            let backends: Vec<BackendResult> = BACKENDS
+                .iter()
+                .zip(per_backend)
+                .map(|(backend, s)| {
+                    let spread =
+                        |f: fn(&Sample) -> f64| Spread::of(&s.iter().map(f).collect::<Vec<_>>());
+                    BackendResult {
+                        backend: *backend,
+                        sends_per_s: spread(|x| x.sends_per_s),
+                        p50_ns: spread(|x| x.p50_ns),
+                        p90_ns: spread(|x| x.p90_ns),
+                        p99_ns: spread(|x| x.p99_ns),
+                        exits_per_send: spread(|x| x.exits_per_send),
+                        cpu_ns_per_send: spread(|x| x.cpu_ns_per_send),
+                        lost: s.iter().map(|x| x.lost).sum(),
+                        samples: s,
+                    }
+                })
+                .collect();
+            let (user, bpf) = (&backends[0], &backends[1]);
+            let ratios = Ratios {
+                throughput_bpf_over_userspace: ratio(
+                    bpf.sends_per_s.median,
+                    user.sends_per_s.median,
+                ),
+                p50_userspace_over_bpf: ratio(user.p50_ns.median, bpf.p50_ns.median),
+                p99_userspace_over_bpf: ratio(user.p99_ns.median, bpf.p99_ns.median),
+                cpu_per_send_userspace_over_bpf: ratio(
+                    user.cpu_ns_per_send.median,
+                    bpf.cpu_ns_per_send.median,
+                ),
+            };
+            WorkloadResult {
+                workload: *workload,
+                backends,
+                ratios,
+            }
+        })
+        .collect();
+    Ok(BenchReport {
+        vcpus: config.vcpus,
+        repeat: config.repeat,
+        workloads,
+    })
+}

@@ -1,0 +1,145 @@
+//! `xevtchn bench`: userspace against bpf delivery, side by side.
+
+use std::{fs, path::PathBuf, process::ExitCode, time::Duration};
+
+use anyhow::Result;
+use clap::Args;
+
+use super::run::{UsageError, WorkloadArg};
+use crate::{
+    bench::{self, BenchConfig, BenchReport},
+    run::Workload,
+};
+
+#[derive(Debug, Args)]
+pub struct BenchArgs {
+    /// Workloads to measure, comma-separated (pingpong, flood, fanout).
+    #[arg(long, value_delimiter = ',', default_value = "pingpong,flood,fanout")]
+    pub workloads: Vec<WorkloadArg>,
+    /// vCPUs per VM (at least 2).
+    #[arg(long, default_value_t = 2, value_parser = clap::value_parser!(u32).range(2..=32))]
+    pub vcpus: u32,
+    /// Runs per workload and backend; medians are reported with min and max.
+    #[arg(long, default_value_t = 5, value_parser = clap::value_parser!(u32).range(1..=100))]
+    pub repeat: u32,
+    /// Round trips per pingpong run.
+    #[arg(long, default_value_t = 5000, value_parser = clap::value_parser!(u64).range(1..))]
+    pub count: u64,
+    /// Seconds the flood and fanout senders run.
+    #[arg(long, default_value_t = 1.0)]
+    pub duration: f64,
+    /// Print one JSON object on stdout instead of the table.
+    #[arg(long)]
+    pub json: bool,
+    /// Also write the JSON report to this file (written whole, at the end).
+    #[arg(long)]
+    pub output: Option<PathBuf>,
+}
+
+pub fn bench(args: &BenchArgs) -> Result<ExitCode> {
+    if !(args.duration > 0.0 && args.duration <= 600.0) {
+        return Err(UsageError(format!(
+            "--duration {} is not between 0 and 600 seconds",
+            args.duration
+        ))
+        .into());
+    }
+    let workloads = args
+        .workloads
+        .iter()
+        .map(|w| match w {
+            WorkloadArg::Pingpong => Ok(Workload::Pingpong),
+            WorkloadArg::Flood => Ok(Workload::Flood),
+            WorkloadArg::Fanout => Ok(Workload::Fanout),
+            other => Err(UsageError(format!(
+                "{other:?} is not a benchmark workload: use pingpong, flood or fanout"
+            ))),
+        })
+        .collect::<Result<Vec<_>, _>>()?;
+    if let Some(path) = &args.output {
+        check_writable(path)?;
+    }
+    let config = BenchConfig {
+        workloads,
+        vcpus: args.vcpus,
+        repeat: args.repeat,
+        pingpong_count: args.count,
+        duration: Duration::from_secs_f64(args.duration),
+    };
+    let total = config.workloads.len() * bench::BACKENDS.len() * config.repeat as usize;
+    let mut done = 0;
+    let report = bench::run(&config, |workload, backend, round| {
+        done += 1;
+        eprint!(
+            "\r[{done}/{total}] round {} {workload:?} on {backend:?}          ",
+            round + 1
+        );
+    })?;
+    eprintln!();
+    if let Some(path) = &args.output {
+        // Write then rename: an interrupted write leaves no half file.
+        let tmp = path.with_extension("json.tmp");
+        fs::write(&tmp, serde_json::to_string_pretty(&report)?)?;
+        fs::rename(&tmp, path)?;
+    }
+    if args.json {
+        println!("{}", serde_json::to_string_pretty(&report)?);
+    } else {
+        print_table(&report);
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+/// Fails with a usage error (exit 2) before any measuring if `path`
+/// cannot be written.
+fn check_writable(path: &std::path::Path) -> Result<(), UsageError> {
+    let dir = path
+        .parent()
+        .filter(|d| !d.as_os_str().is_empty())
+        .unwrap_or(std::path::Path::new("."));
+    let probe = dir.join(format!(".xevtchn-bench-{}", std::process::id()));
+    fs::write(&probe, b"")
+        .and_then(|()| fs::remove_file(&probe))
+        .map_err(|e| UsageError(format!("cannot write --output {}: {e}", path.display())))
+}
+
+fn print_table(report: &BenchReport) {
+    println!(
+        "{} vCPUs, {} runs each, interleaved; median [min - max]",
+        report.vcpus, report.repeat
+    );
+    for w in &report.workloads {
+        println!("\n{:?}", w.workload);
+        println!(
+            "  {:<10} {:>28} {:>26} {:>26} {:>10} {:>12}",
+            "backend", "sends/s", "p50 ns", "p99 ns", "exits/send", "cpu ns/send"
+        );
+        for b in &w.backends {
+            // Latency needs samples: flood's coalesced sends have none.
+            let s = |x: &bench::summary::Spread| {
+                if x.max == 0.0 {
+                    "-".to_string()
+                } else {
+                    format!("{:.0} [{:.0}-{:.0}]", x.median, x.min, x.max)
+                }
+            };
+            println!(
+                "  {:<10} {:>28} {:>26} {:>26} {:>10.3} {:>12.0}",
+                format!("{:?}", b.backend).to_lowercase(),
+                s(&b.sends_per_s),
+                s(&b.p50_ns),
+                s(&b.p99_ns),
+                b.exits_per_send.median,
+                b.cpu_ns_per_send.median
+            );
+        }
+        let r = &w.ratios;
+        println!(
+            "  throughput bpf/userspace {:.2}x   p50 userspace/bpf {:.2}x   p99 userspace/bpf {:.2}x   cpu/send userspace/bpf {:.2}x",
+            r.throughput_bpf_over_userspace,
+            r.p50_userspace_over_bpf,
+            r.p99_userspace_over_bpf,
+            r.cpu_per_send_userspace_over_bpf
+        );
+    }
+}

@@ -1,0 +1,33 @@
+//! `cargo xtask bench`: the standard benchmark matrix, written under
+//! target/bench/: the table (bench.txt) and every figure (bench.json).
+
+use std::{fs, process::Command};
+
+use anyhow::{Context, Result};
+
+use crate::{build, cmd, setup::Env};
+
+pub fn bench(env: &Env, extra: &[String]) -> Result<()> {
+    build::build(env)?;
+    let out = env.workspace.join("target/bench");
+    fs::create_dir_all(&out)?;
+    let json = out.join("bench.json");
+    let table = cmd::output(
+        Command::new(env.workspace.join("target/release/xevtchn"))
+            .args([
+                "bench",
+                "--workloads",
+                "pingpong,flood,fanout",
+                "--repeat",
+                "5",
+                "--output",
+            ])
+            .arg(&json)
+            .args(extra),
+    )
+    .context("xevtchn bench")?;
+    fs::write(out.join("bench.txt"), &table)?;
+    print!("{table}");
+    eprintln!("xtask: wrote {} and bench.txt", json.display());
+    Ok(())
+}
