@@ -19,10 +19,7 @@ const BPF_TOOLCHAIN: &str = "nightly-2026-10-30";
 
 fn main() -> Result<()> {
     let manifest = PathBuf::from(env::var("CARGO_MANIFEST_DIR")?);
-    let workspace = manifest
-        .parent()
-        .context("controller has a parent")?
-        .to_path_buf();
+    let workspace = manifest.parent().context("controller has a parent")?.to_path_buf();
     let out_dir = PathBuf::from(env::var("OUT_DIR")?);
     build_bpf(&workspace, &out_dir)?;
     build_guest(&workspace, &out_dir)
@@ -40,18 +37,11 @@ fn build_bpf(workspace: &Path, out_dir: &Path) -> Result<()> {
         // SAFETY: build scripts are single-threaded; nothing reads the
         // environment concurrently.
         unsafe { env::set_var("PATH", format!("{}:{path}", linker_dir.display())) };
-        println!(
-            "cargo::rerun-if-changed={}",
-            workspace.join("ebpf/common/src").display()
-        );
+        println!("cargo::rerun-if-changed={}", workspace.join("ebpf/common/src").display());
         let programs = workspace.join("ebpf/programs");
         let root_dir = programs.to_str().context("workspace path is not UTF-8")?;
         return aya_build::build_ebpf(
-            [aya_build::Package {
-                name: "xevtchn-programs",
-                root_dir,
-                ..Default::default()
-            }],
+            [aya_build::Package { name: "xevtchn-programs", root_dir, ..Default::default() }],
             aya_build::Toolchain::Custom(BPF_TOOLCHAIN),
         );
     }

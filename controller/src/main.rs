@@ -12,11 +12,7 @@ fn main() -> ExitCode {
         Err(e) if e.use_stderr() => {
             // One line: what is wrong (clap's first line names the flag).
             let rendered = e.render().to_string();
-            let line = rendered
-                .lines()
-                .next()
-                .unwrap_or("invalid arguments")
-                .trim_start_matches("error: ");
+            let line = rendered.lines().next().unwrap_or("invalid arguments").trim_start_matches("error: ");
             eprintln!("xevtchn: {line} (see --help)");
             return ExitCode::from(2);
         }

@@ -52,7 +52,7 @@ pub extern "C" fn _start(vcpu: u64) -> ! {
     apic::enable();
     apic::start_periodic_timer(TIMER_VECTOR, sync::TICK_MS);
     if vcpu == 0 {
-        if let Err(code) = xen::setup::domain() {
+        if let Err(code) = xen::setup::domain(&params) {
             fail(vcpu, code);
         }
         DOMAIN_READY.store(1, Ordering::Release);

@@ -18,29 +18,23 @@ static ONE_VM_AT_A_TIME: Mutex<()> = Mutex::new(());
 /// each other's events.
 pub fn privileged() -> MutexGuard<'static, ()> {
     require_privileged_host();
-    ONE_VM_AT_A_TIME
-        .lock()
-        .unwrap_or_else(|poisoned| poisoned.into_inner())
+    ONE_VM_AT_A_TIME.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
 }
 
 /// Panics with a precise message unless this host can run privileged tests.
 pub fn require_privileged_host() {
     let mut missing = Vec::new();
-    if let Err(e) = fs::OpenOptions::new()
-        .read(true)
-        .write(true)
-        .open("/dev/kvm")
-    {
-        missing.push(format!(
-            "/dev/kvm cannot be opened ({e}): run on a KVM host, as root"
-        ));
+    if let Err(e) = fs::OpenOptions::new().read(true).write(true).open("/dev/kvm") {
+        missing.push(format!("/dev/kvm cannot be opened ({e}): run on a KVM host, as root"));
     }
     match effective_caps() {
         Some(caps) if caps & (1 << 39) != 0 && caps & (1 << 38) != 0 => {}
         _ => missing.push("CAP_BPF and CAP_PERFMON are needed: run as root".into()),
     }
     if !Path::new("/sys/kernel/tracing/events/kvm/kvm_mmio").is_dir() {
-        missing.push("tracefs with kvm events is not mounted: run `cargo xtask setup` (mounts /sys/kernel/tracing)".into());
+        missing.push(
+            "tracefs with kvm events is not mounted: run `cargo xtask setup` (mounts /sys/kernel/tracing)".into(),
+        );
     }
     assert!(
         missing.is_empty(),

@@ -1,6 +1,8 @@
 //! Every workload of the built-in Xen guest on real KVM, per backend. Each
 //! scenario of the upstream selftest that applies is covered by a workload:
-//! guest sends to IPI ports (pingpong, flood, fanout), masked sends and
+//! guest sends to IPI ports (pingpong, flood, fanout), a send to a port
+//! whose delivery is an eventfd-backed host backend, which answers by
+//! setting the guest's port pending from the host (backend), masked sends and
 //! unmask (mask), rebinding (rebind), GSI and PCI INTx callbacks
 //! (callback), and EVTCHNOP_reset (every workload ends with one and checks
 //! that its ports are closed). Both backends run the same tests (one
@@ -12,15 +14,8 @@ use std::time::Duration;
 use xevtchn::run::{self, Backend, Callback, RunConfig, RunReport, Workload};
 use xevtchn_tests::privileged;
 
-fn run(
-    backend: Backend,
-    workload: Workload,
-    vcpus: u32,
-    count: u64,
-    callback: Callback,
-) -> RunReport {
-    let _vm = privileged();
-    let config = RunConfig {
+fn run(backend: Backend, workload: Workload, vcpus: u32, count: u64, callback: Callback) -> RunReport {
+    run_config(RunConfig {
         backend,
         workload,
         vcpus,
@@ -28,9 +23,14 @@ fn run(
         duration: None,
         callback,
         timeout: Duration::from_secs(60),
-    };
-    let report =
-        run::execute(&config).unwrap_or_else(|e| panic!("{workload:?} on {backend:?}: {e:#}"));
+        shared_info_in_ram: false,
+    })
+}
+
+fn run_config(config: RunConfig) -> RunReport {
+    let _vm = privileged();
+    let (backend, workload) = (config.backend, config.workload);
+    let report = run::execute(&config).unwrap_or_else(|e| panic!("{workload:?} on {backend:?}: {e:#}"));
     assert!(
         report.is_clean(),
         "{workload:?} on {backend:?} is not clean: lost {}, errors {} ({:?}), guest status {:#x}",
@@ -72,10 +72,7 @@ macro_rules! backend_tests {
             fn masked_sends_raise_nothing_until_the_unmask_raises_one() {
                 let r = run($backend, Workload::Mask, 2, 100, Callback::Vector);
                 // The first send finds the port masked, the others pending.
-                assert_eq!(
-                    (r.sent, r.delivered, r.masked, r.coalesced),
-                    (100, 1, 1, 99)
-                );
+                assert_eq!((r.sent, r.delivered, r.masked, r.coalesced), (100, 1, 1, 99));
             }
 
             #[test]
@@ -100,11 +97,29 @@ macro_rules! backend_tests {
             #[test]
             fn hostile_hypercalls_get_xen_errnos_and_the_vm_runs_on() {
                 let r = run($backend, Workload::Hostile, 2, 200, Callback::Vector);
-                assert_eq!(
-                    (r.sent, r.delivered),
-                    (400, 400),
-                    "ping-pong after the bad calls"
-                );
+                assert_eq!((r.sent, r.delivered), (400, 400), "ping-pong after the bad calls");
+            }
+
+            #[test]
+            fn a_host_backend_woken_by_eventfd_answers_every_send() {
+                let r = run($backend, Workload::Backend, 2, 300, Callback::Vector);
+                assert_eq!((r.sent, r.delivered), (300, 300), "one answer per ping");
+                assert!(r.latency_ns.samples == 300 && r.latency_ns.p50 > 0);
+            }
+
+            #[test]
+            fn shared_info_placed_over_a_ram_page_splits_the_ram_memslot() {
+                let r = run_config(RunConfig {
+                    backend: $backend,
+                    workload: Workload::Pingpong,
+                    vcpus: 2,
+                    count: 500,
+                    duration: None,
+                    callback: Callback::Vector,
+                    timeout: Duration::from_secs(60),
+                    shared_info_in_ram: true,
+                });
+                assert_eq!((r.sent, r.delivered), (1000, 1000));
             }
 
             #[test]
@@ -128,12 +143,7 @@ fn bpf_flood_completes_sends_in_the_kernel() {
         r.userspace_exits,
         r.sent
     );
-    assert!(
-        r.fast_sends as f64 >= 0.99 * r.sent as f64,
-        "{} fast of {} sent",
-        r.fast_sends,
-        r.sent
-    );
+    assert!(r.fast_sends as f64 >= 0.99 * r.sent as f64, "{} fast of {} sent", r.fast_sends, r.sent);
     let bpf = r.bpf.expect("bpf counters");
     assert_eq!(bpf.fast_sends, r.fast_sends);
     assert_eq!(bpf.not_fast, 0, "every flood port is fast");
@@ -141,13 +151,7 @@ fn bpf_flood_completes_sends_in_the_kernel() {
 
 #[test]
 fn userspace_flood_exits_once_per_send() {
-    let r = run(
-        Backend::Userspace,
-        Workload::Flood,
-        2,
-        2000,
-        Callback::Vector,
-    );
+    let r = run(Backend::Userspace, Workload::Flood, 2, 2000, Callback::Vector);
     assert!(r.bpf.is_none());
     assert_eq!(r.fast_sends, 0);
     assert_eq!(r.fallback_sends, r.sent, "every send is a doorbell exit");
@@ -165,14 +169,9 @@ fn bpf_rebind_under_load_for_several_seconds_loses_nothing() {
         duration: Some(Duration::from_secs(5)),
         callback: Callback::Vector,
         timeout: Duration::from_secs(60),
+        shared_info_in_ram: false,
     };
     let r = run::execute(&config).expect("rebind run");
-    assert!(
-        r.is_clean(),
-        "lost {}, errors {} ({:?})",
-        r.lost,
-        r.errors,
-        r.first_error
-    );
+    assert!(r.is_clean(), "lost {}, errors {} ({:?})", r.lost, r.errors, r.first_error);
     assert!(r.sent > 10_000, "the senders ran: {}", r.sent);
 }

@@ -33,8 +33,7 @@ pub fn build(env: &Env) -> Result<()> {
 pub fn run(env: &Env, args: &[String]) -> Result<()> {
     build(env)?;
     let bin: PathBuf = env.workspace.join("target/release/xevtchn");
-    cmd::run(Command::new(&bin).arg("run").args(args))
-        .with_context(|| format!("{} run", bin.display()))
+    cmd::run(Command::new(&bin).arg("run").args(args)).with_context(|| format!("{} run", bin.display()))
 }
 
 pub fn test(env: &Env) -> Result<()> {
@@ -45,13 +44,6 @@ pub fn test(env: &Env) -> Result<()> {
     }
     cmd::run(&mut unprivileged).context("unprivileged tests failed")?;
     // One VM at a time: the machine has 2 cores and the tests measure delivery.
-    cmd::run(cargo(env)?.args([
-        "test",
-        "--release",
-        "--package",
-        PRIVILEGED,
-        "--",
-        "--test-threads=1",
-    ]))
-    .context("privileged tests failed")
+    cmd::run(cargo(env)?.args(["test", "--release", "--package", PRIVILEGED, "--", "--test-threads=1"]))
+        .context("privileged tests failed")
 }

@@ -7,9 +7,7 @@ use anyhow::{Context, Result, bail};
 /// Runs `cmd` with inherited stdio; fails naming the command and its status.
 pub fn run(cmd: &mut Command) -> Result<()> {
     let shown = describe(cmd);
-    let status = cmd
-        .status()
-        .with_context(|| format!("could not start `{shown}`"))?;
+    let status = cmd.status().with_context(|| format!("could not start `{shown}`"))?;
     if !status.success() {
         bail!("`{shown}` failed ({status})");
     }
@@ -19,16 +17,9 @@ pub fn run(cmd: &mut Command) -> Result<()> {
 /// Runs `cmd` and returns its stdout; stderr is shown only on failure.
 pub fn output(cmd: &mut Command) -> Result<String> {
     let shown = describe(cmd);
-    let out = cmd
-        .stdin(Stdio::null())
-        .output()
-        .with_context(|| format!("could not start `{shown}`"))?;
+    let out = cmd.stdin(Stdio::null()).output().with_context(|| format!("could not start `{shown}`"))?;
     if !out.status.success() {
-        bail!(
-            "`{shown}` failed ({}): {}",
-            out.status,
-            String::from_utf8_lossy(&out.stderr).trim()
-        );
+        bail!("`{shown}` failed ({}): {}", out.status, String::from_utf8_lossy(&out.stderr).trim());
     }
     Ok(String::from_utf8_lossy(&out.stdout).into_owned())
 }

@@ -31,9 +31,7 @@ pub fn mount_tracefs() {
     if Path::new(TRACEFS).join("events").is_dir() {
         return;
     }
-    let status = Command::new("mount")
-        .args(["-t", "tracefs", "nodev", TRACEFS])
-        .status();
+    let status = Command::new("mount").args(["-t", "tracefs", "nodev", TRACEFS]).status();
     if !matches!(status, Ok(s) if s.success()) {
         eprintln!(
             "xtask: warning: could not mount tracefs at {TRACEFS}: run `mount -t tracefs nodev {TRACEFS}` as root"
@@ -45,18 +43,10 @@ pub fn report() {
     println!("== host capabilities");
     kvm_lines();
     let caps = effective_caps();
-    for (name, bit) in [
-        ("CAP_BPF", CAP_BPF),
-        ("CAP_PERFMON", CAP_PERFMON),
-        ("CAP_SYS_ADMIN", CAP_SYS_ADMIN),
-    ] {
+    for (name, bit) in [("CAP_BPF", CAP_BPF), ("CAP_PERFMON", CAP_PERFMON), ("CAP_SYS_ADMIN", CAP_SYS_ADMIN)] {
         match caps {
             Some(c) if c & (1 << bit) != 0 => line(true, name, "yes"),
-            Some(_) => line(
-                false,
-                name,
-                "missing: run as root, or grant CAP_BPF and CAP_PERFMON",
-            ),
+            Some(_) => line(false, name, "missing: run as root, or grant CAP_BPF and CAP_PERFMON"),
             None => line(false, name, "unknown: /proc/self/status has no CapEff"),
         }
     }
@@ -64,32 +54,18 @@ pub fn report() {
     line(
         btf,
         "BTF",
-        if btf {
-            "/sys/kernel/btf/vmlinux"
-        } else {
-            "missing: a kernel built with CONFIG_DEBUG_INFO_BTF is needed"
-        },
+        if btf { "/sys/kernel/btf/vmlinux" } else { "missing: a kernel built with CONFIG_DEBUG_INFO_BTF is needed" },
     );
     let events = Path::new(TRACEFS).join("events/kvm");
     let tracefs = Path::new(TRACEFS).join("events").is_dir();
     line(
         tracefs,
         "tracefs",
-        if tracefs {
-            TRACEFS
-        } else {
-            "not mounted: run `mount -t tracefs nodev /sys/kernel/tracing` as root"
-        },
+        if tracefs { TRACEFS } else { "not mounted: run `mount -t tracefs nodev /sys/kernel/tracing` as root" },
     );
     if tracefs {
-        let (present, absent): (Vec<&str>, Vec<&str>) = KVM_TRACEPOINTS
-            .iter()
-            .partition(|tp| events.join(tp).is_dir());
-        line(
-            absent.is_empty() || absent == ["kvm_xen_hypercall"],
-            "kvm tracepoints",
-            &present.join(" "),
-        );
+        let (present, absent): (Vec<&str>, Vec<&str>) = KVM_TRACEPOINTS.iter().partition(|tp| events.join(tp).is_dir());
+        line(absent.is_empty() || absent == ["kvm_xen_hypercall"], "kvm tracepoints", &present.join(" "));
         if !absent.is_empty() {
             line(false, "kvm tracepoints absent", &absent.join(" "));
         }
@@ -99,11 +75,7 @@ pub fn report() {
 fn kvm_lines() {
     match Kvm::new() {
         Ok(kvm) => {
-            line(
-                true,
-                "/dev/kvm",
-                &format!("KVM API version {}", kvm.get_api_version()),
-            );
+            line(true, "/dev/kvm", &format!("KVM API version {}", kvm.get_api_version()));
             let xen = kvm.check_extension_raw(KVM_CAP_XEN_HVM as _) != 0;
             info(
                 "KVM_CAP_XEN_HVM",
@@ -114,16 +86,12 @@ fn kvm_lines() {
                 },
             );
         }
-        Err(e) if e.errno() == libc::ENOENT => line(
-            false,
-            "/dev/kvm",
-            "missing: load kvm (modprobe kvm_intel or kvm_amd) or use a host with KVM",
-        ),
-        Err(e) if e.errno() == libc::EACCES => line(
-            false,
-            "/dev/kvm",
-            "permission denied: run as root or join the kvm group",
-        ),
+        Err(e) if e.errno() == libc::ENOENT => {
+            line(false, "/dev/kvm", "missing: load kvm (modprobe kvm_intel or kvm_amd) or use a host with KVM")
+        }
+        Err(e) if e.errno() == libc::EACCES => {
+            line(false, "/dev/kvm", "permission denied: run as root or join the kvm group")
+        }
         Err(e) => line(false, "/dev/kvm", &format!("cannot open: {e}")),
     }
 }
@@ -140,8 +108,5 @@ fn info(what: &str, detail: &str) {
 }
 
 fn line(ok: bool, what: &str, detail: &str) {
-    println!(
-        "  [{}] {what:<18} {detail}",
-        if ok { " ok " } else { "MISS" }
-    );
+    println!("  [{}] {what:<18} {detail}", if ok { " ok " } else { "MISS" });
 }

@@ -29,10 +29,7 @@ pub fn setup() -> Result<Env> {
     install_debian_packages()?;
     probe::mount_tracefs();
     probe::report();
-    Ok(Env {
-        workspace,
-        bpf_linker_bin,
-    })
+    Ok(Env { workspace, bpf_linker_bin })
 }
 
 fn workspace_root() -> PathBuf {
@@ -43,40 +40,21 @@ fn workspace_root() -> PathBuf {
 }
 
 fn install_debian_packages() -> Result<()> {
-    let missing: Vec<&str> = DEBIAN_PACKAGES
-        .iter()
-        .copied()
-        .filter(|pkg| !dpkg_installed(pkg))
-        .collect();
+    let missing: Vec<&str> = DEBIAN_PACKAGES.iter().copied().filter(|pkg| !dpkg_installed(pkg)).collect();
     if missing.is_empty() {
         return Ok(());
     }
     if !Path::new("/usr/bin/apt-get").exists() {
-        eprintln!(
-            "xtask: warning: not a Debian-like system; install by hand: {}",
-            missing.join(" ")
-        );
+        eprintln!("xtask: warning: not a Debian-like system; install by hand: {}", missing.join(" "));
         return Ok(());
     }
     eprintln!("xtask: installing Debian packages: {}", missing.join(" "));
-    let apt = |args: &[&str]| {
-        cmd::run(
-            Command::new("apt-get")
-                .args(args)
-                .env("DEBIAN_FRONTEND", "noninteractive"),
-        )
-    };
-    apt(&["update", "-qq"]).context(
-        "apt-get update failed: check network access to the Debian mirrors, or run as root",
-    )?;
+    let apt = |args: &[&str]| cmd::run(Command::new("apt-get").args(args).env("DEBIAN_FRONTEND", "noninteractive"));
+    apt(&["update", "-qq"])
+        .context("apt-get update failed: check network access to the Debian mirrors, or run as root")?;
     let mut install = vec!["install", "-y", "-qq", "--no-install-recommends"];
     install.extend(&missing);
-    apt(&install).with_context(|| {
-        format!(
-            "could not install {}: install them by hand, as root",
-            missing.join(" ")
-        )
-    })
+    apt(&install).with_context(|| format!("could not install {}: install them by hand, as root", missing.join(" ")))
 }
 
 fn dpkg_installed(pkg: &str) -> bool {

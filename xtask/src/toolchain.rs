@@ -26,14 +26,10 @@ pub fn install_toolchains() -> Result<()> {
     let installed = cmd::output(Command::new("rustup").args(["toolchain", "list"]))
         .context("rustup is needed to install the pinned toolchains: install it from your distribution or rustup.rs")?;
     for (toolchain, extra) in [
-        (
-            HOST_TOOLCHAIN,
-            &["-c", "clippy,rustfmt", "-t", "x86_64-unknown-none"][..],
-        ),
+        (HOST_TOOLCHAIN, &["-c", "clippy,rustfmt", "-t", "x86_64-unknown-none"][..]),
         (BPF_TOOLCHAIN, &["-c", "rust-src"][..]),
     ] {
-        if installed.lines().any(|l| l.starts_with(toolchain)) && has_components(toolchain, extra)?
-        {
+        if installed.lines().any(|l| l.starts_with(toolchain)) && has_components(toolchain, extra)? {
             continue;
         }
         eprintln!("xtask: installing toolchain {toolchain}");
@@ -50,44 +46,20 @@ pub fn install_toolchains() -> Result<()> {
 }
 
 fn has_components(toolchain: &str, extra: &[&str]) -> Result<bool> {
-    let list = cmd::output(Command::new("rustup").args([
-        "component",
-        "list",
-        "--installed",
-        "--toolchain",
-        toolchain,
-    ]))?;
-    let targets = cmd::output(Command::new("rustup").args([
-        "target",
-        "list",
-        "--installed",
-        "--toolchain",
-        toolchain,
-    ]))?;
-    let wanted = extra
-        .chunks(2)
-        .flat_map(|pair| pair[1].split(','))
-        .map(str::to_owned);
-    Ok(wanted.into_iter().all(|w| {
-        list.lines()
-            .chain(targets.lines())
-            .any(|l| l.starts_with(&w))
-    }))
+    let list =
+        cmd::output(Command::new("rustup").args(["component", "list", "--installed", "--toolchain", toolchain]))?;
+    let targets =
+        cmd::output(Command::new("rustup").args(["target", "list", "--installed", "--toolchain", toolchain]))?;
+    let wanted = extra.chunks(2).flat_map(|pair| pair[1].split(',')).map(str::to_owned);
+    Ok(wanted.into_iter().all(|w| list.lines().chain(targets.lines()).any(|l| l.starts_with(&w))))
 }
 
 /// Builds bpf-linker into `cache` unless it is there already; returns its bin dir.
 pub fn install_bpf_linker(cache: &Path) -> Result<PathBuf> {
     let sysroot = PathBuf::from(
-        cmd::output(Command::new("rustc").args([
-            &format!("+{BPF_TOOLCHAIN}"),
-            "--print",
-            "sysroot",
-        ]))?
-        .trim(),
+        cmd::output(Command::new("rustc").args([&format!("+{BPF_TOOLCHAIN}"), "--print", "sysroot"]))?.trim(),
     );
-    let llvm_major = llvm_major(&cmd::output(
-        Command::new("rustc").args([&format!("+{BPF_TOOLCHAIN}"), "-vV"]),
-    )?)?;
+    let llvm_major = llvm_major(&cmd::output(Command::new("rustc").args([&format!("+{BPF_TOOLCHAIN}"), "-vV"]))?)?;
     let root = cache.join(format!("bpf-linker-{BPF_LINKER_VERSION}-llvm{llvm_major}"));
     let bin = root.join("bin");
     if bin.join("bpf-linker").is_file() {
@@ -106,20 +78,12 @@ pub fn install_bpf_linker(cache: &Path) -> Result<PathBuf> {
     for name in ["libLLVM.so", libllvm.as_str()] {
         let link = prefix.join("lib").join(name);
         let _ = fs::remove_file(&link);
-        symlink(lib.join(&libllvm), &link)
-            .with_context(|| format!("linking {}", link.display()))?;
+        symlink(lib.join(&libllvm), &link).with_context(|| format!("linking {}", link.display()))?;
     }
-    eprintln!(
-        "xtask: building bpf-linker {BPF_LINKER_VERSION} against LLVM {llvm_major} of {BPF_TOOLCHAIN}"
-    );
+    eprintln!("xtask: building bpf-linker {BPF_LINKER_VERSION} against LLVM {llvm_major} of {BPF_TOOLCHAIN}");
     cmd::run(
         Command::new("cargo")
-            .args([
-                &format!("+{HOST_TOOLCHAIN}"),
-                "install",
-                "bpf-linker",
-                "--locked",
-            ])
+            .args([&format!("+{HOST_TOOLCHAIN}"), "install", "bpf-linker", "--locked"])
             .args(["--version", BPF_LINKER_VERSION, "--no-default-features"])
             .args(["--features", &format!("llvm-{llvm_major}")])
             .arg("--root")

@@ -93,17 +93,13 @@ fn measure(config: &BenchConfig, workload: Workload, backend: Backend) -> Result
         duration: (workload != Workload::Pingpong).then_some(config.duration),
         callback: Callback::Vector,
         timeout: Duration::from_secs(120),
+        shared_info_in_ram: false,
     };
     let before = cpu_time();
     let r = run::execute(&run).with_context(|| format!("{workload:?} on {backend:?}"))?;
     let cpu = cpu_time() - before;
     if !r.is_clean() {
-        bail!(
-            "{workload:?} on {backend:?} was not clean: lost {}, errors {} ({:?})",
-            r.lost,
-            r.errors,
-            r.first_error
-        );
+        bail!("{workload:?} on {backend:?} was not clean: lost {}, errors {} ({:?})", r.lost, r.errors, r.first_error);
     }
     let sent = r.sent.max(1) as f64;
     Ok(Sample {
@@ -118,10 +114,7 @@ fn measure(config: &BenchConfig, workload: Workload, backend: Backend) -> Result
 }
 
 /// Runs the matrix; `progress` is told after each run.
-pub fn run(
-    config: &BenchConfig,
-    mut progress: impl FnMut(Workload, Backend, u32),
-) -> Result<BenchReport> {
+pub fn run(config: &BenchConfig, mut progress: impl FnMut(Workload, Backend, u32)) -> Result<BenchReport> {
     let mut samples = vec![vec![Vec::new(); BACKENDS.len()]; config.workloads.len()];
     for round in 0..config.repeat {
         for (w, workload) in config.workloads.iter().enumerate() {
@@ -140,8 +133,7 @@ pub fn run(
                 .iter()
                 .zip(per_backend)
                 .map(|(backend, s)| {
-                    let spread =
-                        |f: fn(&Sample) -> f64| Spread::of(&s.iter().map(f).collect::<Vec<_>>());
+                    let spread = |f: fn(&Sample) -> f64| Spread::of(&s.iter().map(f).collect::<Vec<_>>());
                     BackendResult {
                         backend: *backend,
                         sends_per_s: spread(|x| x.sends_per_s),
@@ -157,27 +149,13 @@ pub fn run(
                 .collect();
             let (user, bpf) = (&backends[0], &backends[1]);
             let ratios = Ratios {
-                throughput_bpf_over_userspace: ratio(
-                    bpf.sends_per_s.median,
-                    user.sends_per_s.median,
-                ),
+                throughput_bpf_over_userspace: ratio(bpf.sends_per_s.median, user.sends_per_s.median),
                 p50_userspace_over_bpf: ratio(user.p50_ns.median, bpf.p50_ns.median),
                 p99_userspace_over_bpf: ratio(user.p99_ns.median, bpf.p99_ns.median),
-                cpu_per_send_userspace_over_bpf: ratio(
-                    user.cpu_ns_per_send.median,
-                    bpf.cpu_ns_per_send.median,
-                ),
+                cpu_per_send_userspace_over_bpf: ratio(user.cpu_ns_per_send.median, bpf.cpu_ns_per_send.median),
             };
-            WorkloadResult {
-                workload: *workload,
-                backends,
-                ratios,
-            }
+            WorkloadResult { workload: *workload, backends, ratios }
         })
         .collect();
-    Ok(BenchReport {
-        vcpus: config.vcpus,
-        repeat: config.repeat,
-        workloads,
-    })
+    Ok(BenchReport { vcpus: config.vcpus, repeat: config.repeat, workloads })
 }

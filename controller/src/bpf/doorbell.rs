@@ -55,16 +55,7 @@ impl DoorbellPath {
         let mut ebpf = load::load_object()?;
         let mut config: Array<MapData, DoorbellConfig> =
             Array::try_from(take(&mut ebpf, CONFIG)?).map_err(BpfError::map(CONFIG))?;
-        config
-            .set(
-                0,
-                &DoorbellConfig {
-                    tgid,
-                    ..Default::default()
-                },
-                0,
-            )
-            .map_err(BpfError::map(CONFIG))?;
+        config.set(0, &DoorbellConfig { tgid, ..Default::default() }, 0).map_err(BpfError::map(CONFIG))?;
         let ports = Array::try_from(take(&mut ebpf, PORTS)?).map_err(BpfError::map(PORTS))?;
         let stats = PerCpuArray::try_from(take(&mut ebpf, STATS)?).map_err(BpfError::map(STATS))?;
         let shared_info = match take(&mut ebpf, SHARED_INFO)? {
@@ -72,13 +63,7 @@ impl DoorbellPath {
             _ => return Err(BpfError::NoMap(SHARED_INFO)),
         };
         load::attach_tracepoint(&mut ebpf, PROGRAM, "kvm", "kvm_mmio")?;
-        Ok(Self {
-            ports,
-            config,
-            stats,
-            shared_info,
-            _ebpf: ebpf,
-        })
+        Ok(Self { ports, config, stats, shared_info, _ebpf: ebpf })
     }
 
     /// The map's page, mapped here, to be mapped into the guest too.
@@ -87,38 +72,18 @@ impl DoorbellPath {
     }
 
     /// Starts serving doorbells of ports below `fast_ports`.
-    pub fn enable(
-        &mut self,
-        tgid: u32,
-        fast_ports: u32,
-        doorbell_base: u64,
-    ) -> Result<(), BpfError> {
-        let config = DoorbellConfig {
-            tgid,
-            fast_ports,
-            doorbell_base,
-            enabled: 1,
-            _pad: 0,
-        };
-        self.config
-            .set(0, &config, 0)
-            .map_err(BpfError::map(CONFIG))
+    pub fn enable(&mut self, tgid: u32, fast_ports: u32, doorbell_base: u64) -> Result<(), BpfError> {
+        let config = DoorbellConfig { tgid, fast_ports, doorbell_base, enabled: 1, _pad: 0 };
+        self.config.set(0, &config, 0).map_err(BpfError::map(CONFIG))
     }
 
     pub fn set_port(&mut self, port: u32, entry: PortEntry) -> Result<(), BpfError> {
-        self.ports
-            .set(port, &entry, 0)
-            .map_err(BpfError::map(PORTS))
+        self.ports.set(port, &entry, 0).map_err(BpfError::map(PORTS))
     }
 
     pub fn counts(&self) -> Result<DoorbellCounts, BpfError> {
         let stat = |index: u32| -> Result<u64, BpfError> {
-            Ok(self
-                .stats
-                .get(&index, 0)
-                .map_err(BpfError::map(STATS))?
-                .iter()
-                .sum())
+            Ok(self.stats.get(&index, 0).map_err(BpfError::map(STATS))?.iter().sum())
         };
         let outcome = |o: Outcome| stat(o as u32);
         Ok(DoorbellCounts {
@@ -126,8 +91,7 @@ impl DoorbellPath {
             coalesced: outcome(Outcome::Coalesced)?,
             masked: outcome(Outcome::Masked)?,
             upcalls_raised: outcome(Outcome::UpcallRaised)?,
-            spurious_injections: outcome(Outcome::SelectorAlreadySet)?
-                + outcome(Outcome::UpcallAlreadyPending)?,
+            spurious_injections: outcome(Outcome::SelectorAlreadySet)? + outcome(Outcome::UpcallAlreadyPending)?,
             not_fast: stat(doorbell_stat::NOT_FAST)?,
         })
     }

@@ -6,9 +6,7 @@ pub enum BpfError {
         "this controller was built without its BPF object (bpf-linker was missing): rebuild with `cargo xtask build`"
     )]
     NotBuilt,
-    #[error(
-        "loading the BPF object: permission denied: run as root, or grant CAP_BPF and CAP_PERFMON"
-    )]
+    #[error("loading the BPF object: permission denied: run as root, or grant CAP_BPF and CAP_PERFMON")]
     Permission(#[source] Box<aya::EbpfError>),
     #[error("loading the BPF object")]
     Object(#[source] Box<aya::EbpfError>),
@@ -41,16 +39,10 @@ pub enum BpfError {
 
 impl BpfError {
     pub fn map(map: &'static str) -> impl FnOnce(aya::maps::MapError) -> Self {
-        move |source| Self::Map {
-            map,
-            source: Box::new(source),
-        }
+        move |source| Self::Map { map, source: Box::new(source) }
     }
 
     pub fn load(program: &'static str) -> impl FnOnce(aya::programs::ProgramError) -> Self {
-        move |source| Self::Load {
-            program,
-            source: Box::new(source),
-        }
+        move |source| Self::Load { program, source: Box::new(source) }
     }
 }

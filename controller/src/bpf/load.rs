@@ -34,11 +34,8 @@ pub fn attach_tracepoint(
     category: &'static str,
     name: &'static str,
 ) -> Result<(), BpfError> {
-    let tp: &mut TracePoint = ebpf
-        .program_mut(program)
-        .ok_or(BpfError::NoProgram(program))?
-        .try_into()
-        .map_err(BpfError::load(program))?;
+    let tp: &mut TracePoint =
+        ebpf.program_mut(program).ok_or(BpfError::NoProgram(program))?.try_into().map_err(BpfError::load(program))?;
     tp.load().map_err(BpfError::load(program))?;
     tp.attach(category, name).map_err(|source| {
         let hint = if !Path::new(TRACEFS_EVENTS).is_dir() {
@@ -48,13 +45,7 @@ pub fn attach_tracepoint(
         } else {
             ""
         };
-        BpfError::Attach {
-            program,
-            category,
-            name,
-            hint,
-            source: Box::new(source),
-        }
+        BpfError::Attach { program, category, name, hint, source: Box::new(source) }
     })?;
     Ok(())
 }

@@ -23,19 +23,9 @@ impl MmioCounter {
     pub fn attach(tgid: u32, start: u64, end: u64) -> Result<Self, BpfError> {
         let mut ebpf = load::load_object()?;
         let mut filter: Array<_, MmioFilter> =
-            Array::try_from(ebpf.map_mut(FILTER).ok_or(BpfError::NoMap(FILTER))?)
-                .map_err(BpfError::map(FILTER))?;
+            Array::try_from(ebpf.map_mut(FILTER).ok_or(BpfError::NoMap(FILTER))?).map_err(BpfError::map(FILTER))?;
         filter
-            .set(
-                0,
-                &MmioFilter {
-                    tgid,
-                    _pad: 0,
-                    gpa_start: start,
-                    gpa_end: end,
-                },
-                0,
-            )
+            .set(0, &MmioFilter { tgid, _pad: 0, gpa_start: start, gpa_end: end }, 0)
             .map_err(BpfError::map(FILTER))?;
         load::attach_tracepoint(&mut ebpf, PROGRAM, "kvm", "kvm_mmio")?;
         Ok(Self { ebpf })
@@ -44,8 +34,7 @@ impl MmioCounter {
     /// Writes counted so far, summed over CPUs.
     pub fn count(&self) -> Result<u64, BpfError> {
         let map: PerCpuArray<_, u64> =
-            PerCpuArray::try_from(self.ebpf.map(COUNT).ok_or(BpfError::NoMap(COUNT))?)
-                .map_err(BpfError::map(COUNT))?;
+            PerCpuArray::try_from(self.ebpf.map(COUNT).ok_or(BpfError::NoMap(COUNT))?).map_err(BpfError::map(COUNT))?;
         let values = map.get(&0, 0).map_err(BpfError::map(COUNT))?;
         Ok(values.iter().sum())
     }

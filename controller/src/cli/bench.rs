@@ -38,11 +38,7 @@ pub struct BenchArgs {
 
 pub fn bench(args: &BenchArgs) -> Result<ExitCode> {
     if !(args.duration > 0.0 && args.duration <= 600.0) {
-        return Err(UsageError(format!(
-            "--duration {} is not between 0 and 600 seconds",
-            args.duration
-        ))
-        .into());
+        return Err(UsageError(format!("--duration {} is not between 0 and 600 seconds", args.duration)).into());
     }
     let workloads = args
         .workloads
@@ -51,9 +47,7 @@ pub fn bench(args: &BenchArgs) -> Result<ExitCode> {
             WorkloadArg::Pingpong => Ok(Workload::Pingpong),
             WorkloadArg::Flood => Ok(Workload::Flood),
             WorkloadArg::Fanout => Ok(Workload::Fanout),
-            other => Err(UsageError(format!(
-                "{other:?} is not a benchmark workload: use pingpong, flood or fanout"
-            ))),
+            other => Err(UsageError(format!("{other:?} is not a benchmark workload: use pingpong, flood or fanout"))),
         })
         .collect::<Result<Vec<_>, _>>()?;
     if let Some(path) = &args.output {
@@ -70,10 +64,7 @@ pub fn bench(args: &BenchArgs) -> Result<ExitCode> {
     let mut done = 0;
     let report = bench::run(&config, |workload, backend, round| {
         done += 1;
-        eprint!(
-            "\r[{done}/{total}] round {} {workload:?} on {backend:?}          ",
-            round + 1
-        );
+        eprint!("\r[{done}/{total}] round {} {workload:?} on {backend:?}          ", round + 1);
     })?;
     eprintln!();
     if let Some(path) = &args.output {
@@ -93,10 +84,7 @@ pub fn bench(args: &BenchArgs) -> Result<ExitCode> {
 /// Fails with a usage error (exit 2) before any measuring if `path`
 /// cannot be written.
 fn check_writable(path: &std::path::Path) -> Result<(), UsageError> {
-    let dir = path
-        .parent()
-        .filter(|d| !d.as_os_str().is_empty())
-        .unwrap_or(std::path::Path::new("."));
+    let dir = path.parent().filter(|d| !d.as_os_str().is_empty()).unwrap_or(std::path::Path::new("."));
     let probe = dir.join(format!(".xevtchn-bench-{}", std::process::id()));
     fs::write(&probe, b"")
         .and_then(|()| fs::remove_file(&probe))
@@ -104,10 +92,7 @@ fn check_writable(path: &std::path::Path) -> Result<(), UsageError> {
 }
 
 fn print_table(report: &BenchReport) {
-    println!(
-        "{} vCPUs, {} runs each, interleaved; median [min - max]",
-        report.vcpus, report.repeat
-    );
+    println!("{} vCPUs, {} runs each, interleaved; median [min - max]", report.vcpus, report.repeat);
     for w in &report.workloads {
         println!("\n{:?}", w.workload);
         println!(
@@ -117,11 +102,7 @@ fn print_table(report: &BenchReport) {
         for b in &w.backends {
             // Latency needs samples: flood's coalesced sends have none.
             let s = |x: &bench::summary::Spread| {
-                if x.max == 0.0 {
-                    "-".to_string()
-                } else {
-                    format!("{:.0} [{:.0}-{:.0}]", x.median, x.min, x.max)
-                }
+                if x.max == 0.0 { "-".to_string() } else { format!("{:.0} [{:.0}-{:.0}]", x.median, x.min, x.max) }
             };
             println!(
                 "  {:<10} {:>28} {:>26} {:>26} {:>10.3} {:>12.0}",

@@ -31,6 +31,10 @@ pub struct RunArgs {
     /// Stop the VM and fail after this many seconds.
     #[arg(long, default_value_t = 120)]
     pub timeout: u64,
+    /// Place shared_info over a guest RAM page (as Linux does), so that
+    /// the VMM splits RAM's memslot around it.
+    #[arg(long)]
+    pub shared_info_in_ram: bool,
     /// Print exactly one JSON object on stdout.
     #[arg(long)]
     pub json: bool,
@@ -45,6 +49,7 @@ pub enum WorkloadArg {
     Rebind,
     Callback,
     Hostile,
+    Backend,
     /// No Xen: vCPU 0 makes --count MMIO writes, counted by the VMM and by BPF on kvm:kvm_mmio.
     Smoke,
 }
@@ -52,9 +57,7 @@ pub enum WorkloadArg {
 fn parse_seconds(s: &str) -> Result<Duration, String> {
     match s.parse::<f64>() {
         Ok(secs) if secs > 0.0 && secs <= 3600.0 => Ok(Duration::from_secs_f64(secs)),
-        _ => Err(format!(
-            "{s:?} is not a number of seconds between 0 and 3600"
-        )),
+        _ => Err(format!("{s:?} is not a number of seconds between 0 and 3600")),
     }
 }
 
@@ -74,6 +77,7 @@ pub fn run(args: &RunArgs) -> Result<ExitCode> {
         WorkloadArg::Rebind => Workload::Rebind,
         WorkloadArg::Callback => Workload::Callback,
         WorkloadArg::Hostile => Workload::Hostile,
+        WorkloadArg::Backend => Workload::Backend,
     };
     if args.vcpus < workload.min_vcpus() {
         return Err(UsageError(format!(
@@ -91,6 +95,7 @@ pub fn run(args: &RunArgs) -> Result<ExitCode> {
         duration: args.duration,
         callback: args.callback,
         timeout,
+        shared_info_in_ram: args.shared_info_in_ram,
     };
     let report = run::execute(&config)?;
     if args.json {
@@ -98,11 +103,7 @@ pub fn run(args: &RunArgs) -> Result<ExitCode> {
     } else {
         print_summary(&report);
     }
-    Ok(if report.is_clean() {
-        ExitCode::SUCCESS
-    } else {
-        ExitCode::FAILURE
-    })
+    Ok(if report.is_clean() { ExitCode::SUCCESS } else { ExitCode::FAILURE })
 }
 
 fn run_smoke(args: &RunArgs, timeout: Duration) -> Result<ExitCode> {
@@ -112,18 +113,10 @@ fn run_smoke(args: &RunArgs, timeout: Duration) -> Result<ExitCode> {
     } else {
         println!(
             "smoke: guest status {}, {} writes requested, {} seen by the VMM, {} counted by BPF on kvm:kvm_mmio, {:.3} s",
-            report.guest_status,
-            report.requested_writes,
-            report.vmm_writes,
-            report.bpf_writes,
-            report.duration_s
+            report.guest_status, report.requested_writes, report.vmm_writes, report.bpf_writes, report.duration_s
         );
     }
-    Ok(if report.agrees() {
-        ExitCode::SUCCESS
-    } else {
-        ExitCode::FAILURE
-    })
+    Ok(if report.agrees() { ExitCode::SUCCESS } else { ExitCode::FAILURE })
 }
 
 fn print_summary(r: &RunReport) {

@@ -53,29 +53,14 @@ struct State {
 impl FastPath {
     pub fn new(vm: Arc<VmFd>, mut doorbell: DoorbellPath) -> Result<Self, crate::bpf::BpfError> {
         doorbell.enable(std::process::id(), FAST_PORTS, layout::doorbell(0))?;
-        Ok(Self {
-            vm,
-            state: Mutex::new(State {
-                doorbell,
-                served: HashMap::new(),
-            }),
-        })
+        Ok(Self { vm, state: Mutex::new(State { doorbell, served: HashMap::new() }) })
     }
 
     /// Brings `port`'s map entry and ioeventfd in line with `info` (the
     /// port table's view, read under the caller's lock of the domain).
-    pub fn sync_port(
-        &self,
-        port: u32,
-        info: Option<PortInfo>,
-        upcalls: &Upcalls,
-        shared_info: &SharedInfoPage,
-    ) {
+    pub fn sync_port(&self, port: u32, info: Option<PortInfo>, upcalls: &Upcalls, shared_info: &SharedInfoPage) {
         let wanted = match info.map(|i| i.send) {
-            Some(SendTarget::Deliver {
-                port: deliver,
-                vcpu,
-            }) if port < FAST_PORTS => Some(Served { deliver, vcpu }),
+            Some(SendTarget::Deliver { port: deliver, vcpu }) if port < FAST_PORTS => Some(Served { deliver, vcpu }),
             _ => None,
         };
         let mut state = self.state.lock().unwrap_or_else(|p| p.into_inner());
@@ -84,19 +69,10 @@ impl FastPath {
             return;
         }
         if let Some((_, eventfd)) = state.served.remove(&port) {
-            let _ = self.vm.unregister_ioevent(
-                &eventfd,
-                &IoEventAddress::Mmio(layout::doorbell(port)),
-                NoDatamatch,
-            );
+            let _ = self.vm.unregister_ioevent(&eventfd, &IoEventAddress::Mmio(layout::doorbell(port)), NoDatamatch);
         }
         let entry = match wanted {
-            Some(s) => PortEntry {
-                fast: 1,
-                vcpu: s.vcpu,
-                deliver: s.deliver,
-                _pad: 0,
-            },
+            Some(s) => PortEntry { fast: 1, vcpu: s.vcpu, deliver: s.deliver, _pad: 0 },
             None => PortEntry::default(),
         };
         if let Err(e) = state.doorbell.set_port(port, entry) {
@@ -107,11 +83,7 @@ impl FastPath {
         let Some(eventfd) = upcalls.eventfd(served.vcpu) else {
             return;
         };
-        match self.vm.register_ioevent(
-            &eventfd,
-            &IoEventAddress::Mmio(layout::doorbell(port)),
-            NoDatamatch,
-        ) {
+        match self.vm.register_ioevent(&eventfd, &IoEventAddress::Mmio(layout::doorbell(port)), NoDatamatch) {
             Ok(()) => {
                 state.served.insert(port, (served, eventfd));
             }
@@ -140,11 +112,7 @@ impl FastPath {
     pub fn shut_down(&self) {
         let mut state = self.state.lock().unwrap_or_else(|p| p.into_inner());
         for (port, (_, eventfd)) in state.served.drain() {
-            let _ = self.vm.unregister_ioevent(
-                &eventfd,
-                &IoEventAddress::Mmio(layout::doorbell(port)),
-                NoDatamatch,
-            );
+            let _ = self.vm.unregister_ioevent(&eventfd, &IoEventAddress::Mmio(layout::doorbell(port)), NoDatamatch);
         }
     }
 }

@@ -3,6 +3,7 @@
 //! the side effects of the hypervisor logic (`xen::Domain`) on the VM:
 //! mapping shared_info, routing and raising upcalls.
 
+pub mod backends;
 pub mod fast_path;
 pub mod shared_info;
 pub mod stats;
@@ -12,7 +13,7 @@ use std::sync::{Arc, Mutex, MutexGuard};
 
 use kvm_bindings::kvm_userspace_memory_region;
 use kvm_ioctls::{VcpuFd, VmFd};
-use vm_memory::{Bytes, GuestAddress};
+use vm_memory::{Bytes, GuestAddress, GuestMemoryBackend, GuestMemoryRegion};
 use xevtchn_common::{
     two_level::upcall_pending,
     xen::{
@@ -24,10 +25,12 @@ use xevtchn_common::{
 
 use crate::{
     vmm::{
+        Vm,
         exit::{Mmio, classify},
+        gate::VcpuGate,
         guest_virtual::GuestVirtual,
         hypercall_page,
-        memory::GuestRam,
+        memory::{self, GuestRam},
         vcpu::{Platform, Stop},
         xen_cpuid::HYPERCALL_PAGE_MSR,
     },
@@ -38,8 +41,6 @@ use shared_info::SharedInfoPage;
 use stats::PlatformStats;
 use upcalls::{Injection, Route, Upcalls};
 
-/// The memslot of the shared_info page (RAM is slot 0).
-const SHARED_INFO_SLOT: u32 = 1;
 /// Ports below this send through their doorbell (the rest through the
 /// general hypercall path).
 pub const FAST_PORTS: u32 = 1024;
@@ -47,44 +48,60 @@ pub const FAST_PORTS: u32 = 1024;
 pub struct XenPlatform {
     vm: Arc<VmFd>,
     ram: GuestRam,
+    gate: Arc<VcpuGate>,
+    /// The RAM page shared_info covers, when the guest placed it in RAM.
+    ram_hole: Mutex<Option<u64>>,
     domain: Mutex<Domain>,
     shared_info: Arc<SharedInfoPage>,
     upcalls: Upcalls,
     /// The in-kernel send path (backend `bpf`); None for `userspace`.
     fast: Option<FastPath>,
+    backends: backends::Backends,
     pub stats: PlatformStats,
 }
 
 impl XenPlatform {
     /// `fast`: serve doorbells in the kernel (the BPF backend), with
     /// `shared_info` the BPF map's page; None delivers everything here.
-    pub fn new(
-        vm: Arc<VmFd>,
-        ram: GuestRam,
-        domain: Domain,
-        shared_info: SharedInfoPage,
-        fast: Option<FastPath>,
-    ) -> std::io::Result<Self> {
+    pub fn new(vm: &Vm, domain: Domain, shared_info: SharedInfoPage, fast: Option<FastPath>) -> std::io::Result<Self> {
         let shared_info = Arc::new(shared_info);
-        let injection = if fast.is_some() {
-            Injection::Irqfd
-        } else {
-            Injection::Direct
-        };
+        let injection = if fast.is_some() { Injection::Irqfd } else { Injection::Direct };
         Ok(Self {
-            upcalls: Upcalls::new(
-                vm.clone(),
-                domain.nr_vcpus(),
-                injection,
-                shared_info.clone(),
-            )?,
-            vm,
-            ram,
+            upcalls: Upcalls::new(vm.fd().clone(), domain.nr_vcpus(), injection, shared_info.clone())?,
+            vm: vm.fd().clone(),
+            ram: vm.ram().clone(),
+            gate: vm.gate().clone(),
+            ram_hole: Mutex::new(None),
             domain: Mutex::new(domain),
             shared_info,
             fast,
+            backends: backends::Backends::default(),
             stats: PlatformStats::default(),
         })
+    }
+
+    /// Offers the guest a port of a host backend (unbound, in the backend
+    /// domain); guest sends on the connected port will signal `eventfd`.
+    pub fn offer_backend_port(
+        &self,
+        eventfd: Arc<vmm_sys_util::eventfd::EventFd>,
+    ) -> Result<u32, crate::xen::HostError> {
+        let port = self.domain().host_alloc_unbound()?;
+        self.backends.register(port, eventfd);
+        Ok(port)
+    }
+
+    /// A host backend sends to the guest on `backend_port`.
+    pub fn backend_send(&self, backend_port: u32) -> Result<(), crate::xen::HostError> {
+        let (outcome, actions) = self.domain().host_send(backend_port, self.shared_info.words())?;
+        self.stats.count_send(outcome);
+        self.apply(&actions);
+        Ok(())
+    }
+
+    /// The backend domain's id, as the guest names it in bind_interdomain.
+    pub fn backend_domid(&self) -> u16 {
+        self.domain().ids().backend_domid
     }
 
     /// What the in-kernel path counted, if there is one.
@@ -107,34 +124,19 @@ impl XenPlatform {
     }
 
     fn hypercall(&self, vcpu: u32, fd: &VcpuFd, nr: u64) -> Result<u64, Stop> {
-        let regs = fd
-            .get_regs()
-            .map_err(|e| Stop::Fault(format!("vCPU {vcpu}: KVM_GET_REGS: {e}")))?;
-        let call = Hypercall {
-            nr,
-            args: [regs.rdi, regs.rsi, regs.rdx, regs.r10, regs.r8],
-        };
-        let memory = GuestPointers(GuestVirtual {
-            vcpu: fd,
-            ram: &self.ram,
-        });
+        let regs = fd.get_regs().map_err(|e| Stop::Fault(format!("vCPU {vcpu}: KVM_GET_REGS: {e}")))?;
+        let call = Hypercall { nr, args: [regs.rdi, regs.rsi, regs.rdx, regs.r10, regs.r8] };
+        let memory = GuestPointers(GuestVirtual { vcpu: fd, ram: &self.ram });
         self.stats.count_hypercall(nr, call.args[0]);
-        let result = self
-            .domain()
-            .hypercall(&call, &memory, self.shared_info.words());
+        let result = self.domain().hypercall(&call, &memory, self.shared_info.words());
         self.apply(&result.actions);
         Ok(result.rax())
     }
 
     /// A doorbell write that reached userspace: EVTCHNOP_send on `port`.
     fn doorbell(&self, vcpu: u32, fd: &VcpuFd, port: u32) -> Result<(), Stop> {
-        self.stats.count_hypercall(
-            u64::from(__HYPERVISOR_event_channel_op),
-            u64::from(EVTCHNOP_send),
-        );
-        let result = self
-            .domain()
-            .send_from_guest(port, self.shared_info.words());
+        self.stats.count_hypercall(u64::from(__HYPERVISOR_event_channel_op), u64::from(EVTCHNOP_send));
+        let result = self.domain().send_from_guest(port, self.shared_info.words());
         self.stats.count_send(result.outcome);
         self.apply(&result.actions);
         if self.fast.is_some() {
@@ -150,12 +152,9 @@ impl XenPlatform {
         }
         if result.ret != 0 {
             // The stub set rax to 0 before the write; give it the errno.
-            let mut regs = fd
-                .get_regs()
-                .map_err(|e| Stop::Fault(format!("vCPU {vcpu}: KVM_GET_REGS: {e}")))?;
+            let mut regs = fd.get_regs().map_err(|e| Stop::Fault(format!("vCPU {vcpu}: KVM_GET_REGS: {e}")))?;
             regs.rax = result.ret as u64;
-            fd.set_regs(&regs)
-                .map_err(|e| Stop::Fault(format!("vCPU {vcpu}: KVM_SET_REGS: {e}")))?;
+            fd.set_regs(&regs).map_err(|e| Stop::Fault(format!("vCPU {vcpu}: KVM_SET_REGS: {e}")))?;
         }
         Ok(())
     }
@@ -166,9 +165,7 @@ impl XenPlatform {
             match *action {
                 Action::RaiseUpcall { vcpu } => self.upcalls.raise(vcpu),
                 // Followed by a RaiseUpcall: Xen injects at once.
-                Action::UpcallVectorSet { vcpu, vector } => {
-                    self.set_route(vcpu, Route::Vector(vector))
-                }
+                Action::UpcallVectorSet { vcpu, vector } => self.set_route(vcpu, Route::Vector(vector)),
                 Action::CallbackChanged { callback } => self.set_callback(callback),
                 Action::SharedInfoPlaced { gfn } => self.place_shared_info(gfn),
                 Action::PortBound { port, .. }
@@ -179,15 +176,11 @@ impl XenPlatform {
                         // Read the port under the domain lock, so that two
                         // vCPUs changing one port converge on its last state.
                         let domain = self.domain();
-                        fast.sync_port(
-                            port,
-                            domain.port_info(port),
-                            &self.upcalls,
-                            &self.shared_info,
-                        );
+                        fast.sync_port(port, domain.port_info(port), &self.upcalls, &self.shared_info);
                     }
                 }
-                Action::NotifyBackend { .. } | Action::BackendUnbound { .. } => {}
+                Action::NotifyBackend { backend_port, .. } => self.backends.notify(backend_port),
+                Action::BackendUnbound { .. } => {}
             }
         }
     }
@@ -214,26 +207,36 @@ impl XenPlatform {
         }
     }
 
+    /// Maps the shared_info page at `gfn`: its own memslot, over a hole
+    /// punched in RAM's memslots when the guest chose a RAM page (as Xen
+    /// replaces the guest's page), with every vCPU paused meanwhile.
     fn place_shared_info(&self, gfn: u64) {
-        let region = kvm_userspace_memory_region {
-            slot: SHARED_INFO_SLOT,
+        let gpa = gfn << 12;
+        let ram_size: u64 = self.ram.iter().map(|r| r.len()).sum();
+        let hole = (gpa < ram_size).then_some(gpa);
+        let mut current = self.ram_hole.lock().unwrap_or_else(|p| p.into_inner());
+        let page = kvm_userspace_memory_region {
+            slot: memory::PAGE_SLOT,
             flags: 0,
-            guest_phys_addr: gfn << 12,
+            guest_phys_addr: gpa,
             memory_size: shared_info::PAGE_SIZE as u64,
             userspace_addr: self.shared_info.host_address(),
         };
-        let delete = kvm_userspace_memory_region {
-            memory_size: 0,
-            ..region
-        };
-        // SAFETY: the page outlives the VM (the platform is dropped after
-        // the VM fd's users, and the slot is deleted and re-added whole).
-        let placed = unsafe {
-            let _ = self.vm.set_user_memory_region(delete);
-            self.vm.set_user_memory_region(region)
-        };
-        if let Err(e) = placed {
-            log::error!("mapping shared_info at gfn {gfn:#x}: {e}");
+        let result = self.gate.paused(|| -> Result<(), crate::vmm::VmmError> {
+            let delete = kvm_userspace_memory_region { memory_size: 0, ..page };
+            // SAFETY: deleting the page's slot; the page itself stays mapped.
+            let _ = unsafe { self.vm.set_user_memory_region(delete) };
+            if *current != hole {
+                memory::set_ram_hole(&self.vm, &self.ram, hole)?;
+                *current = hole;
+            }
+            // SAFETY: the page outlives the VM fd's use of it: the platform
+            // owns it and is dropped after the vCPUs stopped.
+            unsafe { self.vm.set_user_memory_region(page) }
+                .map_err(crate::vmm::VmmError::kvm("KVM_SET_USER_MEMORY_REGION"))
+        });
+        if let Err(e) = result {
+            log::error!("mapping shared_info at gfn {gfn:#x}: {:#}", anyhow::Error::from(e));
         }
     }
 
@@ -241,11 +244,7 @@ impl XenPlatform {
     fn write_hypercall_page(&self, value: u64) -> bool {
         let gpa = value & !0xfff;
         // Bits 11:0 select the page of a multi-page area; there is one.
-        value & 0xfff == 0
-            && self
-                .ram
-                .write_slice(&hypercall_page::build(FAST_PORTS), GuestAddress(gpa))
-                .is_ok()
+        value & 0xfff == 0 && self.ram.write_slice(&hypercall_page::build(FAST_PORTS), GuestAddress(gpa)).is_ok()
     }
 }
 
@@ -254,9 +253,7 @@ impl Platform for XenPlatform {
         self.stats.count_exit();
         match classify(addr) {
             Mmio::Hypercall(nr) => self.hypercall(vcpu, fd, nr),
-            _ => Err(Stop::Fault(format!(
-                "vCPU {vcpu}: read of unknown MMIO address {addr:#x}"
-            ))),
+            _ => Err(Stop::Fault(format!("vCPU {vcpu}: read of unknown MMIO address {addr:#x}"))),
         }
     }
 
@@ -269,9 +266,9 @@ impl Platform for XenPlatform {
                 Ok(())
             }
             Mmio::Doorbell(port) => self.doorbell(vcpu, fd, port),
-            Mmio::Hypercall(_) | Mmio::Unknown => Err(Stop::Fault(format!(
-                "vCPU {vcpu}: write of {value:#x} to unknown MMIO address {addr:#x}"
-            ))),
+            Mmio::Hypercall(_) | Mmio::Unknown => {
+                Err(Stop::Fault(format!("vCPU {vcpu}: write of {value:#x} to unknown MMIO address {addr:#x}")))
+            }
         }
     }
 
@@ -300,16 +297,10 @@ struct GuestPointers<'a>(GuestVirtual<'a>);
 
 impl GuestMemory for GuestPointers<'_> {
     fn read(&self, gva: u64, buf: &mut [u8]) -> Result<(), GuestFault> {
-        self.0.read(gva, buf).map_err(|_| GuestFault {
-            gva,
-            len: buf.len(),
-        })
+        self.0.read(gva, buf).map_err(|_| GuestFault { gva, len: buf.len() })
     }
 
     fn write(&self, gva: u64, data: &[u8]) -> Result<(), GuestFault> {
-        self.0.write(gva, data).map_err(|_| GuestFault {
-            gva,
-            len: data.len(),
-        })
+        self.0.write(gva, data).map_err(|_| GuestFault { gva, len: data.len() })
     }
 }

@@ -30,21 +30,12 @@ impl SharedInfoPage {
     fn map(flags: i32, fd: std::os::fd::RawFd) -> std::io::Result<Self> {
         // SAFETY: a new mapping chosen by the kernel; no existing memory is
         // affected. `fd` is -1 (anonymous) or a live map fd.
-        let addr = unsafe {
-            libc::mmap(
-                std::ptr::null_mut(),
-                PAGE_SIZE,
-                libc::PROT_READ | libc::PROT_WRITE,
-                flags,
-                fd,
-                0,
-            )
-        };
+        let addr =
+            unsafe { libc::mmap(std::ptr::null_mut(), PAGE_SIZE, libc::PROT_READ | libc::PROT_WRITE, flags, fd, 0) };
         if addr == libc::MAP_FAILED {
             return Err(std::io::Error::last_os_error());
         }
-        let ptr =
-            NonNull::new(addr.cast()).ok_or_else(|| std::io::Error::other("mmap returned null"))?;
+        let ptr = NonNull::new(addr.cast()).ok_or_else(|| std::io::Error::other("mmap returned null"))?;
         Ok(Self { ptr })
     }
 

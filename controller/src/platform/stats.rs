@@ -80,19 +80,13 @@ mod tests {
     fn counts_sends_by_outcome() {
         let stats = PlatformStats::default();
         stats.count_exit();
-        stats.count_hypercall(
-            u64::from(__HYPERVISOR_event_channel_op),
-            u64::from(EVTCHNOP_send),
-        );
+        stats.count_hypercall(u64::from(__HYPERVISOR_event_channel_op), u64::from(EVTCHNOP_send));
         stats.count_hypercall(17, 0);
         stats.count_send(Some(Outcome::Coalesced));
         stats.count_send(Some(Outcome::UpcallRaised));
         stats.count_send(None);
         let s = stats.snapshot();
-        assert_eq!(
-            (s.userspace_exits, s.hypercalls, s.userspace_sends),
-            (1, 2, 1)
-        );
+        assert_eq!((s.userspace_exits, s.hypercalls, s.userspace_sends), (1, 2, 1));
         assert_eq!((s.coalesced, s.masked, s.upcalls_raised), (1, 0, 1));
     }
 }

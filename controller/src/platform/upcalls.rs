@@ -24,8 +24,8 @@ use std::{
 };
 
 use kvm_bindings::{
-    KVM_IRQ_ROUTING_IRQCHIP, KVM_IRQ_ROUTING_MSI, KVM_IRQCHIP_IOAPIC, KVM_IRQCHIP_PIC_MASTER,
-    KVM_IRQCHIP_PIC_SLAVE, KvmIrqRouting, kvm_irq_routing_entry, kvm_msi,
+    KVM_IRQ_ROUTING_IRQCHIP, KVM_IRQ_ROUTING_MSI, KVM_IRQCHIP_IOAPIC, KVM_IRQCHIP_PIC_MASTER, KVM_IRQCHIP_PIC_SLAVE,
+    KvmIrqRouting, kvm_irq_routing_entry, kvm_msi,
 };
 use kvm_ioctls::VmFd;
 use vmm_sys_util::eventfd::{EFD_NONBLOCK, EventFd};
@@ -96,11 +96,7 @@ impl Upcalls {
     ) -> std::io::Result<Self> {
         let vcpus = (0..vcpus)
             .map(|_| {
-                Ok(VcpuUpcall {
-                    route: Route::None,
-                    eventfd: Arc::new(EventFd::new(EFD_NONBLOCK)?),
-                    irqfd_gsi: None,
-                })
+                Ok(VcpuUpcall { route: Route::None, eventfd: Arc::new(EventFd::new(EFD_NONBLOCK)?), irqfd_gsi: None })
             })
             .collect::<std::io::Result<_>>()?;
         Ok(Self {
@@ -118,20 +114,12 @@ impl Upcalls {
     }
 
     pub fn route(&self, vcpu: u32) -> Route {
-        self.vcpus
-            .read()
-            .expect("upcalls lock")
-            .get(vcpu as usize)
-            .map_or(Route::None, |v| v.route)
+        self.vcpus.read().expect("upcalls lock").get(vcpu as usize).map_or(Route::None, |v| v.route)
     }
 
     /// E_v: what an ioeventfd for a port bound to `vcpu` signals.
     pub fn eventfd(&self, vcpu: u32) -> Option<Arc<EventFd>> {
-        self.vcpus
-            .read()
-            .expect("upcalls lock")
-            .get(vcpu as usize)
-            .map(|v| v.eventfd.clone())
+        self.vcpus.read().expect("upcalls lock").get(vcpu as usize).map(|v| v.eventfd.clone())
     }
 
     /// Raises the upcall on `vcpu`. Spurious raises are harmless.
@@ -175,9 +163,7 @@ impl Upcalls {
         }
         match (route, self.injection) {
             (Route::Vector(_), Injection::Irqfd) => {
-                self.vm
-                    .set_gsi_routing(&routing_table(&vcpus))
-                    .map_err(io)?;
+                self.vm.set_gsi_routing(&routing_table(&vcpus)).map_err(io)?;
                 let v = &mut vcpus[vcpu as usize];
                 let gsi = MSI_GSI_BASE + vcpu;
                 self.vm.register_irqfd(&v.eventfd, gsi).map_err(io)?;
@@ -186,9 +172,7 @@ impl Upcalls {
             (Route::Level(gsi), _) => {
                 let v = &mut vcpus[vcpu as usize];
                 let resample = Arc::new(EventFd::new(0)?);
-                self.vm
-                    .register_irqfd_with_resample(&v.eventfd, &resample, gsi)
-                    .map_err(io)?;
+                self.vm.register_irqfd_with_resample(&v.eventfd, &resample, gsi).map_err(io)?;
                 v.irqfd_gsi = Some(gsi);
                 let line = self.start_level_line(v.eventfd.clone(), resample)?;
                 *self.level.write().expect("level lock") = Some(line);
@@ -198,33 +182,23 @@ impl Upcalls {
         Ok(())
     }
 
-    fn start_level_line(
-        &self,
-        trigger: Arc<EventFd>,
-        resample: Arc<EventFd>,
-    ) -> std::io::Result<LevelLine> {
+    fn start_level_line(&self, trigger: Arc<EventFd>, resample: Arc<EventFd>) -> std::io::Result<LevelLine> {
         let stop = Arc::new(AtomicBool::new(false));
         let (shared_info, stats) = (self.shared_info.clone(), self.stats.clone());
         let thread = {
             let (resample, stop) = (resample.clone(), stop.clone());
-            thread::Builder::new()
-                .name("level-resample".into())
-                .spawn(move || {
-                    // Each EOI of the line: re-assert while vCPU 0 still has an
-                    // upcall pending (set again after the guest's scan).
-                    while resample.read().is_ok() && !stop.load(Ordering::Acquire) {
-                        if upcall_pending(shared_info.words(), 0) {
-                            let _ = trigger.write(1);
-                            stats.level_reasserts.fetch_add(1, Ordering::Relaxed);
-                        }
+            thread::Builder::new().name("level-resample".into()).spawn(move || {
+                // Each EOI of the line: re-assert while vCPU 0 still has an
+                // upcall pending (set again after the guest's scan).
+                while resample.read().is_ok() && !stop.load(Ordering::Acquire) {
+                    if upcall_pending(shared_info.words(), 0) {
+                        let _ = trigger.write(1);
+                        stats.level_reasserts.fetch_add(1, Ordering::Relaxed);
                     }
-                })?
+                }
+            })?
         };
-        Ok(LevelLine {
-            resample,
-            stop,
-            thread: Some(thread),
-        })
+        Ok(LevelLine { resample, stop, thread: Some(thread) })
     }
 
     fn stop_level_line(&self) {
@@ -256,12 +230,7 @@ fn io(e: kvm_ioctls::Error) -> std::io::Error {
 
 /// A fixed, edge, physical-destination MSI to `vcpu`'s APIC (ID = index).
 fn msi(vcpu: u32, vector: u8) -> kvm_msi {
-    kvm_msi {
-        address_lo: 0xfee0_0000 | (vcpu << 12),
-        address_hi: 0,
-        data: u32::from(vector),
-        ..Default::default()
-    }
+    kvm_msi { address_lo: 0xfee0_0000 | (vcpu << 12), address_hi: 0, data: u32::from(vector), ..Default::default() }
 }
 
 /// KVM's default routes (PIC and IOAPIC pins, which KVM_SET_GSI_ROUTING
@@ -269,22 +238,14 @@ fn msi(vcpu: u32, vector: u8) -> kvm_msi {
 fn routing_table(vcpus: &[VcpuUpcall]) -> KvmIrqRouting {
     let mut entries = Vec::new();
     let irqchip = |gsi: u32, chip: u32, pin: u32| {
-        let mut e = kvm_irq_routing_entry {
-            gsi,
-            type_: KVM_IRQ_ROUTING_IRQCHIP,
-            ..Default::default()
-        };
+        let mut e = kvm_irq_routing_entry { gsi, type_: KVM_IRQ_ROUTING_IRQCHIP, ..Default::default() };
         e.u.irqchip.irqchip = chip;
         e.u.irqchip.pin = pin;
         e
     };
     for gsi in 0..IOAPIC_PINS {
         if gsi < 16 {
-            let (chip, pin) = if gsi < 8 {
-                (KVM_IRQCHIP_PIC_MASTER, gsi)
-            } else {
-                (KVM_IRQCHIP_PIC_SLAVE, gsi - 8)
-            };
+            let (chip, pin) = if gsi < 8 { (KVM_IRQCHIP_PIC_MASTER, gsi) } else { (KVM_IRQCHIP_PIC_SLAVE, gsi - 8) };
             entries.push(irqchip(gsi, chip, pin));
         }
         entries.push(irqchip(gsi, KVM_IRQCHIP_IOAPIC, gsi));

@@ -40,10 +40,7 @@ mod tests {
     fn nearest_rank_on_a_known_set() {
         // 1..=100 ticks at 1 GHz (1 tick = 1 ns).
         let p = percentiles((1..=100).rev().collect(), 1_000_000);
-        assert_eq!(
-            (p.samples, p.p50, p.p90, p.p99, p.max),
-            (100, 50, 90, 99, 100)
-        );
+        assert_eq!((p.samples, p.p50, p.p90, p.p99, p.max), (100, 50, 90, 99, 100));
     }
 
     #[test]

@@ -1,6 +1,7 @@
 //! One run of the built-in guest on a backend: build the VM and the Xen
 //! platform, run, and turn what the guest and the host counted into a report.
 
+pub mod echo_backend;
 pub mod guest_report;
 pub mod latency;
 pub mod report;
@@ -9,7 +10,10 @@ pub mod smoke;
 use std::{sync::Arc, time::Duration};
 
 use anyhow::{Context, Result};
-use xevtchn_common::guest_abi::{self, Params};
+use xevtchn_common::{
+    guest_abi::{self, Params},
+    layout,
+};
 
 use crate::{
     bpf::doorbell::DoorbellPath,
@@ -32,68 +36,52 @@ pub struct RunConfig {
     pub duration: Option<Duration>,
     pub callback: Callback,
     pub timeout: Duration,
+    /// The guest places shared_info over a RAM page (the VMM splits RAM).
+    pub shared_info_in_ram: bool,
 }
 
 pub fn execute(config: &RunConfig) -> Result<RunReport> {
-    let mut vm = Vm::new(VmConfig {
-        vcpus: config.vcpus,
-        timeout: config.timeout,
-        ..VmConfig::default()
-    })
-    .context("creating the VM")?;
+    let mut vm = Vm::new(VmConfig { vcpus: config.vcpus, timeout: config.timeout, ..VmConfig::default() })
+        .context("creating the VM")?;
     let tsc_per_ms = u64::from(vm.tsc_khz());
-    vm.set_params(guest_params(config, tsc_per_ms))
-        .context("writing the guest's parameters")?;
-    let domain = Domain::new(DomainConfig {
-        nr_vcpus: config.vcpus,
-        ..DomainConfig::default()
-    })
-    .context("configuring the Xen domain")?;
+    vm.set_params(guest_params(config, tsc_per_ms)).context("writing the guest's parameters")?;
+    let domain = Domain::new(DomainConfig { nr_vcpus: config.vcpus, ..DomainConfig::default() })
+        .context("configuring the Xen domain")?;
     let fast = match config.backend {
         Backend::Userspace => None,
-        Backend::Bpf => {
-            Some(DoorbellPath::attach(std::process::id()).context("loading the doorbell program")?)
-        }
+        Backend::Bpf => Some(DoorbellPath::attach(std::process::id()).context("loading the doorbell program")?),
         Backend::Auto => match DoorbellPath::attach(std::process::id()) {
             Ok(path) => Some(path),
             Err(e) => {
-                eprintln!(
-                    "xevtchn: backend auto: using userspace, since the bpf backend is unavailable: {e}"
-                );
+                eprintln!("xevtchn: backend auto: using userspace, since the bpf backend is unavailable: {e}");
                 None
             }
         },
     };
     let (shared_info, fast) = match fast {
-        None => (
-            SharedInfoPage::anonymous().context("allocating shared_info")?,
-            None,
-        ),
+        None => (SharedInfoPage::anonymous().context("allocating shared_info")?, None),
         Some(doorbell) => {
-            let page = doorbell
-                .shared_info_page()
-                .context("mapping the BPF shared_info page")?;
-            (
-                page,
-                Some(
-                    FastPath::new(vm.fd().clone(), doorbell)
-                        .context("enabling the doorbell program")?,
-                ),
-            )
+            let page = doorbell.shared_info_page().context("mapping the BPF shared_info page")?;
+            (page, Some(FastPath::new(vm.fd().clone(), doorbell).context("enabling the doorbell program")?))
         }
     };
-    let platform = Arc::new(
-        XenPlatform::new(vm.fd().clone(), vm.ram().clone(), domain, shared_info, fast)
-            .context("setting up upcall delivery")?,
-    );
+    let platform = Arc::new(XenPlatform::new(&vm, domain, shared_info, fast).context("setting up upcall delivery")?);
+    let backend = match config.workload {
+        Workload::Backend => {
+            let echo = echo_backend::EchoBackend::start(platform.clone())?;
+            let params = Params {
+                backend_port: echo.port,
+                backend_domid: u32::from(platform.backend_domid()),
+                ..guest_params(config, tsc_per_ms)
+            };
+            vm.set_params(params).context("writing the guest's parameters")?;
+            Some(echo)
+        }
+        _ => None,
+    };
     let outcome = vm.run(platform.clone()).context("running the VM")?;
-    report::build(
-        config,
-        &vm,
-        &outcome,
-        &platform.stats.snapshot(),
-        platform.fast_counts(),
-    )
+    drop(backend);
+    report::build(config, &vm, &outcome, &platform.stats.snapshot(), platform.fast_counts())
 }
 
 fn guest_params(config: &RunConfig, tsc_per_ms: u64) -> Params {
@@ -107,11 +95,12 @@ fn guest_params(config: &RunConfig, tsc_per_ms: u64) -> Params {
         workload: config.workload.number(),
         vcpus: config.vcpus,
         count: config.count,
-        duration_tsc: config
-            .duration
-            .map_or(0, |d| d.as_millis() as u64 * tsc_per_ms),
+        duration_tsc: config.duration.map_or(0, |d| d.as_millis() as u64 * tsc_per_ms),
         callback,
         callback_gsi: CALLBACK_GSI,
         tsc_per_ms,
+        backend_port: 0,
+        backend_domid: 0,
+        shared_info_gpa: if config.shared_info_in_ram { layout::SHARED_INFO_IN_RAM_GPA } else { 0 },
     }
 }

@@ -41,13 +41,15 @@ pub enum Workload {
     Callback,
     /// Invalid hypercalls, ops, ports, vCPUs, vectors and pointers; each errno checked.
     Hostile,
+    /// vCPU 0 pings a host userspace backend (eventfd-woken) over an interdomain port.
+    Backend,
 }
 
 impl Workload {
     /// The fewest vCPUs the workload can run on.
     pub fn min_vcpus(self) -> u32 {
         match self {
-            Self::Hostile => 1,
+            Self::Hostile | Self::Backend => 1,
             _ => 2,
         }
     }
@@ -62,6 +64,7 @@ impl Workload {
             Self::Rebind => w::REBIND,
             Self::Callback => w::CALLBACK,
             Self::Hostile => w::HOSTILE,
+            Self::Backend => w::BACKEND,
         }
     }
 }
@@ -133,11 +136,7 @@ pub fn build(
     host: &PlatformCounts,
     bpf: Option<DoorbellCounts>,
 ) -> Result<RunReport> {
-    let backend = if bpf.is_some() {
-        Backend::Bpf
-    } else {
-        Backend::Userspace
-    };
+    let backend = if bpf.is_some() { Backend::Bpf } else { Backend::Userspace };
     let mut reports = Vec::new();
     let mut samples = Vec::new();
     for vcpu in 0..vm.vcpus() {
@@ -146,12 +145,7 @@ pub fn build(
         reports.push(r);
     }
     let sum = |f: fn(&guest_abi::VcpuReport) -> u64| reports.iter().map(f).sum::<u64>();
-    let start = reports
-        .iter()
-        .map(|r| r.play_start_tsc)
-        .filter(|&t| t != 0)
-        .min()
-        .unwrap_or(0);
+    let start = reports.iter().map(|r| r.play_start_tsc).filter(|&t| t != 0).min().unwrap_or(0);
     let end = reports.iter().map(|r| r.play_end_tsc).max().unwrap_or(0);
     let duration_s = end.saturating_sub(start) as f64 / (f64::from(vm.tsc_khz()) * 1000.0);
     let sent = sum(|r| r.sent);
@@ -176,11 +170,7 @@ pub fn build(
         first_error,
         userspace_exits: host.userspace_exits,
         duration_s,
-        sends_per_s: if duration_s > 0.0 {
-            sent as f64 / duration_s
-        } else {
-            0.0
-        },
+        sends_per_s: if duration_s > 0.0 { sent as f64 / duration_s } else { 0.0 },
         latency_ns: latency::percentiles(samples, vm.tsc_khz()),
         upcalls: sum(|r| r.upcalls),
         stale: sum(|r| r.stale),
@@ -194,22 +184,14 @@ pub fn build(
 
 /// The first error a vCPU recorded, else what the exit status says.
 fn first_error(status: u32, reports: &[guest_abi::VcpuReport]) -> Option<String> {
-    if let Some(code) = reports
-        .iter()
-        .map(|r| r.first_error as u32)
-        .find(|&c| c != 0)
-    {
+    if let Some(code) = reports.iter().map(|r| r.first_error as u32).find(|&c| c != 0) {
         return Some(describe(code));
     }
     if status & error::EXIT_ERROR != 0 {
         return Some(describe(status & !error::EXIT_ERROR));
     }
     if status & error::EXIT_EXCEPTION != 0 {
-        let rip = reports
-            .iter()
-            .map(|r| r.fault_rip)
-            .find(|&r| r != 0)
-            .unwrap_or(0);
+        let rip = reports.iter().map(|r| r.fault_rip).find(|&r| r != 0).unwrap_or(0);
         return Some(format!("guest exception {} at rip {rip:#x}", status & 0xff));
     }
     None
@@ -218,11 +200,7 @@ fn first_error(status: u32, reports: &[guest_abi::VcpuReport]) -> Option<String>
 fn describe(code: u32) -> String {
     let op = code >> 16;
     if op != 0 {
-        format!(
-            "{} (operation {op}, Xen errno {})",
-            error::describe(code),
-            code & 0xffff
-        )
+        format!("{} (operation {op}, Xen errno {})", error::describe(code), code & 0xffff)
     } else {
         error::describe(code).to_string()
     }

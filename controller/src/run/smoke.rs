@@ -33,9 +33,7 @@ pub struct SmokeReport {
 
 impl SmokeReport {
     pub fn agrees(&self) -> bool {
-        self.guest_status == 0
-            && self.vmm_writes == self.requested_writes
-            && self.bpf_writes == self.requested_writes
+        self.guest_status == 0 && self.vmm_writes == self.requested_writes && self.bpf_writes == self.requested_writes
     }
 }
 
@@ -43,30 +41,11 @@ pub fn run(vcpus: u32, writes: u64, timeout: Duration) -> Result<SmokeReport> {
     // The filter is this process: two VMs in one process would add up.
     let counter = MmioCounter::attach(std::process::id(), CONTROL_SMOKE, CONTROL_SMOKE + 4)
         .context("attaching the kvm_mmio counter")?;
-    let params = Params {
-        workload: workload::SMOKE,
-        count: writes,
-        ..Params::default()
-    };
-    let mut vm = Vm::new(VmConfig {
-        vcpus,
-        params,
-        timeout,
-        ..VmConfig::default()
-    })
-    .context("creating the VM")?;
-    let domain = Domain::new(DomainConfig {
-        nr_vcpus: vcpus,
-        ..DomainConfig::default()
-    })?;
+    let params = Params { workload: workload::SMOKE, count: writes, ..Params::default() };
+    let mut vm = Vm::new(VmConfig { vcpus, params, timeout, ..VmConfig::default() }).context("creating the VM")?;
+    let domain = Domain::new(DomainConfig { nr_vcpus: vcpus, ..DomainConfig::default() })?;
     let shared_info = SharedInfoPage::anonymous()?;
-    let platform = Arc::new(XenPlatform::new(
-        vm.fd().clone(),
-        vm.ram().clone(),
-        domain,
-        shared_info,
-        None,
-    )?);
+    let platform = Arc::new(XenPlatform::new(&vm, domain, shared_info, None)?);
     let outcome = vm.run(platform.clone()).context("running the VM")?;
     Ok(SmokeReport {
         vcpus,

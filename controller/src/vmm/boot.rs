@@ -53,8 +53,7 @@ pub fn write_tables(ram: &GuestRam) -> Result<(), VmmError> {
 }
 
 fn store(ram: &GuestRam, gpa: u64, value: u64) -> Result<(), VmmError> {
-    ram.write_obj(value, GuestAddress(gpa))
-        .map_err(|_| VmmError::GuestAccess(gpa))
+    ram.write_obj(value, GuestAddress(gpa)).map_err(|_| VmmError::GuestAccess(gpa))
 }
 
 /// Null, kernel code, kernel data (flat, 64-bit).

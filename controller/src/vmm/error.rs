@@ -4,9 +4,7 @@ use std::io;
 
 #[derive(Debug, thiserror::Error)]
 pub enum VmmError {
-    #[error(
-        "/dev/kvm does not exist: this host has no KVM (load kvm_intel/kvm_amd, or use a host with KVM)"
-    )]
+    #[error("/dev/kvm does not exist: this host has no KVM (load kvm_intel/kvm_amd, or use a host with KVM)")]
     NoKvm,
     #[error("/dev/kvm: permission denied: run as root or join the kvm group")]
     KvmPermission,

@@ -2,9 +2,7 @@
 //! made-up addresses.
 
 use xevtchn_common::{
-    layout::{
-        CONTROL_EXIT, CONTROL_SMOKE, DOORBELL_BASE, DOORBELL_STRIDE, HYPERCALL_BASE, HYPERCALL_SIZE,
-    },
+    layout::{CONTROL_EXIT, CONTROL_SMOKE, DOORBELL_BASE, DOORBELL_STRIDE, HYPERCALL_BASE, HYPERCALL_SIZE},
     two_level::NR_PORTS,
 };
 
@@ -26,9 +24,7 @@ pub fn classify(addr: u64) -> Mmio {
     match addr {
         CONTROL_EXIT => Mmio::Exit,
         CONTROL_SMOKE => Mmio::Smoke,
-        a if (HYPERCALL_BASE..HYPERCALL_BASE + HYPERCALL_SIZE).contains(&a)
-            && a.is_multiple_of(8) =>
-        {
+        a if (HYPERCALL_BASE..HYPERCALL_BASE + HYPERCALL_SIZE).contains(&a) && a.is_multiple_of(8) => {
             Mmio::Hypercall((a - HYPERCALL_BASE) / 8)
         }
         a if a >= DOORBELL_BASE

@@ -105,9 +105,6 @@ mod tests {
         assert_eq!(15 + fast[14] as usize, 34);
         assert_eq!(&fast[34..39], &[0xbf, 4, 0, 0, 0]);
         assert_eq!(u32::from_le_bytes(fast[9..13].try_into().unwrap()), 1024);
-        assert_eq!(
-            u64::from_le_bytes(fast[41..49].try_into().unwrap()),
-            hypercall_address(32)
-        );
+        assert_eq!(u64::from_le_bytes(fast[41..49].try_into().unwrap()), hypercall_address(32));
     }
 }

@@ -12,13 +12,10 @@ pub fn load_elf(ram: &GuestRam, image: &[u8]) -> Result<u64, VmmError> {
     }
     let file = object::File::parse(image).map_err(|e| VmmError::BadImage(e.to_string()))?;
     for segment in file.segments() {
-        let data = segment
-            .data()
-            .map_err(|e| VmmError::BadImage(e.to_string()))?;
+        let data = segment.data().map_err(|e| VmmError::BadImage(e.to_string()))?;
         let addr = segment.address();
-        ram.write_slice(data, GuestAddress(addr)).map_err(|_| {
-            VmmError::BadImage(format!("segment at {addr:#x} does not fit in guest RAM"))
-        })?;
+        ram.write_slice(data, GuestAddress(addr))
+            .map_err(|_| VmmError::BadImage(format!("segment at {addr:#x} does not fit in guest RAM")))?;
     }
     Ok(file.entry())
 }

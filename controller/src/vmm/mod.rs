@@ -4,6 +4,7 @@
 pub mod boot;
 pub mod error;
 pub mod exit;
+pub mod gate;
 pub mod guest_virtual;
 pub mod hypercall_page;
 pub mod loader;

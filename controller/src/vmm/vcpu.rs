@@ -7,6 +7,8 @@ use std::sync::{
 
 use kvm_ioctls::{VcpuExit, VcpuFd};
 
+use super::gate::VcpuGate;
+
 /// Why a VM stopped.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Stop {
@@ -53,24 +55,23 @@ pub fn run(
     mut fd: VcpuFd,
     platform: &dyn Platform,
     stop: &Arc<AtomicBool>,
+    gate: &VcpuGate,
 ) -> Option<Stop> {
+    gate.register_current_thread();
     loop {
         if stop.load(Ordering::Acquire) {
             return None;
         }
-        let access = match fd.run() {
-            Ok(VcpuExit::MmioRead(addr, data)) => Access::Read {
-                addr,
-                len: data.len(),
-            },
+        let running = gate.enter();
+        let result = fd.run();
+        drop(running);
+        let access = match result {
+            Ok(VcpuExit::MmioRead(addr, data)) => Access::Read { addr, len: data.len() },
             Ok(VcpuExit::MmioWrite(addr, data)) => {
                 let mut bytes = [0u8; 8];
                 let n = data.len().min(8);
                 bytes[..n].copy_from_slice(&data[..n]);
-                Access::Write {
-                    addr,
-                    value: u64::from_le_bytes(bytes),
-                }
+                Access::Write { addr, value: u64::from_le_bytes(bytes) }
             }
             Ok(VcpuExit::X86Wrmsr(exit)) => {
                 *exit.error = u8::from(!platform.msr_write(index, exit.index, exit.data));
@@ -86,17 +87,11 @@ pub fn run(
             // The in-kernel irqchip handles hlt; a stray one just resumes.
             Ok(VcpuExit::Hlt) => continue,
             Ok(VcpuExit::Shutdown) => {
-                return Some(Stop::Fault(format!(
-                    "vCPU {index}: triple fault at {}",
-                    where_(&fd)
-                )));
+                return Some(Stop::Fault(format!("vCPU {index}: triple fault at {}", where_(&fd))));
             }
             Ok(other) => {
                 let what = format!("{other:?}");
-                return Some(Stop::Fault(format!(
-                    "vCPU {index}: unexpected exit {what} at {}",
-                    where_(&fd)
-                )));
+                return Some(Stop::Fault(format!("vCPU {index}: unexpected exit {what} at {}", where_(&fd))));
             }
             Err(e) if e.errno() == libc::EINTR || e.errno() == libc::EAGAIN => continue,
             Err(e) => return Some(Stop::Fault(format!("vCPU {index}: KVM_RUN failed: {e}"))),

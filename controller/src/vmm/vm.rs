@@ -11,8 +11,8 @@ use std::{
 };
 
 use kvm_bindings::{
-    KVM_CAP_X86_USER_SPACE_MSR, KVM_MAX_CPUID_ENTRIES, KVM_MP_STATE_RUNNABLE,
-    KVM_MSR_EXIT_REASON_INVAL, KVM_MSR_EXIT_REASON_UNKNOWN, kvm_enable_cap, kvm_mp_state,
+    KVM_CAP_X86_USER_SPACE_MSR, KVM_MAX_CPUID_ENTRIES, KVM_MP_STATE_RUNNABLE, KVM_MSR_EXIT_REASON_INVAL,
+    KVM_MSR_EXIT_REASON_UNKNOWN, kvm_enable_cap, kvm_mp_state,
 };
 use kvm_ioctls::{Kvm, VcpuFd, VmFd};
 use vm_memory::{Bytes, GuestAddress};
@@ -23,7 +23,9 @@ use xevtchn_common::{
 };
 
 use super::{
-    VmmError, boot, loader,
+    VmmError, boot,
+    gate::VcpuGate,
+    loader,
     memory::{self, GuestRam},
     vcpu::{self, Platform, Stop},
     xen_cpuid,
@@ -44,12 +46,7 @@ pub struct VmConfig {
 
 impl Default for VmConfig {
     fn default() -> Self {
-        Self {
-            vcpus: 1,
-            ram_size: RAM_SIZE,
-            params: Params::default(),
-            timeout: Duration::from_secs(60),
-        }
+        Self { vcpus: 1, ram_size: RAM_SIZE, params: Params::default(), timeout: Duration::from_secs(60) }
     }
 }
 
@@ -64,6 +61,7 @@ pub struct VmOutcome {
 
 pub struct Vm {
     config: VmConfig,
+    gate: Arc<VcpuGate>,
     vcpus: Vec<VcpuFd>,
     tsc_khz: u32,
     // Field order matters: the VM fd closes before the RAM it maps is unmapped.
@@ -76,69 +74,42 @@ impl Vm {
     pub fn new(config: VmConfig) -> Result<Self, VmmError> {
         let kvm = Kvm::new().map_err(VmmError::open)?;
         let vm = kvm.create_vm().map_err(VmmError::kvm("KVM_CREATE_VM"))?;
-        vm.create_irq_chip()
-            .map_err(VmmError::kvm("KVM_CREATE_IRQCHIP"))?;
+        vm.create_irq_chip().map_err(VmmError::kvm("KVM_CREATE_IRQCHIP"))?;
         // The hypercall-page MSR is unknown to KVM: let it exit to us.
-        let mut msr_exits = kvm_enable_cap {
-            cap: KVM_CAP_X86_USER_SPACE_MSR,
-            ..Default::default()
-        };
+        let mut msr_exits = kvm_enable_cap { cap: KVM_CAP_X86_USER_SPACE_MSR, ..Default::default() };
         msr_exits.args[0] = u64::from(KVM_MSR_EXIT_REASON_UNKNOWN | KVM_MSR_EXIT_REASON_INVAL);
-        vm.enable_cap(&msr_exits)
-            .map_err(VmmError::kvm("KVM_ENABLE_CAP(KVM_CAP_X86_USER_SPACE_MSR)"))?;
+        vm.enable_cap(&msr_exits).map_err(VmmError::kvm("KVM_ENABLE_CAP(KVM_CAP_X86_USER_SPACE_MSR)"))?;
         let ram = memory::create_ram(&vm, config.ram_size)?;
         let entry = loader::load_elf(&ram, GUEST_IMAGE)?;
         boot::write_tables(&ram)?;
-        write_params(
-            &ram,
-            Params {
-                vcpus: config.vcpus,
-                ..config.params
-            },
-        )?;
-        let supported = kvm
-            .get_supported_cpuid(KVM_MAX_CPUID_ENTRIES)
-            .map_err(VmmError::kvm("KVM_GET_SUPPORTED_CPUID"))?;
+        write_params(&ram, Params { vcpus: config.vcpus, ..config.params })?;
+        let supported =
+            kvm.get_supported_cpuid(KVM_MAX_CPUID_ENTRIES).map_err(VmmError::kvm("KVM_GET_SUPPORTED_CPUID"))?;
         let mut vcpus = Vec::new();
         for index in 0..config.vcpus {
-            let vcpu = vm
-                .create_vcpu(u64::from(index))
-                .map_err(VmmError::kvm("KVM_CREATE_VCPU"))?;
-            vcpu.set_cpuid2(&xen_cpuid::with_xen_leaves(&supported, index))
-                .map_err(VmmError::kvm("KVM_SET_CPUID2"))?;
+            let vcpu = vm.create_vcpu(u64::from(index)).map_err(VmmError::kvm("KVM_CREATE_VCPU"))?;
+            vcpu.set_cpuid2(&xen_cpuid::with_xen_leaves(&supported, index)).map_err(VmmError::kvm("KVM_SET_CPUID2"))?;
             let sregs = vcpu.get_sregs().map_err(VmmError::kvm("KVM_GET_SREGS"))?;
-            vcpu.set_sregs(&boot::long_mode_sregs(sregs))
-                .map_err(VmmError::kvm("KVM_SET_SREGS"))?;
+            vcpu.set_sregs(&boot::long_mode_sregs(sregs)).map_err(VmmError::kvm("KVM_SET_SREGS"))?;
             let stack_top = STACKS_TOP - u64::from(index) * STACK_SIZE;
-            vcpu.set_regs(&boot::entry_regs(
-                entry,
-                stack_top,
-                [u64::from(index), 0, 0],
-            ))
-            .map_err(VmmError::kvm("KVM_SET_REGS"))?;
+            vcpu.set_regs(&boot::entry_regs(entry, stack_top, [u64::from(index), 0, 0]))
+                .map_err(VmmError::kvm("KVM_SET_REGS"))?;
             // With the in-kernel irqchip, APs wait for a SIPI; start them directly.
-            let runnable = kvm_mp_state {
-                mp_state: KVM_MP_STATE_RUNNABLE,
-            };
-            vcpu.set_mp_state(runnable)
-                .map_err(VmmError::kvm("KVM_SET_MP_STATE"))?;
+            let runnable = kvm_mp_state { mp_state: KVM_MP_STATE_RUNNABLE };
+            vcpu.set_mp_state(runnable).map_err(VmmError::kvm("KVM_SET_MP_STATE"))?;
             vcpus.push(vcpu);
         }
-        let tsc_khz = vcpus[0]
-            .get_tsc_khz()
-            .map_err(VmmError::kvm("KVM_GET_TSC_KHZ"))?;
-        Ok(Self {
-            config,
-            vcpus,
-            tsc_khz,
-            vm: Arc::new(vm),
-            ram,
-            _kvm: kvm,
-        })
+        let tsc_khz = vcpus[0].get_tsc_khz().map_err(VmmError::kvm("KVM_GET_TSC_KHZ"))?;
+        Ok(Self { config, gate: Arc::default(), vcpus, tsc_khz, vm: Arc::new(vm), ram, _kvm: kvm })
     }
 
     pub fn fd(&self) -> &Arc<VmFd> {
         &self.vm
+    }
+
+    /// Pauses the vCPUs for memslot changes (see vmm::gate).
+    pub fn gate(&self) -> &Arc<VcpuGate> {
+        &self.gate
     }
 
     pub fn ram(&self) -> &GuestRam {
@@ -156,13 +127,7 @@ impl Vm {
 
     /// Rewrites the guest's parameters before `run` (e.g. with the TSC rate).
     pub fn set_params(&mut self, params: Params) -> Result<(), VmmError> {
-        write_params(
-            &self.ram,
-            Params {
-                vcpus: self.config.vcpus,
-                ..params
-            },
-        )
+        write_params(&self.ram, Params { vcpus: self.config.vcpus, ..params })
     }
 
     /// Runs every vCPU on its own thread until the guest exits, a vCPU
@@ -174,11 +139,11 @@ impl Vm {
         let started = Instant::now();
         let mut threads = Vec::new();
         for (index, fd) in std::mem::take(&mut self.vcpus).into_iter().enumerate() {
-            let (platform, stop, done) = (platform.clone(), stop.clone(), done_tx.clone());
+            let (platform, stop, done, gate) = (platform.clone(), stop.clone(), done_tx.clone(), self.gate.clone());
             let handle = thread::Builder::new()
                 .name(format!("vcpu{index}"))
                 .spawn(move || {
-                    let why = vcpu::run(index as u32, fd, platform.as_ref(), &stop);
+                    let why = vcpu::run(index as u32, fd, platform.as_ref(), &stop, &gate);
                     let _ = done.send(why);
                 })
                 .map_err(VmmError::Thread)?;
@@ -212,14 +177,9 @@ impl Vm {
 fn write_params(ram: &GuestRam, params: Params) -> Result<(), VmmError> {
     // SAFETY: Params is repr(C) with only integer fields and no padding
     // (its size is asserted in guest_abi), so its bytes are initialised.
-    let bytes = unsafe {
-        std::slice::from_raw_parts(
-            std::ptr::addr_of!(params).cast::<u8>(),
-            std::mem::size_of::<Params>(),
-        )
-    };
-    ram.write_slice(bytes, GuestAddress(PARAMS))
-        .map_err(|_| VmmError::GuestAccess(PARAMS))
+    let bytes =
+        unsafe { std::slice::from_raw_parts(std::ptr::addr_of!(params).cast::<u8>(), std::mem::size_of::<Params>()) };
+    ram.write_slice(bytes, GuestAddress(PARAMS)).map_err(|_| VmmError::GuestAccess(PARAMS))
 }
 
 /// Kicks every vCPU thread out of KVM_RUN until all have returned. A kick can
@@ -230,9 +190,7 @@ fn stop_all(threads: Vec<thread::JoinHandle<()>>) -> Result<(), VmmError> {
             let _ = handle.kill(vcpu::kick_signal());
             thread::sleep(Duration::from_millis(1));
         }
-        handle
-            .join()
-            .map_err(|_| VmmError::VcpuPanicked(index as u32))?;
+        handle.join().map_err(|_| VmmError::VcpuPanicked(index as u32))?;
     }
     Ok(())
 }

@@ -21,9 +21,7 @@ pub struct BackendEnd {
 
 impl Default for BackendPorts {
     fn default() -> Self {
-        Self {
-            ends: vec![None; NR_PORTS as usize],
-        }
+        Self { ends: vec![None; NR_PORTS as usize] }
     }
 }
 
@@ -62,12 +60,7 @@ mod tests {
         let mut ends = BackendPorts::default();
         assert_eq!(ends.alloc(None), Some(1));
         assert_eq!(ends.alloc(Some(5)), Some(2));
-        assert_eq!(
-            ends.get(2),
-            Some(BackendEnd {
-                guest_port: Some(5)
-            })
-        );
+        assert_eq!(ends.get(2), Some(BackendEnd { guest_port: Some(5) }));
         ends.free(1);
         assert_eq!(ends.get(1), None);
         assert_eq!(ends.alloc(None), Some(1));

@@ -4,8 +4,8 @@ use thiserror::Error;
 use xevtchn_common::two_level;
 use xevtchn_common::xen::hypercall::DOMID_FIRST_RESERVED;
 use xevtchn_common::xen::version::{
-    XEN_EXTRAVERSION_LEN, XENFEAT_auto_translated_physmap, XENFEAT_hvm_callback_vector,
-    XENFEAT_not_direct_mapped, XENFEAT_writable_page_tables,
+    XEN_EXTRAVERSION_LEN, XENFEAT_auto_translated_physmap, XENFEAT_hvm_callback_vector, XENFEAT_not_direct_mapped,
+    XENFEAT_writable_page_tables,
 };
 
 use super::error::DomainIds;
@@ -57,13 +57,7 @@ pub struct DomainConfig {
 
 impl Default for DomainConfig {
     fn default() -> Self {
-        Self {
-            domid: 1,
-            backend_domid: 0,
-            nr_vcpus: 1,
-            nr_gsis: 24,
-            version: XenVersion::default(),
-        }
+        Self { domid: 1, backend_domid: 0, nr_vcpus: 1, nr_gsis: 24, version: XenVersion::default() }
     }
 }
 
@@ -99,18 +93,13 @@ impl DomainConfig {
             return Err(ConfigError::SameDomid(self.domid));
         }
         if self.version.extraversion.len() >= XEN_EXTRAVERSION_LEN {
-            return Err(ConfigError::ExtraversionTooLong(
-                self.version.extraversion.clone(),
-            ));
+            return Err(ConfigError::ExtraversionTooLong(self.version.extraversion.clone()));
         }
         Ok(())
     }
 
     pub fn ids(&self) -> DomainIds {
-        DomainIds {
-            domid: self.domid,
-            backend_domid: self.backend_domid,
-        }
+        DomainIds { domid: self.domid, backend_domid: self.backend_domid }
     }
 }
 
@@ -125,10 +114,7 @@ mod tests {
 
     #[test]
     fn vcpu_count_must_fit_shared_info() {
-        let config = |nr_vcpus| DomainConfig {
-            nr_vcpus,
-            ..DomainConfig::default()
-        };
+        let config = |nr_vcpus| DomainConfig { nr_vcpus, ..DomainConfig::default() };
         assert_eq!(config(0).validate(), Err(ConfigError::NoVcpus));
         assert_eq!(config(32).validate(), Ok(()));
         assert_eq!(config(33).validate(), Err(ConfigError::TooManyVcpus(33)));
@@ -136,15 +122,9 @@ mod tests {
 
     #[test]
     fn domids_must_be_ordinary_and_distinct() {
-        let reserved = DomainConfig {
-            domid: 0x7ff0,
-            ..DomainConfig::default()
-        };
+        let reserved = DomainConfig { domid: 0x7ff0, ..DomainConfig::default() };
         assert_eq!(reserved.validate(), Err(ConfigError::ReservedDomid(0x7ff0)));
-        let same = DomainConfig {
-            domid: 0,
-            ..DomainConfig::default()
-        };
+        let same = DomainConfig { domid: 0, ..DomainConfig::default() };
         assert_eq!(same.validate(), Err(ConfigError::SameDomid(0)));
     }
 
@@ -152,9 +132,6 @@ mod tests {
     fn extraversion_must_fit_with_its_nul() {
         let mut config = DomainConfig::default();
         config.version.extraversion = "x".repeat(16);
-        assert!(matches!(
-            config.validate(),
-            Err(ConfigError::ExtraversionTooLong(_))
-        ));
+        assert!(matches!(config.validate(), Err(ConfigError::ExtraversionTooLong(_))));
     }
 }

@@ -11,12 +11,10 @@ use thiserror::Error;
 use xevtchn_common::two_level::{EventWords, Outcome};
 use xevtchn_common::xen::errno;
 use xevtchn_common::xen::hvm::{
-    HVMOP_get_param, HVMOP_set_evtchn_upcall_vector, HVMOP_set_param, XenHvmEvtchnUpcallVector,
-    XenHvmParam,
+    HVMOP_get_param, HVMOP_set_evtchn_upcall_vector, HVMOP_set_param, XenHvmEvtchnUpcallVector, XenHvmParam,
 };
 use xevtchn_common::xen::hypercall::{
-    __HYPERVISOR_event_channel_op, __HYPERVISOR_hvm_op, __HYPERVISOR_memory_op,
-    __HYPERVISOR_xen_version,
+    __HYPERVISOR_event_channel_op, __HYPERVISOR_hvm_op, __HYPERVISOR_memory_op, __HYPERVISOR_xen_version,
 };
 
 use super::actions::Action;
@@ -76,23 +74,14 @@ pub struct CompatGuestUnsupported;
 /// Xen and KVM latch the guest's mode when it writes the hypercall-page
 /// MSR; the VMM calls this there and refuses a 32-bit guest.
 pub fn require_64bit_guest(long_mode: bool) -> Result<(), CompatGuestUnsupported> {
-    if long_mode {
-        Ok(())
-    } else {
-        Err(CompatGuestUnsupported)
-    }
+    if long_mode { Ok(()) } else { Err(CompatGuestUnsupported) }
 }
 
 /// Turns an op's result into the hypercall's return value, logging why it
 /// failed (the guest only sees the errno).
 fn ret<E: XenErrno + Display>(call: &Hypercall, result: Result<i64, E>) -> i64 {
     result.unwrap_or_else(|e| {
-        log::debug!(
-            "hypercall {} {:#x?}: {e} (-{})",
-            call.nr,
-            call.args,
-            errno::name(e.ret()).unwrap_or("?")
-        );
+        log::debug!("hypercall {} {:#x?}: {e} (-{})", call.nr, call.args, errno::name(e.ret()).unwrap_or("?"));
         e.ret()
     })
 }
@@ -139,25 +128,14 @@ impl Domain {
         let [a0, a1, ..] = call.args;
         let ret = match u32::try_from(call.nr) {
             // `int cmd` in Xen's do_event_channel_op / do_xen_version.
-            Ok(__HYPERVISOR_event_channel_op) => ret(
-                call,
-                event_channel_op(&mut self.evtchn, a0 as u32, a1, mem, words, &mut actions),
-            ),
-            Ok(__HYPERVISOR_hvm_op) => ret(call, self.hvm_op(a0, a1, mem, &mut actions)),
-            Ok(__HYPERVISOR_memory_op) => ret(
-                call,
-                memory_op(
-                    &self.ids,
-                    a0,
-                    a1,
-                    mem,
-                    &mut self.shared_info_gfn,
-                    &mut actions,
-                ),
-            ),
-            Ok(__HYPERVISOR_xen_version) => {
-                ret(call, xen_version(&self.version, a0 as u32, a1, mem))
+            Ok(__HYPERVISOR_event_channel_op) => {
+                ret(call, event_channel_op(&mut self.evtchn, a0 as u32, a1, mem, words, &mut actions))
             }
+            Ok(__HYPERVISOR_hvm_op) => ret(call, self.hvm_op(a0, a1, mem, &mut actions)),
+            Ok(__HYPERVISOR_memory_op) => {
+                ret(call, memory_op(&self.ids, a0, a1, mem, &mut self.shared_info_gfn, &mut actions))
+            }
+            Ok(__HYPERVISOR_xen_version) => ret(call, xen_version(&self.version, a0 as u32, a1, mem)),
             _ => ret(call, Err::<i64, _>(UnknownHypercall(call.nr))),
         };
         HypercallResult { ret, actions }
@@ -169,18 +147,10 @@ impl Domain {
     pub fn send_from_guest<W: EventWords + ?Sized>(&mut self, port: u32, words: &W) -> SendResult {
         let mut actions = Vec::new();
         match self.evtchn.send(port, words, &mut actions) {
-            Ok(outcome) => SendResult {
-                ret: 0,
-                outcome,
-                actions,
-            },
+            Ok(outcome) => SendResult { ret: 0, outcome, actions },
             Err(e) => {
                 log::debug!("doorbell send on port {port}: {e}");
-                SendResult {
-                    ret: e.ret(),
-                    outcome: None,
-                    actions,
-                }
+                SendResult { ret: e.ret(), outcome: None, actions }
             }
         }
     }
@@ -196,8 +166,7 @@ impl Domain {
         match op {
             HVMOP_set_param => {
                 let param: XenHvmParam = read_obj(mem, arg)?;
-                self.hvm
-                    .set_param(param.domid, param.index, param.value, out)?;
+                self.hvm.set_param(param.domid, param.index, param.value, out)?;
             }
             HVMOP_get_param => {
                 let mut param: XenHvmParam = read_obj(mem, arg)?;

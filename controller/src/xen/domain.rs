@@ -106,10 +106,7 @@ impl Domain {
 
     /// A host backend connects to a port the guest offered it; returns the
     /// backend port.
-    pub fn host_bind_interdomain(
-        &mut self,
-        guest_port: u32,
-    ) -> Result<(u32, Vec<Action>), HostError> {
+    pub fn host_bind_interdomain(&mut self, guest_port: u32) -> Result<(u32, Vec<Action>), HostError> {
         let mut out = Vec::new();
         let backend_port = self.evtchn.host_bind_interdomain(guest_port, &mut out)?;
         Ok((backend_port, out))

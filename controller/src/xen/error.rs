@@ -70,10 +70,7 @@ impl DomainIds {
 mod tests {
     use super::*;
 
-    const IDS: DomainIds = DomainIds {
-        domid: 1,
-        backend_domid: 0,
-    };
+    const IDS: DomainIds = DomainIds { domid: 1, backend_domid: 0 };
 
     #[test]
     fn self_is_domid_self_or_own_id() {
@@ -83,13 +80,7 @@ mod tests {
 
     #[test]
     fn other_domains_get_xen_errnos() {
-        assert_eq!(
-            IDS.require_self(0).unwrap_err().ret(),
-            -i64::from(errno::EPERM)
-        );
-        assert_eq!(
-            IDS.require_self(7).unwrap_err().ret(),
-            -i64::from(errno::ESRCH)
-        );
+        assert_eq!(IDS.require_self(0).unwrap_err().ret(), -i64::from(errno::EPERM));
+        assert_eq!(IDS.require_self(7).unwrap_err().ret(), -i64::from(errno::ESRCH));
     }
 }

@@ -25,11 +25,7 @@ pub enum EvtchnError {
     #[error("port {0} is out of range (the 2-level ABI has {NR_PORTS} ports)")]
     PortOutOfRange(u32),
     #[error("port {port} is {state}, which {op} does not accept")]
-    WrongState {
-        port: u32,
-        state: &'static str,
-        op: &'static str,
-    },
+    WrongState { port: u32, state: &'static str, op: &'static str },
     #[error("vCPU {0} does not exist")]
     NoSuchVcpu(u32),
     #[error("VIRQ {0} is out of range")]
@@ -85,12 +81,7 @@ pub struct EventChannels {
 
 impl EventChannels {
     pub fn new(ids: DomainIds, nr_vcpus: u32) -> Self {
-        Self {
-            ids,
-            nr_vcpus,
-            ports: PortTable::new(nr_vcpus),
-            backends: BackendPorts::default(),
-        }
+        Self { ids, nr_vcpus, ports: PortTable::new(nr_vcpus), backends: BackendPorts::default() }
     }
 
     pub fn ports(&self) -> &PortTable {
@@ -98,18 +89,12 @@ impl EventChannels {
     }
 
     pub(super) fn check_vcpu(&self, vcpu: u32) -> Result<(), EvtchnError> {
-        if vcpu < self.nr_vcpus {
-            Ok(())
-        } else {
-            Err(EvtchnError::NoSuchVcpu(vcpu))
-        }
+        if vcpu < self.nr_vcpus { Ok(()) } else { Err(EvtchnError::NoSuchVcpu(vcpu)) }
     }
 
     /// Xen's `_evtchn_from_port`: any port of the table, closed or not.
     pub(super) fn port(&self, port: u32) -> Result<Port, EvtchnError> {
-        self.ports
-            .get(port)
-            .ok_or(EvtchnError::PortOutOfRange(port))
+        self.ports.get(port).ok_or(EvtchnError::PortOutOfRange(port))
     }
 
     fn free_port(&self) -> Result<u32, EvtchnError> {
@@ -117,11 +102,7 @@ impl EventChannels {
     }
 
     fn wrong_state(port: u32, state: PortState, op: &'static str) -> EvtchnError {
-        EvtchnError::WrongState {
-            port,
-            state: state.name(),
-            op,
-        }
+        EvtchnError::WrongState { port, state: state.name(), op }
     }
 
     /// Records a new binding and announces it.
@@ -145,12 +126,7 @@ impl EventChannels {
     }
 
     /// Sets `port` pending for its own notify vCPU (steps 1-5).
-    pub(super) fn deliver<W: EventWords + ?Sized>(
-        &self,
-        port: u32,
-        words: &W,
-        out: &mut Vec<Action>,
-    ) -> Outcome {
+    pub(super) fn deliver<W: EventWords + ?Sized>(&self, port: u32, words: &W, out: &mut Vec<Action>) -> Outcome {
         let vcpu = self.ports.get(port).map_or(0, |p| p.vcpu);
         let outcome = two_level::set_pending(words, port, vcpu);
         raise_if_needed(out, outcome, vcpu);
@@ -160,19 +136,10 @@ impl EventChannels {
     /// EVTCHNOP_alloc_unbound: a port that `remote_dom` may bind to later.
     /// `dom` must be the guest itself (Xen: -ESRCH for an unknown domain,
     /// -EPERM from XSM for another one). Returns the port.
-    pub fn alloc_unbound(
-        &mut self,
-        dom: u16,
-        remote_dom: u16,
-        out: &mut Vec<Action>,
-    ) -> Result<u32, EvtchnError> {
+    pub fn alloc_unbound(&mut self, dom: u16, remote_dom: u16, out: &mut Vec<Action>) -> Result<u32, EvtchnError> {
         self.ids.require_self(dom)?;
         let port = self.free_port()?;
-        let remote_dom = if remote_dom == DOMID_SELF {
-            self.ids.domid
-        } else {
-            remote_dom
-        };
+        let remote_dom = if remote_dom == DOMID_SELF { self.ids.domid } else { remote_dom };
         self.bind(port, PortState::Unbound { remote_dom }, 0, out);
         Ok(port)
     }
@@ -196,29 +163,12 @@ impl EventChannels {
         }
         let local_port = self.free_port()?;
         if loopback {
-            let remote = self
-                .ports
-                .get(remote_port)
-                .ok_or(EvtchnError::PortOutOfRange(remote_port))?;
-            if remote.state
-                != (PortState::Unbound {
-                    remote_dom: self.ids.domid,
-                })
-            {
+            let remote = self.ports.get(remote_port).ok_or(EvtchnError::PortOutOfRange(remote_port))?;
+            if remote.state != (PortState::Unbound { remote_dom: self.ids.domid }) {
                 return Err(EvtchnError::RemoteNotUnbound(remote_port));
             }
-            self.bind(
-                local_port,
-                PortState::Loopback { peer: remote_port },
-                0,
-                out,
-            );
-            self.update(
-                remote_port,
-                PortState::Loopback { peer: local_port },
-                remote.vcpu,
-                out,
-            );
+            self.bind(local_port, PortState::Loopback { peer: remote_port }, 0, out);
+            self.update(remote_port, PortState::Loopback { peer: local_port }, remote.vcpu, out);
         } else {
             match self.backends.get(remote_port) {
                 Some(end) if end.guest_port.is_none() => {}
@@ -229,14 +179,7 @@ impl EventChannels {
                 None => return Err(EvtchnError::PortOutOfRange(remote_port)),
             }
             self.backends.set_guest_port(remote_port, Some(local_port));
-            self.bind(
-                local_port,
-                PortState::Backend {
-                    backend_port: remote_port,
-                },
-                0,
-                out,
-            );
+            self.bind(local_port, PortState::Backend { backend_port: remote_port }, 0, out);
         }
         self.deliver(local_port, words, out);
         Ok(local_port)
@@ -247,12 +190,7 @@ impl EventChannels {
     /// -EBUSY for a global VIRQ whose handler is another domain; here the
     /// guest is the handler of every VIRQ the host raises (as with QEMU).
     /// Returns the port.
-    pub fn bind_virq(
-        &mut self,
-        virq: u32,
-        vcpu: u32,
-        out: &mut Vec<Action>,
-    ) -> Result<u32, EvtchnError> {
+    pub fn bind_virq(&mut self, virq: u32, vcpu: u32, out: &mut Vec<Action>) -> Result<u32, EvtchnError> {
         if virq >= NR_VIRQS {
             return Err(EvtchnError::VirqOutOfRange(virq));
         }
@@ -262,11 +200,7 @@ impl EventChannels {
         self.check_vcpu(vcpu)?;
         let bound = self.ports.virq_port(virq, vcpu);
         if bound != 0 {
-            return Err(EvtchnError::VirqAlreadyBound {
-                virq,
-                vcpu,
-                port: bound,
-            });
+            return Err(EvtchnError::VirqAlreadyBound { virq, vcpu, port: bound });
         }
         let port = self.free_port()?;
         self.bind(port, PortState::Virq { virq }, vcpu, out);
@@ -307,14 +241,7 @@ impl EventChannels {
             PortState::Loopback { peer } => {
                 if peer != port {
                     let peer_vcpu = self.ports.get(peer).map_or(0, |p| p.vcpu);
-                    self.update(
-                        peer,
-                        PortState::Unbound {
-                            remote_dom: self.ids.domid,
-                        },
-                        peer_vcpu,
-                        out,
-                    );
+                    self.update(peer, PortState::Unbound { remote_dom: self.ids.domid }, peer_vcpu, out);
                 }
             }
             PortState::Backend { backend_port } => {
@@ -343,10 +270,7 @@ impl EventChannels {
             PortState::Ipi => Ok(Some(self.deliver(port, words, out))),
             PortState::Loopback { peer } => Ok(Some(self.deliver(peer, words, out))),
             PortState::Backend { backend_port } => {
-                out.push(Action::NotifyBackend {
-                    backend_port,
-                    guest_port: port,
-                });
+                out.push(Action::NotifyBackend { backend_port, guest_port: port });
                 Ok(None)
             }
             PortState::Unbound { .. } => Ok(None),
@@ -361,19 +285,11 @@ impl EventChannels {
     pub fn status(&self, dom: u16, port: u32) -> Result<EvtchnStatus, EvtchnError> {
         self.ids.require_self(dom)?;
         let Port { state, vcpu } = self.port(port)?;
-        let mut status = EvtchnStatus {
-            dom,
-            port,
-            status: state.evtchnstat(),
-            vcpu,
-            ..EvtchnStatus::default()
-        };
+        let mut status = EvtchnStatus { dom, port, status: state.evtchnstat(), vcpu, ..EvtchnStatus::default() };
         match state {
             PortState::Unbound { remote_dom } => status.set_unbound(remote_dom),
             PortState::Loopback { peer } => status.set_interdomain(self.ids.domid, peer),
-            PortState::Backend { backend_port } => {
-                status.set_interdomain(self.ids.backend_domid, backend_port)
-            }
+            PortState::Backend { backend_port } => status.set_interdomain(self.ids.backend_domid, backend_port),
             PortState::Virq { virq } => status.set_virq(virq),
             PortState::Free | PortState::Reserved | PortState::Ipi => {}
         }
@@ -410,11 +326,7 @@ impl EventChannels {
             return Ok(());
         }
         self.ports.set(port, state, vcpu);
-        out.push(Action::PortMoved {
-            port,
-            from,
-            to: vcpu,
-        });
+        out.push(Action::PortMoved { port, from, to: vcpu });
         if let PortState::Loopback { peer } = state {
             // The peer's sends now target this port's new vCPU.
             self.announce_update(peer, out);

@@ -29,10 +29,6 @@ pub fn read_obj<T: XenAbi, M: GuestMemory + ?Sized>(mem: &M, gva: u64) -> Result
 }
 
 /// Copies a Xen struct to the guest (copy_to_guest).
-pub fn write_obj<T: XenAbi, M: GuestMemory + ?Sized>(
-    mem: &M,
-    gva: u64,
-    value: &T,
-) -> Result<(), GuestFault> {
+pub fn write_obj<T: XenAbi, M: GuestMemory + ?Sized>(mem: &M, gva: u64, value: &T) -> Result<(), GuestFault> {
     mem.write(gva, value.as_bytes())
 }

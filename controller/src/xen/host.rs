@@ -60,36 +60,21 @@ impl EventChannels {
     /// Allocates a backend port offered to the guest: the guest connects to
     /// it with bind_interdomain(backend domid, returned port).
     pub fn host_alloc_unbound(&mut self) -> Result<u32, HostError> {
-        self.backends
-            .alloc(None)
-            .ok_or(HostError::NoFreeBackendPort)
+        self.backends.alloc(None).ok_or(HostError::NoFreeBackendPort)
     }
 
     /// Connects a new backend port to `guest_port`, an unbound port the
     /// guest offered to the backend domain. Like Xen's bind_interdomain,
     /// the binding side (the backend) is conservatively notified.
     /// Returns the backend port.
-    pub fn host_bind_interdomain(
-        &mut self,
-        guest_port: u32,
-        out: &mut Vec<Action>,
-    ) -> Result<u32, HostError> {
-        let offered = PortState::Unbound {
-            remote_dom: self.ids.backend_domid,
-        };
-        let Some(Port { vcpu, .. }) = self.ports.get(guest_port).filter(|p| p.state == offered)
-        else {
+    pub fn host_bind_interdomain(&mut self, guest_port: u32, out: &mut Vec<Action>) -> Result<u32, HostError> {
+        let offered = PortState::Unbound { remote_dom: self.ids.backend_domid };
+        let Some(Port { vcpu, .. }) = self.ports.get(guest_port).filter(|p| p.state == offered) else {
             return Err(HostError::GuestPortNotOffered(guest_port));
         };
-        let backend_port = self
-            .backends
-            .alloc(Some(guest_port))
-            .ok_or(HostError::NoFreeBackendPort)?;
+        let backend_port = self.backends.alloc(Some(guest_port)).ok_or(HostError::NoFreeBackendPort)?;
         self.update(guest_port, PortState::Backend { backend_port }, vcpu, out);
-        out.push(Action::NotifyBackend {
-            backend_port,
-            guest_port,
-        });
+        out.push(Action::NotifyBackend { backend_port, guest_port });
         Ok(backend_port)
     }
 
@@ -102,36 +87,17 @@ impl EventChannels {
         words: &W,
         out: &mut Vec<Action>,
     ) -> Result<Option<Outcome>, HostError> {
-        let end = self
-            .backends
-            .get(backend_port)
-            .ok_or(HostError::NoSuchBackendPort(backend_port))?;
-        Ok(end
-            .guest_port
-            .map(|guest_port| self.deliver(guest_port, words, out)))
+        let end = self.backends.get(backend_port).ok_or(HostError::NoSuchBackendPort(backend_port))?;
+        Ok(end.guest_port.map(|guest_port| self.deliver(guest_port, words, out)))
     }
 
     /// Closes a backend port. A connected guest port becomes unbound,
     /// offered to the backend domain again (Xen's close of one end).
-    pub fn host_close(
-        &mut self,
-        backend_port: u32,
-        out: &mut Vec<Action>,
-    ) -> Result<(), HostError> {
-        let end = self
-            .backends
-            .get(backend_port)
-            .ok_or(HostError::NoSuchBackendPort(backend_port))?;
+    pub fn host_close(&mut self, backend_port: u32, out: &mut Vec<Action>) -> Result<(), HostError> {
+        let end = self.backends.get(backend_port).ok_or(HostError::NoSuchBackendPort(backend_port))?;
         if let Some(guest_port) = end.guest_port {
             let vcpu = self.ports.get(guest_port).map_or(0, |p| p.vcpu);
-            self.update(
-                guest_port,
-                PortState::Unbound {
-                    remote_dom: self.ids.backend_domid,
-                },
-                vcpu,
-                out,
-            );
+            self.update(guest_port, PortState::Unbound { remote_dom: self.ids.backend_domid }, vcpu, out);
         }
         self.backends.free(backend_port);
         Ok(())
@@ -156,16 +122,7 @@ mod tests {
     const BACKEND: u16 = 0;
 
     fn channels() -> (EventChannels, Box<AtomicPage>) {
-        (
-            EventChannels::new(
-                DomainIds {
-                    domid: 1,
-                    backend_domid: BACKEND,
-                },
-                2,
-            ),
-            Box::new(AtomicPage::new()),
-        )
+        (EventChannels::new(DomainIds { domid: 1, backend_domid: BACKEND }, 2), Box::new(AtomicPage::new()))
     }
 
     #[test]
@@ -197,14 +154,8 @@ mod tests {
     fn bad_host_virq_requests_are_errors() {
         let (mut ch, words) = channels();
         let mut out = Vec::new();
-        assert_eq!(
-            ch.send_virq(NR_VIRQS, 0, &*words, &mut out),
-            Err(HostError::VirqOutOfRange(NR_VIRQS))
-        );
-        assert_eq!(
-            ch.send_virq(VIRQ_TIMER, 2, &*words, &mut out),
-            Err(HostError::NoSuchVcpu(2))
-        );
+        assert_eq!(ch.send_virq(NR_VIRQS, 0, &*words, &mut out), Err(HostError::VirqOutOfRange(NR_VIRQS)));
+        assert_eq!(ch.send_virq(VIRQ_TIMER, 2, &*words, &mut out), Err(HostError::NoSuchVcpu(2)));
     }
 
     #[test]
@@ -212,32 +163,17 @@ mod tests {
         let (mut ch, words) = channels();
         let mut out = Vec::new();
         let backend_port = ch.host_alloc_unbound().unwrap();
-        let guest_port = ch
-            .bind_interdomain(BACKEND, backend_port, &*words, &mut out)
-            .unwrap();
-        assert_eq!(
-            ch.ports().info(guest_port).unwrap().send,
-            SendTarget::Backend { backend_port }
-        );
+        let guest_port = ch.bind_interdomain(BACKEND, backend_port, &*words, &mut out).unwrap();
+        assert_eq!(ch.ports().info(guest_port).unwrap().send, SendTarget::Backend { backend_port });
 
         out.clear();
         ch.send(guest_port, &*words, &mut out).unwrap();
-        assert_eq!(
-            out,
-            [Action::NotifyBackend {
-                backend_port,
-                guest_port
-            }]
-        );
+        assert_eq!(out, [Action::NotifyBackend { backend_port, guest_port }]);
 
         // The guest handles the bind-time notification first.
         two_level::clear_pending(&*words, guest_port);
         out.clear();
-        assert!(
-            ch.host_send(backend_port, &*words, &mut out)
-                .unwrap()
-                .is_some()
-        );
+        assert!(ch.host_send(backend_port, &*words, &mut out).unwrap().is_some());
         assert!(ch.is_pending(guest_port, &*words));
     }
 
@@ -249,17 +185,8 @@ mod tests {
         out.clear();
         let backend_port = ch.host_bind_interdomain(guest_port, &mut out).unwrap();
         assert!(matches!(out[0], Action::PortUpdated { port, .. } if port == guest_port));
-        assert_eq!(
-            out[1],
-            Action::NotifyBackend {
-                backend_port,
-                guest_port
-            }
-        );
-        assert_eq!(
-            ch.host_send(backend_port, &*words, &mut out),
-            Ok(Some(Outcome::UpcallRaised))
-        );
+        assert_eq!(out[1], Action::NotifyBackend { backend_port, guest_port });
+        assert_eq!(ch.host_send(backend_port, &*words, &mut out), Ok(Some(Outcome::UpcallRaised)));
     }
 
     #[test]
@@ -271,10 +198,7 @@ mod tests {
             ch.host_bind_interdomain(loopback_offer, &mut out),
             Err(HostError::GuestPortNotOffered(loopback_offer))
         );
-        assert_eq!(
-            ch.host_bind_interdomain(4096, &mut out),
-            Err(HostError::GuestPortNotOffered(4096))
-        );
+        assert_eq!(ch.host_bind_interdomain(4096, &mut out), Err(HostError::GuestPortNotOffered(4096)));
     }
 
     #[test]
@@ -282,21 +206,11 @@ mod tests {
         let (mut ch, words) = channels();
         let mut out = Vec::new();
         let backend_port = ch.host_alloc_unbound().unwrap();
-        let guest_port = ch
-            .bind_interdomain(BACKEND, backend_port, &*words, &mut out)
-            .unwrap();
+        let guest_port = ch.bind_interdomain(BACKEND, backend_port, &*words, &mut out).unwrap();
         out.clear();
         ch.host_close(backend_port, &mut out).unwrap();
-        assert_eq!(
-            ch.ports().info(guest_port).unwrap().state,
-            PortState::Unbound {
-                remote_dom: BACKEND
-            }
-        );
-        assert_eq!(
-            ch.host_send(backend_port, &*words, &mut out),
-            Err(HostError::NoSuchBackendPort(backend_port))
-        );
+        assert_eq!(ch.ports().info(guest_port).unwrap().state, PortState::Unbound { remote_dom: BACKEND });
+        assert_eq!(ch.host_send(backend_port, &*words, &mut out), Err(HostError::NoSuchBackendPort(backend_port)));
         // A guest send on it is now dropped.
         out.clear();
         assert_eq!(ch.send(guest_port, &*words, &mut out), Ok(None));

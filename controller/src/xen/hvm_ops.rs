@@ -60,11 +60,7 @@ const DEPRECATED: [u32; 10] = [
 
 /// Params a guest may set that are plain storage here (Xen stores them
 /// without further checks).
-const GUEST_SETTABLE: [u32; 3] = [
-    HVM_PARAM_CALLBACK_IRQ,
-    HVM_PARAM_STORE_EVTCHN,
-    HVM_PARAM_CONSOLE_EVTCHN,
-];
+const GUEST_SETTABLE: [u32; 3] = [HVM_PARAM_CALLBACK_IRQ, HVM_PARAM_STORE_EVTCHN, HVM_PARAM_CONSOLE_EVTCHN];
 
 /// Params Xen lets a guest set that drive emulated devices not present
 /// here; setting them answers -ENOSYS.
@@ -121,10 +117,7 @@ impl HvmState {
 
     /// The vCPU's per-vCPU upcall vector, if it set one.
     pub fn upcall_vector(&self, vcpu: u32) -> Option<u8> {
-        self.upcall_vectors
-            .get(vcpu as usize)
-            .copied()
-            .filter(|&v| v != 0)
+        self.upcall_vectors.get(vcpu as usize).copied().filter(|&v| v != 0)
     }
 
     /// The raw value of a param, as HVMOP_get_param returns it.
@@ -133,11 +126,7 @@ impl HvmState {
     }
 
     fn check_index(index: u32) -> Result<(), HvmError> {
-        if index < HVM_NR_PARAMS {
-            Ok(())
-        } else {
-            Err(HvmError::ParamOutOfRange(index))
-        }
+        if index < HVM_NR_PARAMS { Ok(()) } else { Err(HvmError::ParamOutOfRange(index)) }
     }
 
     /// Xen's policy on a callback value (hvm_set_callback_via): a GSI that
@@ -146,9 +135,7 @@ impl HvmState {
     /// bug either way and is treated as unusable here.)
     fn effective_callback(&self, value: u64) -> CallbackVia {
         match CallbackVia::decode(value) {
-            CallbackVia::Gsi(gsi) if gsi == 0 || gsi >= u64::from(self.nr_gsis) => {
-                CallbackVia::None
-            }
+            CallbackVia::Gsi(gsi) if gsi == 0 || gsi >= u64::from(self.nr_gsis) => CallbackVia::None,
             CallbackVia::Unknown { .. } => CallbackVia::None,
             via => via,
         }
@@ -158,13 +145,7 @@ impl HvmState {
     /// `CallbackChanged`, then `RaiseUpcall` for every vCPU: Xen ends
     /// hvm_set_callback_via with hvm_assert_evtchn_irq on each online vCPU,
     /// so delivery is re-evaluated with the new callback.
-    pub fn set_param(
-        &mut self,
-        domid: u16,
-        index: u32,
-        value: u64,
-        out: &mut Vec<Action>,
-    ) -> Result<(), HvmError> {
+    pub fn set_param(&mut self, domid: u16, index: u32, value: u64, out: &mut Vec<Action>) -> Result<(), HvmError> {
         Self::check_index(index)?;
         self.ids.require_self(domid)?;
         if DEPRECATED.contains(&index) {
@@ -182,12 +163,8 @@ impl HvmState {
         self.params[index as usize] = value;
         if index == HVM_PARAM_CALLBACK_IRQ {
             self.callback = self.effective_callback(value);
-            out.push(Action::CallbackChanged {
-                callback: self.callback,
-            });
-            out.extend(
-                (0..self.upcall_vectors.len() as u32).map(|vcpu| Action::RaiseUpcall { vcpu }),
-            );
+            out.push(Action::CallbackChanged { callback: self.callback });
+            out.extend((0..self.upcall_vectors.len() as u32).map(|vcpu| Action::RaiseUpcall { vcpu }));
         }
         Ok(())
     }
@@ -216,19 +193,11 @@ impl HvmState {
     /// HVMOP_set_evtchn_upcall_vector: vectors below 0x10 are -EINVAL
     /// (checked first), a missing vCPU -ENOENT. Emits `UpcallVectorSet` and
     /// `RaiseUpcall`, since Xen calls hvm_assert_evtchn_irq right away.
-    pub fn set_evtchn_upcall_vector(
-        &mut self,
-        vcpu: u32,
-        vector: u8,
-        out: &mut Vec<Action>,
-    ) -> Result<(), HvmError> {
+    pub fn set_evtchn_upcall_vector(&mut self, vcpu: u32, vector: u8, out: &mut Vec<Action>) -> Result<(), HvmError> {
         if vector < MIN_UPCALL_VECTOR {
             return Err(HvmError::VectorTooLow(vector));
         }
-        let slot = self
-            .upcall_vectors
-            .get_mut(vcpu as usize)
-            .ok_or(HvmError::NoSuchVcpu(vcpu))?;
+        let slot = self.upcall_vectors.get_mut(vcpu as usize).ok_or(HvmError::NoSuchVcpu(vcpu))?;
         *slot = vector;
         out.push(Action::UpcallVectorSet { vcpu, vector });
         out.push(Action::RaiseUpcall { vcpu });
@@ -244,21 +213,12 @@ mod tests {
     use super::*;
 
     fn hvm() -> HvmState {
-        HvmState::new(
-            DomainIds {
-                domid: 1,
-                backend_domid: 0,
-            },
-            2,
-            24,
-        )
+        HvmState::new(DomainIds { domid: 1, backend_domid: 0 }, 2, 24)
     }
 
     fn set(h: &mut HvmState, index: u32, value: u64) -> Result<Vec<Action>, i32> {
         let mut out = Vec::new();
-        h.set_param(DOMID_SELF, index, value, &mut out)
-            .map(|()| out)
-            .map_err(|e| e.errno())
+        h.set_param(DOMID_SELF, index, value, &mut out).map(|()| out).map_err(|e| e.errno())
     }
 
     #[test]
@@ -269,9 +229,7 @@ mod tests {
         assert_eq!(
             out,
             [
-                Action::CallbackChanged {
-                    callback: CallbackVia::Gsi(5)
-                },
+                Action::CallbackChanged { callback: CallbackVia::Gsi(5) },
                 Action::RaiseUpcall { vcpu: 0 },
                 Action::RaiseUpcall { vcpu: 1 },
             ]
@@ -283,12 +241,7 @@ mod tests {
     #[test]
     fn callback_pci_intx_and_vector_are_decoded_as_params_h_says() {
         let mut h = hvm();
-        let intx = CallbackVia::PciIntx {
-            domain: 0,
-            bus: 0,
-            devfn: 3 << 3,
-            pin: 0,
-        };
+        let intx = CallbackVia::PciIntx { domain: 0, bus: 0, devfn: 3 << 3, pin: 0 };
         set(&mut h, HVM_PARAM_CALLBACK_IRQ, intx.encode()).unwrap();
         assert_eq!(h.callback(), intx);
         set(&mut h, HVM_PARAM_CALLBACK_IRQ, (2 << 56) | 0xf3).unwrap();
@@ -302,17 +255,8 @@ mod tests {
         // type > VECTOR → none. The set itself returns 0.
         for value in [0, 24, 3u64 << 56] {
             let out = set(&mut h, HVM_PARAM_CALLBACK_IRQ, value).unwrap();
-            assert_eq!(
-                out[0],
-                Action::CallbackChanged {
-                    callback: CallbackVia::None
-                }
-            );
-            assert_eq!(
-                h.get_param(DOMID_SELF, HVM_PARAM_CALLBACK_IRQ),
-                Ok(value),
-                "raw value kept"
-            );
+            assert_eq!(out[0], Action::CallbackChanged { callback: CallbackVia::None });
+            assert_eq!(h.get_param(DOMID_SELF, HVM_PARAM_CALLBACK_IRQ), Ok(value), "raw value kept");
         }
     }
 
@@ -320,26 +264,15 @@ mod tests {
     fn param_index_out_of_range_is_einval() {
         let mut h = hvm();
         assert_eq!(set(&mut h, HVM_NR_PARAMS, 1), Err(EINVAL));
-        assert_eq!(
-            h.get_param(DOMID_SELF, HVM_NR_PARAMS).unwrap_err().errno(),
-            EINVAL
-        );
+        assert_eq!(h.get_param(DOMID_SELF, HVM_NR_PARAMS).unwrap_err().errno(), EINVAL);
     }
 
     #[test]
     fn params_of_another_domain_are_esrch_or_eperm() {
         let mut h = hvm();
         let mut out = Vec::new();
-        assert_eq!(
-            h.set_param(7, HVM_PARAM_CALLBACK_IRQ, 1, &mut out)
-                .unwrap_err()
-                .errno(),
-            ESRCH
-        );
-        assert_eq!(
-            h.get_param(0, HVM_PARAM_CALLBACK_IRQ).unwrap_err().errno(),
-            EPERM
-        );
+        assert_eq!(h.set_param(7, HVM_PARAM_CALLBACK_IRQ, 1, &mut out).unwrap_err().errno(), ESRCH);
+        assert_eq!(h.get_param(0, HVM_PARAM_CALLBACK_IRQ).unwrap_err().errno(), EPERM);
         assert!(out.is_empty());
     }
 
@@ -351,18 +284,8 @@ mod tests {
         assert_eq!(set(&mut h, HVM_PARAM_IDENT_PT, 1), Err(EPERM));
         assert_eq!(set(&mut h, HVM_PARAM_STORE_PFN, 1), Err(EPERM));
         assert_eq!(set(&mut h, HVM_PARAM_VM86_TSS, 1), Err(ENOSYS));
-        assert_eq!(
-            h.get_param(DOMID_SELF, HVM_PARAM_DM_DOMAIN)
-                .unwrap_err()
-                .errno(),
-            EINVAL
-        );
-        assert_eq!(
-            h.get_param(DOMID_SELF, HVM_PARAM_IDENT_PT)
-                .unwrap_err()
-                .errno(),
-            EPERM
-        );
+        assert_eq!(h.get_param(DOMID_SELF, HVM_PARAM_DM_DOMAIN).unwrap_err().errno(), EINVAL);
+        assert_eq!(h.get_param(DOMID_SELF, HVM_PARAM_IDENT_PT).unwrap_err().errno(), EPERM);
     }
 
     #[test]
@@ -372,10 +295,7 @@ mod tests {
         assert_eq!(h.get_param(DOMID_SELF, HVM_PARAM_STORE_PFN), Ok(0xfeff0));
         assert_eq!(set(&mut h, HVM_PARAM_STORE_EVTCHN, 3), Ok(vec![]));
         assert_eq!(h.get_param(1, HVM_PARAM_STORE_EVTCHN), Ok(3));
-        assert_eq!(
-            h.set_param_from_host(HVM_NR_PARAMS, 0).unwrap_err().errno(),
-            EINVAL
-        );
+        assert_eq!(h.set_param_from_host(HVM_NR_PARAMS, 0).unwrap_err().errno(), EINVAL);
     }
 
     #[test]
@@ -383,16 +303,7 @@ mod tests {
         let mut h = hvm();
         let mut out = Vec::new();
         h.set_evtchn_upcall_vector(1, 0xf3, &mut out).unwrap();
-        assert_eq!(
-            out,
-            [
-                Action::UpcallVectorSet {
-                    vcpu: 1,
-                    vector: 0xf3
-                },
-                Action::RaiseUpcall { vcpu: 1 }
-            ]
-        );
+        assert_eq!(out, [Action::UpcallVectorSet { vcpu: 1, vector: 0xf3 }, Action::RaiseUpcall { vcpu: 1 }]);
         assert_eq!(h.upcall_vector(1), Some(0xf3));
         assert_eq!(h.upcall_vector(0), None);
     }
@@ -401,18 +312,8 @@ mod tests {
     fn upcall_vector_below_0x10_is_einval_before_the_vcpu_check() {
         let mut h = hvm();
         let mut out = Vec::new();
-        assert_eq!(
-            h.set_evtchn_upcall_vector(9, 0x0f, &mut out)
-                .unwrap_err()
-                .errno(),
-            EINVAL
-        );
-        assert_eq!(
-            h.set_evtchn_upcall_vector(2, 0x10, &mut out)
-                .unwrap_err()
-                .errno(),
-            ENOENT
-        );
+        assert_eq!(h.set_evtchn_upcall_vector(9, 0x0f, &mut out).unwrap_err().errno(), EINVAL);
+        assert_eq!(h.set_evtchn_upcall_vector(2, 0x10, &mut out).unwrap_err().errno(), ENOENT);
         assert!(h.set_evtchn_upcall_vector(0, 0x10, &mut out).is_ok());
     }
 }

@@ -108,53 +108,24 @@ mod tests {
     use super::*;
     use crate::xen::test_support::TestMemory;
 
-    const IDS: DomainIds = DomainIds {
-        domid: 1,
-        backend_domid: 0,
-    };
+    const IDS: DomainIds = DomainIds { domid: 1, backend_domid: 0 };
 
     fn xatp(space: u32, idx: u64, gpfn: u64) -> XenAddToPhysmap {
-        XenAddToPhysmap {
-            domid: DOMID_SELF,
-            size: 0,
-            space,
-            idx,
-            gpfn,
-        }
+        XenAddToPhysmap { domid: DOMID_SELF, size: 0, space, idx, gpfn }
     }
 
     fn errno_of(x: &XenAddToPhysmap) -> i32 {
-        add_to_physmap(&IDS, x, &mut None, &mut Vec::new())
-            .unwrap_err()
-            .errno()
+        add_to_physmap(&IDS, x, &mut None, &mut Vec::new()).unwrap_err().errno()
     }
 
     #[test]
     fn shared_info_is_placed_and_can_move() {
         let mut gfn = None;
         let mut out = Vec::new();
-        add_to_physmap(
-            &IDS,
-            &xatp(XENMAPSPACE_shared_info, 0, 0xfeffe),
-            &mut gfn,
-            &mut out,
-        )
-        .unwrap();
-        add_to_physmap(
-            &IDS,
-            &xatp(XENMAPSPACE_shared_info, 0, 0x1000),
-            &mut gfn,
-            &mut out,
-        )
-        .unwrap();
+        add_to_physmap(&IDS, &xatp(XENMAPSPACE_shared_info, 0, 0xfeffe), &mut gfn, &mut out).unwrap();
+        add_to_physmap(&IDS, &xatp(XENMAPSPACE_shared_info, 0, 0x1000), &mut gfn, &mut out).unwrap();
         assert_eq!(gfn, Some(0x1000));
-        assert_eq!(
-            out,
-            [
-                Action::SharedInfoPlaced { gfn: 0xfeffe },
-                Action::SharedInfoPlaced { gfn: 0x1000 }
-            ]
-        );
+        assert_eq!(out, [Action::SharedInfoPlaced { gfn: 0xfeffe }, Action::SharedInfoPlaced { gfn: 0x1000 }]);
     }
 
     #[test]
@@ -165,10 +136,7 @@ mod tests {
 
     #[test]
     fn invalid_gfn_is_einval() {
-        assert_eq!(
-            errno_of(&xatp(XENMAPSPACE_shared_info, 0, INVALID_GFN)),
-            EINVAL
-        );
+        assert_eq!(errno_of(&xatp(XENMAPSPACE_shared_info, 0, INVALID_GFN)), EINVAL);
     }
 
     #[test]
@@ -194,17 +162,7 @@ mod tests {
         mem.put(0x4010, &xatp(XENMAPSPACE_shared_info, 0, 0xabc));
         let mut gfn = None;
         let mut out = Vec::new();
-        assert_eq!(
-            memory_op(
-                &IDS,
-                XENMEM_add_to_physmap,
-                0x4010,
-                &mem,
-                &mut gfn,
-                &mut out
-            ),
-            Ok(0)
-        );
+        assert_eq!(memory_op(&IDS, XENMEM_add_to_physmap, 0x4010, &mem, &mut gfn, &mut out), Ok(0));
         assert_eq!(gfn, Some(0xabc));
     }
 
@@ -213,19 +171,9 @@ mod tests {
         let mem = TestMemory::new(0x4000, 0x1000);
         let mut gfn = None;
         let mut out = Vec::new();
-        let mut op = |cmd, arg| {
-            memory_op(&IDS, cmd, arg, &mem, &mut gfn, &mut out)
-                .unwrap_err()
-                .errno()
-        };
+        let mut op = |cmd, arg| memory_op(&IDS, cmd, arg, &mem, &mut gfn, &mut out).unwrap_err().errno();
         assert_eq!(op(XENMEM_add_to_physmap, 0x9000), EFAULT);
         assert_eq!(op(XENMEM_populate_physmap, 0x4000), ENOSYS);
-        assert_eq!(
-            op(
-                XENMEM_add_to_physmap | (0x1_0000 << MEMOP_EXTENT_SHIFT),
-                0x4000
-            ),
-            EDOM
-        );
+        assert_eq!(op(XENMEM_add_to_physmap | (0x1_0000 << MEMOP_EXTENT_SHIFT), 0x4000), EDOM);
     }
 }

@@ -40,9 +40,7 @@ mod test_support;
 
 pub use actions::Action;
 pub use config::{ConfigError, DomainConfig, XenVersion};
-pub use dispatch::{
-    CompatGuestUnsupported, Hypercall, HypercallResult, SendResult, require_64bit_guest,
-};
+pub use dispatch::{CompatGuestUnsupported, Hypercall, HypercallResult, SendResult, require_64bit_guest};
 pub use domain::Domain;
 pub use error::{DomainIds, DomainLookupError, XenErrno};
 pub use evtchn_ops::{EventChannels, EvtchnError};

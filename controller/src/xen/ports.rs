@@ -96,10 +96,7 @@ pub(super) struct Port {
     pub vcpu: u32,
 }
 
-const FREE: Port = Port {
-    state: PortState::Free,
-    vcpu: 0,
-};
+const FREE: Port = Port { state: PortState::Free, vcpu: 0 };
 
 /// The ports and the VIRQ bindings of one domain.
 #[derive(Clone, Debug)]
@@ -114,10 +111,7 @@ impl PortTable {
     pub fn new(nr_vcpus: u32) -> Self {
         let mut ports = vec![FREE; NR_PORTS as usize];
         ports[0].state = PortState::Reserved;
-        Self {
-            ports,
-            virq_to_port: vec![[0; NR_VIRQS as usize]; nr_vcpus as usize],
-        }
+        Self { ports, virq_to_port: vec![[0; NR_VIRQS as usize]; nr_vcpus as usize] }
     }
 
     pub(super) fn get(&self, port: u32) -> Option<Port> {
@@ -140,10 +134,9 @@ impl PortTable {
         let Port { state, vcpu } = self.get(port)?;
         let send = match state {
             PortState::Ipi => SendTarget::Deliver { port, vcpu },
-            PortState::Loopback { peer } => SendTarget::Deliver {
-                port: peer,
-                vcpu: self.get(peer).map_or(0, |p| p.vcpu),
-            },
+            PortState::Loopback { peer } => {
+                SendTarget::Deliver { port: peer, vcpu: self.get(peer).map_or(0, |p| p.vcpu) }
+            }
             PortState::Backend { backend_port } => SendTarget::Backend { backend_port },
             PortState::Unbound { .. } => SendTarget::Drop,
             PortState::Free | PortState::Reserved | PortState::Virq { .. } => SendTarget::Reject,
@@ -153,20 +146,12 @@ impl PortTable {
 
     /// Every port in use, in port order.
     pub fn in_use(&self) -> impl Iterator<Item = (u32, PortInfo)> + '_ {
-        (0..NR_PORTS).filter_map(|port| {
-            self.info(port)
-                .filter(|info| info.state.in_use())
-                .map(|info| (port, info))
-        })
+        (0..NR_PORTS).filter_map(|port| self.info(port).filter(|info| info.state.in_use()).map(|info| (port, info)))
     }
 
     /// The vCPU whose table records `virq` bound on `vcpu`.
     fn virq_slot(virq: u32, vcpu: u32) -> u32 {
-        if virq_type(virq) == VirqType::Vcpu {
-            vcpu
-        } else {
-            0
-        }
+        if virq_type(virq) == VirqType::Vcpu { vcpu } else { 0 }
     }
 
     /// The port `virq` is bound to for `vcpu` (ignored for global VIRQs),
@@ -234,10 +219,7 @@ mod tests {
         assert_eq!(send(6), SendTarget::Reject);
         assert_eq!(send(7), SendTarget::Reject);
         assert_eq!(table.info(NR_PORTS), None);
-        assert_eq!(
-            table.in_use().map(|(port, _)| port).collect::<Vec<_>>(),
-            [1, 2, 3, 4, 5, 6]
-        );
+        assert_eq!(table.in_use().map(|(port, _)| port).collect::<Vec<_>>(), [1, 2, 3, 4, 5, 6]);
     }
 
     #[test]

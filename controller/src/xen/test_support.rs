@@ -15,10 +15,7 @@ pub struct TestMemory {
 impl TestMemory {
     /// `len` readable and writable bytes at guest virtual address `base`.
     pub fn new(base: u64, len: usize) -> Self {
-        Self {
-            base,
-            bytes: RefCell::new(vec![0; len]),
-        }
+        Self { base, bytes: RefCell::new(vec![0; len]) }
     }
 
     fn range(&self, gva: u64, len: usize) -> Result<std::ops::Range<usize>, GuestFault> {

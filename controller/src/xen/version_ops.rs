@@ -76,19 +76,13 @@ mod tests {
     #[test]
     fn version_is_major_16_minor() {
         let mem = TestMemory::new(0, 0);
-        assert_eq!(
-            xen_version(&XenVersion::default(), XENVER_version, 0, &mem),
-            Ok((4 << 16) | 17)
-        );
+        assert_eq!(xen_version(&XenVersion::default(), XENVER_version, 0, &mem), Ok((4 << 16) | 17));
     }
 
     #[test]
     fn extraversion_is_written_nul_padded() {
         let mem = TestMemory::new(0x1000, 0x100);
-        assert_eq!(
-            xen_version(&XenVersion::default(), XENVER_extraversion, 0x1010, &mem),
-            Ok(0)
-        );
+        assert_eq!(xen_version(&XenVersion::default(), XENVER_extraversion, 0x1010, &mem), Ok(0));
         let mut bytes = [0xffu8; XEN_EXTRAVERSION_LEN];
         mem.read(0x1010, &mut bytes).unwrap();
         assert_eq!(&bytes[..3], b".0\0");
@@ -98,13 +92,7 @@ mod tests {
     #[test]
     fn features_submap_0_is_the_configured_set() {
         let mem = TestMemory::new(0x1000, 0x100);
-        mem.put(
-            0x1000,
-            &XenFeatureInfo {
-                submap_idx: 0,
-                submap: 0xdead,
-            },
-        );
+        mem.put(0x1000, &XenFeatureInfo { submap_idx: 0, submap: 0xdead });
         let version = XenVersion::default();
         xen_version(&version, XENVER_get_features, 0x1000, &mem).unwrap();
         let info: XenFeatureInfo = mem.get(0x1000);
@@ -116,15 +104,8 @@ mod tests {
     #[test]
     fn features_other_submaps_are_einval() {
         let mem = TestMemory::new(0x1000, 0x100);
-        mem.put(
-            0x1000,
-            &XenFeatureInfo {
-                submap_idx: 1,
-                ..XenFeatureInfo::zeroed()
-            },
-        );
-        let err =
-            xen_version(&XenVersion::default(), XENVER_get_features, 0x1000, &mem).unwrap_err();
+        mem.put(0x1000, &XenFeatureInfo { submap_idx: 1, ..XenFeatureInfo::zeroed() });
+        let err = xen_version(&XenVersion::default(), XENVER_get_features, 0x1000, &mem).unwrap_err();
         assert_eq!(err.errno(), EINVAL);
     }
 
@@ -132,18 +113,8 @@ mod tests {
     fn unreadable_arguments_are_efault() {
         let mem = TestMemory::new(0x1000, 0x10);
         let version = XenVersion::default();
-        assert_eq!(
-            xen_version(&version, XENVER_get_features, 0x2000, &mem)
-                .unwrap_err()
-                .errno(),
-            EFAULT
-        );
-        assert_eq!(
-            xen_version(&version, XENVER_extraversion, 0x1008, &mem)
-                .unwrap_err()
-                .errno(),
-            EFAULT
-        );
+        assert_eq!(xen_version(&version, XENVER_get_features, 0x2000, &mem).unwrap_err().errno(), EFAULT);
+        assert_eq!(xen_version(&version, XENVER_extraversion, 0x1008, &mem).unwrap_err().errno(), EFAULT);
     }
 
     #[test]
@@ -151,21 +122,8 @@ mod tests {
         let mem = TestMemory::new(0, 0);
         let version = XenVersion::default();
         assert_eq!(xen_version(&version, XENVER_pagesize, 0, &mem), Ok(4096));
-        assert_eq!(
-            xen_version(&version, XENVER_pagesize, 8, &mem)
-                .unwrap_err()
-                .errno(),
-            EINVAL
-        );
-        assert_eq!(
-            xen_version(&version, XENVER_capabilities, 0, &mem)
-                .unwrap_err()
-                .errno(),
-            ENOSYS
-        );
-        assert_eq!(
-            xen_version(&version, 99, 0, &mem).unwrap_err().errno(),
-            ENOSYS
-        );
+        assert_eq!(xen_version(&version, XENVER_pagesize, 8, &mem).unwrap_err().errno(), EINVAL);
+        assert_eq!(xen_version(&version, XENVER_capabilities, 0, &mem).unwrap_err().errno(), ENOSYS);
+        assert_eq!(xen_version(&version, 99, 0, &mem).unwrap_err().errno(), ENOSYS);
     }
 }

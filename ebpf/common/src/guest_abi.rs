@@ -23,6 +23,9 @@ pub mod workload {
     pub const CALLBACK: u32 = 7;
     /// Invalid hypercalls, ops, ports and pointers, each errno checked.
     pub const HOSTILE: u32 = 8;
+    /// vCPU 0 pings a host-side userspace backend over an interdomain
+    /// port; the backend (woken by an eventfd) answers on the same port.
+    pub const BACKEND: u32 = 9;
 }
 
 /// How vCPU 0 is called back (`Params::callback`); other vCPUs always use
@@ -48,8 +51,15 @@ pub struct Params {
     pub callback_gsi: u32,
     /// TSC ticks per millisecond, for the guest's timeouts.
     pub tsc_per_ms: u64,
+    /// The host backend's port offered to the guest (BACKEND workload).
+    pub backend_port: u32,
+    /// The backend's domain id (the `remote_dom` to bind to).
+    pub backend_domid: u32,
+    /// Where the guest places shared_info (0: layout::SHARED_INFO_GPA,
+    /// outside RAM; layout::SHARED_INFO_IN_RAM_GPA makes the VMM split RAM).
+    pub shared_info_gpa: u64,
 }
-const _: () = assert!(size_of::<Params>() == 40);
+const _: () = assert!(size_of::<Params>() == 56);
 const _: () = assert!(offset_of!(Params, tsc_per_ms) == 32);
 
 /// Written by each vCPU of the guest at `layout::report(vcpu)`.

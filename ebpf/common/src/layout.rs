@@ -33,6 +33,9 @@ pub const SAMPLES_PER_VCPU: u64 = 0x8_0000 / 8;
 /// The GFN at which the built-in guest places shared_info: outside RAM, so
 /// the VMM need not split the RAM memslot (other guests may choose RAM).
 pub const SHARED_INFO_GPA: u64 = 0xc000_0000;
+/// A free RAM page the guest can place shared_info over instead (as Linux
+/// does with a page of its own RAM), which makes the VMM split RAM's memslot.
+pub const SHARED_INFO_IN_RAM_GPA: u64 = 0x300_0000;
 
 pub const fn report(vcpu: u32) -> u64 {
     REPORTS + vcpu as u64 * REPORT_STRIDE

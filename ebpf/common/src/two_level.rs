@@ -65,9 +65,7 @@ use core::sync::atomic::{AtomicU64, Ordering};
 use core::mem::{offset_of, size_of};
 
 use crate::xen::evtchn::EVTCHN_2L_NR_CHANNELS;
-use crate::xen::shared_info::{
-    BITS_PER_EVTCHN_WORD, EVTCHN_WORDS, SharedInfo, VcpuInfo, XEN_LEGACY_MAX_VCPUS,
-};
+use crate::xen::shared_info::{BITS_PER_EVTCHN_WORD, EVTCHN_WORDS, SharedInfo, VcpuInfo, XEN_LEGACY_MAX_VCPUS};
 
 /// 64-bit words in the shared_info page (4096 bytes).
 pub const PAGE_WORDS: usize = 4096 / 8;
@@ -291,11 +289,7 @@ pub fn upcall_pending<W: EventWords + ?Sized>(words: &W, vcpu: u32) -> bool {
 
 /// Steps 4-5 for a validated port word index and vCPU.
 #[inline(always)]
-fn mark_selector_and_upcall<W: EventWords + ?Sized>(
-    words: &W,
-    port_word: usize,
-    vcpu: u32,
-) -> Outcome {
+fn mark_selector_and_upcall<W: EventWords + ?Sized>(words: &W, port_word: usize, vcpu: u32) -> Outcome {
     let sel_bit = 1u64.wrapping_shl(port_word as u32);
     if words.fetch_or(pending_sel_word(vcpu), sel_bit) & sel_bit != 0 {
         return Outcome::SelectorAlreadySet;
@@ -321,8 +315,8 @@ fn mark_selector_and_upcall<W: EventWords + ?Sized>(
 /// ```
 pub mod guest {
     use super::{
-        BITS_PER_EVTCHN_WORD, EVTCHN_WORDS, EventWords, MASK_BASE, NR_PORTS, NR_VCPUS,
-        PENDING_BASE, UPCALL_PENDING_BIT, pending_sel_word, port_word_and_bit, upcall_word,
+        BITS_PER_EVTCHN_WORD, EVTCHN_WORDS, EventWords, MASK_BASE, NR_PORTS, NR_VCPUS, PENDING_BASE,
+        UPCALL_PENDING_BIT, pending_sel_word, port_word_and_bit, upcall_word,
     };
 
     /// Clears `evtchn_upcall_pending` (Linux: `vcpu_info->evtchn_upcall_pending
@@ -427,13 +421,7 @@ pub mod guest {
     /// Ports pending in a selected word but bound to another vCPU are left
     /// alone: the hypervisor announces them on their own vCPU.
     #[inline(always)]
-    pub fn scan<W, F>(
-        words: &W,
-        vcpu: u32,
-        cursor: &mut ScanCursor,
-        local: &[u64; EVTCHN_WORDS],
-        mut handle: F,
-    ) -> u32
+    pub fn scan<W, F>(words: &W, vcpu: u32, cursor: &mut ScanCursor, local: &[u64; EVTCHN_WORDS], mut handle: F) -> u32
     where
         W: EventWords + ?Sized,
         F: FnMut(u32),
@@ -460,11 +448,7 @@ pub mod guest {
             let pending_bits = active_bits(words, word_idx) & local_bits;
             // The start word is scanned twice: first from the cursor's bit,
             // later from bit 0.
-            let mut bit_idx = if word_idx == start_word && pass == 0 {
-                start_bit
-            } else {
-                0
-            };
+            let mut bit_idx = if word_idx == start_word && pass == 0 { start_bit } else { 0 };
 
             for _ in 0..BITS_PER_EVTCHN_WORD {
                 let bits = mask_lsbs(pending_bits, bit_idx);
@@ -480,11 +464,7 @@ pub mod guest {
                 bit_idx = (bit_idx + 1) % BITS_PER_EVTCHN_WORD;
                 // The next scan starts at the port after this one.
                 *cursor = ScanCursor {
-                    word: if bit_idx != 0 {
-                        word_idx
-                    } else {
-                        (word_idx + 1) % BITS_PER_EVTCHN_WORD
-                    },
+                    word: if bit_idx != 0 { word_idx } else { (word_idx + 1) % BITS_PER_EVTCHN_WORD },
                     bit: bit_idx,
                 };
                 if bit_idx == 0 {
@@ -517,9 +497,7 @@ const _: () = assert!(size_of::<AtomicPage>() == 4096);
 impl AtomicPage {
     /// A zeroed page: every port clear and unmasked, no upcall pending.
     pub const fn new() -> Self {
-        Self {
-            words: [const { AtomicU64::new(0) }; PAGE_WORDS],
-        }
+        Self { words: [const { AtomicU64::new(0) }; PAGE_WORDS] }
     }
 }
 
@@ -538,18 +516,15 @@ impl EventWords for [AtomicU64; PAGE_WORDS] {
     }
     #[inline(always)]
     fn fetch_or(&self, word: usize, bits: u64) -> u64 {
-        self.get(word)
-            .map_or(0, |w| w.fetch_or(bits, Ordering::SeqCst))
+        self.get(word).map_or(0, |w| w.fetch_or(bits, Ordering::SeqCst))
     }
     #[inline(always)]
     fn fetch_and(&self, word: usize, bits: u64) -> u64 {
-        self.get(word)
-            .map_or(0, |w| w.fetch_and(bits, Ordering::SeqCst))
+        self.get(word).map_or(0, |w| w.fetch_and(bits, Ordering::SeqCst))
     }
     #[inline(always)]
     fn swap(&self, word: usize, value: u64) -> u64 {
-        self.get(word)
-            .map_or(0, |w| w.swap(value, Ordering::SeqCst))
+        self.get(word).map_or(0, |w| w.swap(value, Ordering::SeqCst))
     }
 }
 

@@ -14,8 +14,8 @@
 use proptest::prelude::*;
 use xevtchn_common::two_level::guest::{self, ScanCursor, Unmask};
 use xevtchn_common::two_level::{
-    AtomicPage, EventWords, Outcome, is_masked, is_pending, pending_sel_word, raise_on_vcpu,
-    set_pending, unmask, upcall_pending,
+    AtomicPage, EventWords, Outcome, is_masked, is_pending, pending_sel_word, raise_on_vcpu, set_pending, unmask,
+    upcall_pending,
 };
 use xevtchn_common::xen::shared_info::EVTCHN_WORDS;
 
@@ -102,18 +102,12 @@ impl Model {
     }
 
     fn index_of(port: u32) -> usize {
-        PORTS
-            .iter()
-            .position(|&p| p == port)
-            .expect("only model ports are ever pending")
+        PORTS.iter().position(|&p| p == port).expect("only model ports are ever pending")
     }
 
     /// Interrupt delivery: an outcome that raises latches the vCPU's vector.
     fn deliver(&mut self, outcome: Outcome, vcpu: u32) {
-        assert!(
-            !matches!(outcome, Outcome::InvalidPort | Outcome::InvalidVcpu),
-            "{outcome:?}"
-        );
+        assert!(!matches!(outcome, Outcome::InvalidPort | Outcome::InvalidVcpu), "{outcome:?}");
         if outcome.must_raise() {
             self.irq[vcpu as usize] = true;
         }
@@ -181,16 +175,10 @@ impl Model {
                     self.scan[v] = ScanState::Begun;
                 }
             }
-            ScanState::Begun => {
-                self.scan[v] = ScanState::Taken(guest::take_pending_sel(page, vcpu))
-            }
+            ScanState::Begun => self.scan[v] = ScanState::Taken(guest::take_pending_sel(page, vcpu)),
             ScanState::Taken(0) => {
                 // Linux: `while (vcpu_info->evtchn_upcall_pending)`.
-                self.scan[v] = if guest::clear_upcall_pending(page, vcpu) {
-                    ScanState::Begun
-                } else {
-                    ScanState::Idle
-                };
+                self.scan[v] = if guest::clear_upcall_pending(page, vcpu) { ScanState::Begun } else { ScanState::Idle };
             }
             ScanState::Taken(words) => {
                 let word = words.trailing_zeros();
@@ -218,13 +206,7 @@ impl Model {
         let mut handled = Vec::new();
         for _ in 0..4 {
             guest::clear_upcall_pending(&*self.page, vcpu);
-            guest::scan(
-                &*self.page,
-                vcpu,
-                &mut self.cursor[v],
-                &self.local[v],
-                |port| handled.push(port),
-            );
+            guest::scan(&*self.page, vcpu, &mut self.cursor[v], &self.local[v], |port| handled.push(port));
             if !upcall_pending(&*self.page, vcpu) {
                 break;
             }
@@ -261,9 +243,7 @@ impl Model {
         }
         for v in 0..VCPUS {
             if upcall_pending(page, v as u32) && !self.irq[v] && self.scan[v] == ScanState::Idle {
-                return Err(format!(
-                    "vCPU {v} has evtchn_upcall_pending set but no interrupt and no handler"
-                ));
+                return Err(format!("vCPU {v} has evtchn_upcall_pending set but no interrupt and no handler"));
             }
         }
         Ok(())

@@ -193,9 +193,7 @@ fn scan_skips_ports_bound_elsewhere() {
     let mut local = [0u64; EVTCHN_WORDS];
     local[0] = 1 << 4;
     let mut handled_port = None;
-    let n = guest::scan(&w, 0, &mut ScanCursor::default(), &local, |p| {
-        handled_port = Some(p)
-    });
+    let n = guest::scan(&w, 0, &mut ScanCursor::default(), &local, |p| handled_port = Some(p));
     assert_eq!((n, handled_port), (1, Some(4)));
     assert!(is_pending(&w, 3));
 }

@@ -14,9 +14,7 @@ use std::thread;
 use std::time::{Duration, Instant};
 
 use xevtchn_common::two_level::guest::{self, ScanCursor, Unmask};
-use xevtchn_common::two_level::{
-    AtomicPage, Outcome, is_pending, set_pending, unmask, upcall_pending,
-};
+use xevtchn_common::two_level::{AtomicPage, Outcome, is_pending, set_pending, unmask, upcall_pending};
 use xevtchn_common::xen::shared_info::EVTCHN_WORDS;
 
 const VCPUS: u32 = 2;
@@ -55,10 +53,7 @@ struct Shared {
 
 impl Shared {
     fn deliver(&self, outcome: Outcome, vcpu: u32) {
-        assert!(!matches!(
-            outcome,
-            Outcome::InvalidPort | Outcome::InvalidVcpu
-        ));
+        assert!(!matches!(outcome, Outcome::InvalidPort | Outcome::InvalidVcpu));
         if outcome.must_raise() {
             self.upcalls_raised.fetch_add(1, Ordering::Relaxed);
             self.irq[vcpu as usize].store(true, Ordering::SeqCst);
@@ -68,10 +63,7 @@ impl Shared {
     /// Linux's HVM unmask, falling back to EVTCHNOP_unmask.
     fn guest_unmask(&self, port: u32) {
         if guest::unmask(&self.page, port) == Unmask::NeedsHypercall {
-            self.deliver(
-                unmask(&self.page, port, notify_vcpu(port)),
-                notify_vcpu(port),
-            );
+            self.deliver(unmask(&self.page, port, notify_vcpu(port)), notify_vcpu(port));
         }
     }
 }
@@ -137,9 +129,7 @@ fn handler(shared: &Shared, vcpu: u32) {
                     break;
                 }
             }
-        } else if shared.stop.load(Ordering::SeqCst)
-            && !shared.irq[vcpu as usize].load(Ordering::SeqCst)
-        {
+        } else if shared.stop.load(Ordering::SeqCst) && !shared.irq[vcpu as usize].load(Ordering::SeqCst) {
             return;
         } else {
             thread::yield_now();
@@ -191,34 +181,21 @@ fn every_send_is_consumed_once_or_coalesced_under_contention() {
     }
 
     for port in all_ports() {
-        assert!(
-            !is_pending(&shared.page, port),
-            "port {port} still pending: a wakeup was lost"
-        );
+        assert!(!is_pending(&shared.page, port), "port {port} still pending: a wakeup was lost");
         let sent = shared.sent[port as usize].load(Ordering::SeqCst);
         let consumed = shared.consumed[port as usize].load(Ordering::SeqCst);
-        assert_eq!(
-            sent, consumed,
-            "port {port}: {sent} sends set the pending bit, {consumed} were handled"
-        );
+        assert_eq!(sent, consumed, "port {port}: {sent} sends set the pending bit, {consumed} were handled");
     }
     let total_sent: u64 = shared.sent.iter().map(|s| s.load(Ordering::SeqCst)).sum();
     let coalesced = shared.coalesced.load(Ordering::SeqCst);
     assert_eq!(total_sent + coalesced, SENDERS as u64 * SENDS_PER_SENDER);
     // With three senders on 64 ports, some sends must have merged and
     // some must have been delivered; otherwise the test did not contend.
-    assert!(
-        total_sent > 0 && coalesced > 0,
-        "sent {total_sent}, coalesced {coalesced}"
-    );
+    assert!(total_sent > 0 && coalesced > 0, "sent {total_sent}, coalesced {coalesced}");
     println!(
         "{total_sent} delivered, {coalesced} coalesced, {} upcalls raised in {:?}",
         shared.upcalls_raised.load(Ordering::SeqCst),
         started.elapsed()
     );
-    assert!(
-        started.elapsed() < Duration::from_secs(5),
-        "took {:?}",
-        started.elapsed()
-    );
+    assert!(started.elapsed() < Duration::from_secs(5), "took {:?}", started.elapsed());
 }

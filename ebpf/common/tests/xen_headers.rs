@@ -18,8 +18,7 @@ use xevtchn_common::xen::shared_info::*;
 use xevtchn_common::xen::version::XenFeatureInfo;
 use xevtchn_common::xen::{cpuid, errno, evtchn, hvm, hypercall, memory, version, virq};
 
-const INSTALL_HINT: &str =
-    "install Xen's public headers and a C compiler: apt-get install libxen-dev gcc";
+const INSTALL_HINT: &str = "install Xen's public headers and a C compiler: apt-get install libxen-dev gcc";
 
 /// One value to compare: the C expression and what Rust says it is.
 struct Check {
@@ -29,10 +28,7 @@ struct Check {
 
 macro_rules! size {
     ($c:literal, $t:ty) => {
-        Check {
-            c_expr: format!("sizeof(struct {})", $c),
-            rust: size_of::<$t>() as u64,
-        }
+        Check { c_expr: format!("sizeof(struct {})", $c), rust: size_of::<$t>() as u64 }
     };
 }
 
@@ -48,10 +44,7 @@ macro_rules! offset {
 /// A constant whose Rust name is its C name.
 macro_rules! constant {
     ($module:ident :: $name:ident) => {
-        Check {
-            c_expr: stringify!($name).to_string(),
-            rust: $module::$name as u64,
-        }
+        Check { c_expr: stringify!($name).to_string(), rust: $module::$name as u64 }
     };
 }
 
@@ -63,11 +56,7 @@ fn struct_checks() -> Vec<Check> {
         offset!("evtchn_alloc_unbound", EvtchnAllocUnbound, port),
         size!("evtchn_bind_interdomain", EvtchnBindInterdomain),
         offset!("evtchn_bind_interdomain", EvtchnBindInterdomain, remote_dom),
-        offset!(
-            "evtchn_bind_interdomain",
-            EvtchnBindInterdomain,
-            remote_port
-        ),
+        offset!("evtchn_bind_interdomain", EvtchnBindInterdomain, remote_port),
         offset!("evtchn_bind_interdomain", EvtchnBindInterdomain, local_port),
         size!("evtchn_bind_virq", EvtchnBindVirq),
         offset!("evtchn_bind_virq", EvtchnBindVirq, virq),
@@ -102,14 +91,8 @@ fn struct_checks() -> Vec<Check> {
             c_expr: "offsetof(struct evtchn_status, u.interdomain.port)".into(),
             rust: (offset_of!(EvtchnStatus, u) + EVTCHN_STATUS_U_INTERDOMAIN_PORT_OFFSET) as u64,
         },
-        Check {
-            c_expr: "offsetof(struct evtchn_status, u.virq)".into(),
-            rust: offset_of!(EvtchnStatus, u) as u64,
-        },
-        Check {
-            c_expr: "offsetof(struct evtchn_status, u.pirq)".into(),
-            rust: offset_of!(EvtchnStatus, u) as u64,
-        },
+        Check { c_expr: "offsetof(struct evtchn_status, u.virq)".into(), rust: offset_of!(EvtchnStatus, u) as u64 },
+        Check { c_expr: "offsetof(struct evtchn_status, u.pirq)".into(), rust: offset_of!(EvtchnStatus, u) as u64 },
         size!("evtchn_bind_vcpu", EvtchnBindVcpu),
         offset!("evtchn_bind_vcpu", EvtchnBindVcpu, port),
         offset!("evtchn_bind_vcpu", EvtchnBindVcpu, vcpu),
@@ -133,16 +116,8 @@ fn struct_checks() -> Vec<Check> {
         offset!("xen_hvm_param", XenHvmParam, index),
         offset!("xen_hvm_param", XenHvmParam, value),
         size!("xen_hvm_evtchn_upcall_vector", XenHvmEvtchnUpcallVector),
-        offset!(
-            "xen_hvm_evtchn_upcall_vector",
-            XenHvmEvtchnUpcallVector,
-            vcpu
-        ),
-        offset!(
-            "xen_hvm_evtchn_upcall_vector",
-            XenHvmEvtchnUpcallVector,
-            vector
-        ),
+        offset!("xen_hvm_evtchn_upcall_vector", XenHvmEvtchnUpcallVector, vcpu),
+        offset!("xen_hvm_evtchn_upcall_vector", XenHvmEvtchnUpcallVector, vector),
         size!("xen_add_to_physmap", XenAddToPhysmap),
         offset!("xen_add_to_physmap", XenAddToPhysmap, domid),
         offset!("xen_add_to_physmap", XenAddToPhysmap, size),
@@ -172,11 +147,7 @@ fn struct_checks() -> Vec<Check> {
         offset!("vcpu_info", VcpuInfo, time),
         size!("arch_shared_info", ArchSharedInfo),
         offset!("arch_shared_info", ArchSharedInfo, max_pfn),
-        offset!(
-            "arch_shared_info",
-            ArchSharedInfo,
-            pfn_to_mfn_frame_list_list
-        ),
+        offset!("arch_shared_info", ArchSharedInfo, pfn_to_mfn_frame_list_list),
         offset!("arch_shared_info", ArchSharedInfo, nmi_reason),
         offset!("arch_shared_info", ArchSharedInfo, p2m_cr3),
         offset!("arch_shared_info", ArchSharedInfo, p2m_vaddr),
@@ -190,17 +161,10 @@ fn struct_checks() -> Vec<Check> {
         offset!("shared_info", SharedInfo, wc_nsec),
         offset!("shared_info", SharedInfo, wc_sec_hi),
         offset!("shared_info", SharedInfo, arch),
+        Check { c_expr: "sizeof(((struct shared_info *)0)->evtchn_pending)".into(), rust: (EVTCHN_WORDS * 8) as u64 },
+        Check { c_expr: "sizeof(xen_ulong_t) * 8".into(), rust: u64::from(BITS_PER_EVTCHN_WORD) },
         Check {
-            c_expr: "sizeof(((struct shared_info *)0)->evtchn_pending)".into(),
-            rust: (EVTCHN_WORDS * 8) as u64,
-        },
-        Check {
-            c_expr: "sizeof(xen_ulong_t) * 8".into(),
-            rust: u64::from(BITS_PER_EVTCHN_WORD),
-        },
-        Check {
-            c_expr: "sizeof(((struct shared_info *)0)->vcpu_info) / sizeof(struct vcpu_info)"
-                .into(),
+            c_expr: "sizeof(((struct shared_info *)0)->vcpu_info) / sizeof(struct vcpu_info)".into(),
             rust: XEN_LEGACY_MAX_VCPUS as u64,
         },
     ]
@@ -425,17 +389,11 @@ fn constant_checks() -> Vec<Check> {
         constant!(shared_info_consts::XEN_LEGACY_MAX_VCPUS),
         constant!(shared_info_consts::XEN_PVCLOCK_TSC_STABLE_BIT),
         constant!(shared_info_consts::XEN_PVCLOCK_GUEST_STOPPED),
-        Check {
-            c_expr: "XEN_CPUID_LEAF(4)".into(),
-            rust: u64::from(cpuid::xen_cpuid_leaf(4)),
-        },
+        Check { c_expr: "XEN_CPUID_LEAF(4)".into(), rust: u64::from(cpuid::xen_cpuid_leaf(4)) },
     ];
     // Xen's errno.h names its values XEN_<name>.
     for (name, value) in errno::ALL {
-        checks.push(Check {
-            c_expr: format!("XEN_{name}"),
-            rust: *value as u64,
-        });
+        checks.push(Check { c_expr: format!("XEN_{name}"), rust: *value as u64 });
     }
     checks
 }
@@ -455,20 +413,14 @@ fn c_program(checks: &[Check]) -> String {
          int main(void) {\n",
     );
     for (index, check) in checks.iter().enumerate() {
-        writeln!(
-            c,
-            "    printf(\"{index} %llu\\n\", (unsigned long long)({}));",
-            check.c_expr
-        )
-        .unwrap();
+        writeln!(c, "    printf(\"{index} %llu\\n\", (unsigned long long)({}));", check.c_expr).unwrap();
     }
     c.push_str("    return 0;\n}\n");
     c
 }
 
 fn work_dir() -> PathBuf {
-    let dir = PathBuf::from(env!("CARGO_TARGET_TMPDIR"))
-        .join(format!("xen-headers-{}", std::process::id()));
+    let dir = PathBuf::from(env!("CARGO_TARGET_TMPDIR")).join(format!("xen-headers-{}", std::process::id()));
     std::fs::create_dir_all(&dir).expect("create a scratch directory under CARGO_TARGET_TMPDIR");
     dir
 }
@@ -497,14 +449,8 @@ fn values_from_headers(checks: &[Check]) -> BTreeMap<usize, u64> {
         "compiling against Xen's headers failed ({INSTALL_HINT}):\n{}",
         String::from_utf8_lossy(&compile.stderr)
     );
-    let run = Command::new(&binary)
-        .output()
-        .expect("run the compiled C program");
-    assert!(
-        run.status.success(),
-        "the C program failed: {:?}",
-        run.status
-    );
+    let run = Command::new(&binary).output().expect("run the compiled C program");
+    assert!(run.status.success(), "the C program failed: {:?}", run.status);
     let stdout = String::from_utf8(run.stdout).expect("C program output is ASCII");
     let _ = std::fs::remove_dir_all(&dir);
     stdout
@@ -518,34 +464,15 @@ fn values_from_headers(checks: &[Check]) -> BTreeMap<usize, u64> {
 
 #[test]
 fn abi_mirror_matches_xen_public_headers() {
-    let checks: Vec<Check> = struct_checks()
-        .into_iter()
-        .chain(constant_checks())
-        .collect();
+    let checks: Vec<Check> = struct_checks().into_iter().chain(constant_checks()).collect();
     let from_c = values_from_headers(&checks);
-    assert_eq!(
-        from_c.len(),
-        checks.len(),
-        "the C program printed one line per check"
-    );
+    assert_eq!(from_c.len(), checks.len(), "the C program printed one line per check");
     let mismatches: Vec<String> = checks
         .iter()
         .enumerate()
         .filter(|(index, check)| from_c[index] != check.rust)
-        .map(|(index, check)| {
-            format!(
-                "{}: C says {}, Rust says {}",
-                check.c_expr, from_c[&index], check.rust
-            )
-        })
+        .map(|(index, check)| format!("{}: C says {}, Rust says {}", check.c_expr, from_c[&index], check.rust))
         .collect();
-    assert!(
-        mismatches.is_empty(),
-        "the ABI mirror disagrees with Xen's headers:\n{}",
-        mismatches.join("\n")
-    );
-    println!(
-        "{} sizes, offsets and constants match Xen's headers",
-        checks.len()
-    );
+    assert!(mismatches.is_empty(), "the ABI mirror disagrees with Xen's headers:\n{}", mismatches.join("\n"));
+    println!("{} sizes, offsets and constants match Xen's headers", checks.len());
 }

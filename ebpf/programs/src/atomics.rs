@@ -30,31 +30,24 @@ impl EventWords for MapWords {
     #[inline(always)]
     fn load(&self, word: usize) -> u64 {
         // SAFETY: an in-bounds, aligned u64 of the map value.
-        self.word(word)
-            .map_or(0, |p| unsafe { core::ptr::read_volatile(p) })
+        self.word(word).map_or(0, |p| unsafe { core::ptr::read_volatile(p) })
     }
 
     #[inline(always)]
     fn fetch_or(&self, word: usize, bits: u64) -> u64 {
         // SAFETY: as above; the map value is shared memory, accessed atomically.
-        self.word(word).map_or(0, |p| unsafe {
-            atomic_or::<u64, u64, { AtomicOrdering::SeqCst }>(p, bits)
-        })
+        self.word(word).map_or(0, |p| unsafe { atomic_or::<u64, u64, { AtomicOrdering::SeqCst }>(p, bits) })
     }
 
     #[inline(always)]
     fn fetch_and(&self, word: usize, bits: u64) -> u64 {
         // SAFETY: as above.
-        self.word(word).map_or(0, |p| unsafe {
-            atomic_and::<u64, u64, { AtomicOrdering::SeqCst }>(p, bits)
-        })
+        self.word(word).map_or(0, |p| unsafe { atomic_and::<u64, u64, { AtomicOrdering::SeqCst }>(p, bits) })
     }
 
     #[inline(always)]
     fn swap(&self, word: usize, value: u64) -> u64 {
         // SAFETY: as above.
-        self.word(word).map_or(0, |p| unsafe {
-            atomic_xchg::<u64, { AtomicOrdering::SeqCst }>(p, value)
-        })
+        self.word(word).map_or(0, |p| unsafe { atomic_xchg::<u64, { AtomicOrdering::SeqCst }>(p, value) })
     }
 }

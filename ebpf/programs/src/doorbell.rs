@@ -37,8 +37,7 @@ static DOORBELL_STATS: PerCpuArray<u64> = PerCpuArray::with_max_entries(doorbell
 
 /// Fast sends per target vCPU and outcome: index vcpu * OUTCOME_COUNT + outcome.
 #[map]
-static DOORBELL_VCPU_STATS: PerCpuArray<u64> =
-    PerCpuArray::with_max_entries(32 * OUTCOME_COUNT as u32, 0);
+static DOORBELL_VCPU_STATS: PerCpuArray<u64> = PerCpuArray::with_max_entries(32 * OUTCOME_COUNT as u32, 0);
 
 /// Fast sends per port.
 #[map]
@@ -114,10 +113,7 @@ fn try_doorbell(ctx: &TracePointContext) -> Result<(), i64> {
     count(&DOORBELL_STATS, outcome);
     count(&DOORBELL_STATS, doorbell_stat::FAST_SENDS);
     if entry.vcpu < 32 {
-        count(
-            &DOORBELL_VCPU_STATS,
-            entry.vcpu * OUTCOME_COUNT as u32 + outcome,
-        );
+        count(&DOORBELL_VCPU_STATS, entry.vcpu * OUTCOME_COUNT as u32 + outcome);
     }
     count(&DOORBELL_PORT_SENDS, port);
     Ok(())

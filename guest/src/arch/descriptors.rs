@@ -39,15 +39,8 @@ struct Gate {
     _reserved: u32,
 }
 
-const GATE_ABSENT: Gate = Gate {
-    offset_low: 0,
-    selector: 0,
-    ist: 0,
-    flags: 0,
-    offset_mid: 0,
-    offset_high: 0,
-    _reserved: 0,
-};
+const GATE_ABSENT: Gate =
+    Gate { offset_low: 0, selector: 0, ist: 0, flags: 0, offset_mid: 0, offset_high: 0, _reserved: 0 };
 /// Present 64-bit interrupt gate (IF cleared on entry), DPL 0.
 const INTERRUPT_GATE: u8 = 0x8e;
 
@@ -117,20 +110,11 @@ pub fn install(vcpu: usize, kernel_stack: u64) {
         0x00af_fb00_0000_ffff, // 0x28 user code
         0x00cf_f300_0000_ffff, // 0x30 user data
         // Available 64-bit TSS (type 9), present.
-        (size_of::<Tss>() as u64 - 1)
-            | ((tss & 0xff_ffff) << 16)
-            | (0x89 << 40)
-            | (((tss >> 24) & 0xff) << 56),
+        (size_of::<Tss>() as u64 - 1) | ((tss & 0xff_ffff) << 16) | (0x89 << 40) | (((tss >> 24) & 0xff) << 56),
         tss >> 32,
     ];
-    let gdt = Pointer {
-        limit: (size_of::<[u64; GDT_ENTRIES]>() - 1) as u16,
-        base: t.gdt.as_ptr() as u64,
-    };
-    let idt = Pointer {
-        limit: (size_of::<[Gate; 256]>() - 1) as u16,
-        base: t.idt.as_ptr() as u64,
-    };
+    let gdt = Pointer { limit: (size_of::<[u64; GDT_ENTRIES]>() - 1) as u16, base: t.gdt.as_ptr() as u64 };
+    let idt = Pointer { limit: (size_of::<[Gate; 256]>() - 1) as u16, base: t.idt.as_ptr() as u64 };
     // SAFETY: the tables are static, complete and keep the boot selectors'
     // meaning, so reloading GDTR/IDTR/TR changes no live segment.
     unsafe {

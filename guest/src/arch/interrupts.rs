@@ -115,12 +115,7 @@ pub fn exception_entries() -> [usize; 32] {
 pub fn other_entries() -> [(u8, usize); 4] {
     // SAFETY: as above.
     let t = unsafe { xg_other_table };
-    [
-        (UPCALL_VECTOR, t[0]),
-        (CALLBACK_GSI_VECTOR, t[1]),
-        (SPURIOUS_VECTOR, t[2]),
-        (TIMER_VECTOR, t[3]),
-    ]
+    [(UPCALL_VECTOR, t[0]), (CALLBACK_GSI_VECTOR, t[1]), (SPURIOUS_VECTOR, t[2]), (TIMER_VECTOR, t[3])]
 }
 
 /// Waits for an interrupt, unless `*word` no longer equals `seen`.

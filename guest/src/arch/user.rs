@@ -18,8 +18,7 @@ static mut USER_STACKS: [Stack; super::descriptors::MAX_VCPUS] =
 pub fn enter(vcpu: usize, entry: extern "C" fn(u64) -> !) -> ! {
     let vcpu = vcpu % super::descriptors::MAX_VCPUS;
     // SAFETY: only this vCPU uses its stack; we take its address, not a reference.
-    let top =
-        unsafe { core::ptr::addr_of_mut!(USER_STACKS[vcpu]) } as u64 + USER_STACK_SIZE as u64 - 8;
+    let top = unsafe { core::ptr::addr_of_mut!(USER_STACKS[vcpu]) } as u64 + USER_STACK_SIZE as u64 - 8;
     // SAFETY: builds an iret frame to the user code segment; the page tables
     // map all memory user-accessible; the TSS's rsp0 was set by
     // descriptors::install, so interrupts taken at CPL3 have a stack.

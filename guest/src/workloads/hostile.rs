@@ -9,8 +9,7 @@ use xevtchn_common::{
         evtchn::{EVTCHNOP_bind_ipi, EVTCHNOP_init_control},
         hvm::{HVMOP_set_param, MIN_UPCALL_VECTOR},
         hypercall::{
-            __HYPERVISOR_event_channel_op, __HYPERVISOR_hvm_op, __HYPERVISOR_memory_op,
-            __HYPERVISOR_xen_version,
+            __HYPERVISOR_event_channel_op, __HYPERVISOR_hvm_op, __HYPERVISOR_memory_op, __HYPERVISOR_xen_version,
         },
         memory::XENMEM_add_to_physmap,
         version::XENVER_version,
@@ -64,8 +63,7 @@ pub fn play(vcpu: u32, params: &Params) -> Result<(), Error> {
 
 fn check_all(params: &Params) -> Result<(), Error> {
     // Ports for the ping-pong that follows: 0 -> 1 and 1 -> 0.
-    let ping =
-        ops::bind_ipi(params.vcpus.min(2) - 1).map_err(|e| errors::hypercall(errors::BIND, e))?;
+    let ping = ops::bind_ipi(params.vcpus.min(2) - 1).map_err(|e| errors::hypercall(errors::BIND, e))?;
     add_port(ping, params.vcpus.min(2) - 1);
     let pong = ops::bind_ipi(0).map_err(|e| errors::hypercall(errors::BIND, e))?;
     add_port(pong, 0);
@@ -75,19 +73,9 @@ fn check_all(params: &Params) -> Result<(), Error> {
     let checks: [(i64, i32); 18] = [
         // Unknown hypercall and unknown event-channel op.
         (ops::raw(63, 0, 0), ENOSYS),
-        (
-            ops::raw(__HYPERVISOR_event_channel_op, 99, ping_struct()),
-            ENOSYS,
-        ),
+        (ops::raw(__HYPERVISOR_event_channel_op, 99, ping_struct()), ENOSYS),
         // FIFO ABI: not offered (like QEMU).
-        (
-            ops::raw(
-                __HYPERVISOR_event_channel_op,
-                u64::from(EVTCHNOP_init_control),
-                ping_struct(),
-            ),
-            ENOSYS,
-        ),
+        (ops::raw(__HYPERVISOR_event_channel_op, u64::from(EVTCHNOP_init_control), ping_struct()), ENOSYS),
         // Ports out of range or closed (fast doorbell path and general path).
         (errno(ops::send(OUT_OF_RANGE_PORT)), EINVAL),
         (errno(ops::send(CLOSED_FAST_PORT)), EINVAL),
@@ -96,56 +84,25 @@ fn check_all(params: &Params) -> Result<(), Error> {
         (errno(ops::unmask(OUT_OF_RANGE_PORT)), EINVAL),
         (errno(ops::status(OUT_OF_RANGE_PORT)), EINVAL),
         (errno(ops::bind_vcpu(CLOSED_FAST_PORT, 0)), EINVAL),
-        (
-            errno(ops::bind_interdomain(
-                xevtchn_common::xen::hypercall::DOMID_SELF,
-                CLOSED_SLOW_PORT,
-            )),
-            EINVAL,
-        ),
+        (errno(ops::bind_interdomain(xevtchn_common::xen::hypercall::DOMID_SELF, CLOSED_SLOW_PORT)), EINVAL),
         // vCPUs that do not exist.
         (errno(ops::bind_ipi(NO_SUCH_VCPU)), ENOENT),
         (errno(ops::bind_vcpu(ping, NO_SUCH_VCPU)), ENOENT),
-        (
-            errno(ops::set_upcall_vector(NO_SUCH_VCPU, UPCALL_VECTOR)),
-            ENOENT,
-        ),
+        (errno(ops::set_upcall_vector(NO_SUCH_VCPU, UPCALL_VECTOR)), ENOENT),
         // Bad values: a vector below 0x10, a global VIRQ off vCPU 0 (checked
         // before the vCPU exists), a VIRQ bound twice.
-        (
-            errno(ops::set_upcall_vector(0, MIN_UPCALL_VECTOR - 1)),
-            EINVAL,
-        ),
+        (errno(ops::set_upcall_vector(0, MIN_UPCALL_VECTOR - 1)), EINVAL),
         (errno(ops::bind_virq(VIRQ_CONSOLE, 1)), EINVAL),
         (errno(ops::bind_virq(VIRQ_TIMER, 0)), EEXIST),
         // Pointers that no page table maps.
-        (
-            ops::raw(
-                __HYPERVISOR_event_channel_op,
-                u64::from(EVTCHNOP_bind_ipi),
-                UNMAPPED,
-            ),
-            EFAULT,
-        ),
+        (ops::raw(__HYPERVISOR_event_channel_op, u64::from(EVTCHNOP_bind_ipi), UNMAPPED), EFAULT),
     ];
     let more: [(i64, i32); 2] = [
-        (
-            ops::raw(__HYPERVISOR_memory_op, XENMEM_add_to_physmap, UNMAPPED),
-            EFAULT,
-        ),
-        (
-            ops::raw(__HYPERVISOR_hvm_op, HVMOP_set_param, UNMAPPED),
-            EFAULT,
-        ),
+        (ops::raw(__HYPERVISOR_memory_op, XENMEM_add_to_physmap, UNMAPPED), EFAULT),
+        (ops::raw(__HYPERVISOR_hvm_op, HVMOP_set_param, UNMAPPED), EFAULT),
     ];
-    let version = [(
-        ops::raw(__HYPERVISOR_xen_version, u64::from(XENVER_version), 0),
-        XEN_VERSION,
-    )];
-    let expected = checks
-        .iter()
-        .chain(more.iter())
-        .map(|&(got, errno)| (got, -i64::from(errno)));
+    let version = [(ops::raw(__HYPERVISOR_xen_version, u64::from(XENVER_version), 0), XEN_VERSION)];
+    let expected = checks.iter().chain(more.iter()).map(|&(got, errno)| (got, -i64::from(errno)));
     match expected.chain(version).position(|(got, want)| got != want) {
         Some(index) => Err(errors::WRONG_ERRNO | (index as u32) << 8),
         None => Ok(()),

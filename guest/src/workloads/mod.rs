@@ -3,6 +3,7 @@
 //! part (`run`), then vCPU 0 drains, counts losses and resets the event
 //! channels, checking that every port it used is closed afterwards.
 
+mod backend;
 mod callback;
 mod fanout;
 mod flood;
@@ -40,7 +41,7 @@ pub const EVENT_TIMEOUT_MS: u64 = 2000;
 
 pub fn run(vcpu: u32, params: &Params) -> Result<(), Error> {
     let needed = match params.workload {
-        workload::HOSTILE => 1,
+        workload::HOSTILE | workload::BACKEND => 1,
         workload::PINGPONG
         | workload::FLOOD
         | workload::FANOUT
@@ -81,6 +82,7 @@ fn prepare(params: &Params) -> Result<(), Error> {
         workload::FANOUT => fanout::prepare(params.vcpus),
         workload::MASK => mask::prepare(),
         workload::REBIND => rebind::prepare(params.vcpus),
+        workload::BACKEND => backend::prepare(params),
         _ => Ok(()),
     }
 }
@@ -94,6 +96,7 @@ fn play(vcpu: u32, params: &Params) -> Result<(), Error> {
         workload::REBIND => rebind::play(vcpu, params),
         workload::CALLBACK => callback::play(vcpu, params),
         workload::HOSTILE => hostile::play(vcpu, params),
+        workload::BACKEND => backend::play(vcpu, params),
         _ => Err(errors::UNKNOWN_WORKLOAD),
     }
 }
@@ -103,9 +106,7 @@ fn play(vcpu: u32, params: &Params) -> Result<(), Error> {
 fn finish(vcpu: u32, params: &Params) -> Result<(), Error> {
     let ports = used_ports();
     let deadline = rdtsc() + EVENT_TIMEOUT_MS * params.tsc_per_ms;
-    sync::wait_until(vcpu, deadline, || {
-        ports.clone().all(|p| events::unconsumed(p) == 0)
-    });
+    sync::wait_until(vcpu, deadline, || ports.clone().all(|p| events::unconsumed(p) == 0));
     let lost: u64 = ports.clone().map(events::unconsumed).sum();
     report::counters(vcpu).lost.fetch_add(lost, Relaxed);
     ops::reset().map_err(|e| errors::hypercall(errors::RESET, e))?;

@@ -57,8 +57,7 @@ pub fn serve(vcpu: u32, params: &Params, ping: u32, pong: u32) -> Result<(), Err
             break Err(e);
         }
         rounds += 1;
-        let answered =
-            sync::wait_until(vcpu, event_deadline(params), || seen(pong) >= base + rounds);
+        let answered = sync::wait_until(vcpu, event_deadline(params), || seen(pong) >= base + rounds);
         if !answered {
             break Err(errors::TIMEOUT);
         }
@@ -74,9 +73,7 @@ pub fn answer(vcpu: u32, params: &Params, ping: u32, pong: u32) -> Result<(), Er
     loop {
         let finished = || ROUNDS.load(Acquire) == answered;
         let deadline = event_deadline(params);
-        if !sync::wait_until(vcpu, deadline, || {
-            seen(ping) > base + answered || finished()
-        }) {
+        if !sync::wait_until(vcpu, deadline, || seen(ping) > base + answered || finished()) {
             return Err(errors::TIMEOUT);
         }
         if seen(ping) > base + answered {

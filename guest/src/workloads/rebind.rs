@@ -3,7 +3,7 @@
 //! Xen only moves interdomain, unbound, global-VIRQ and PIRQ ports (an IPI
 //! port is -EINVAL), so each sender gets a loopback interdomain pair: it
 //! sends on its end, the event arrives on the other end, and vCPU 0 moves
-//! that end round robin over all vCPUs, telling the guest's handlers the
+//! that end round robin over all vCPUs for as long as the senders send, telling the guest's handlers the
 //! new owner first (as Linux updates cpu_evtchn_mask). Only the owner
 //! consumes the port, so an event raised on the old vCPU is consumed only
 //! if the hypervisor re-raises it on the new one (as QEMU and upstream KVM
@@ -11,7 +11,10 @@
 
 use xevtchn_common::{guest_abi::Params, xen::hypercall::DOMID_SELF};
 
-use core::sync::atomic::Ordering::Release;
+use core::sync::atomic::{
+    AtomicU32,
+    Ordering::{Acquire, Release},
+};
 
 use super::{add_port, more, port};
 use crate::{
@@ -23,10 +26,8 @@ use crate::{
 /// For each sender: PORTS[2i] = the end events arrive on, PORTS[2i+1] = the end sent on.
 pub fn prepare(vcpus: u32) -> Result<(), Error> {
     for _sender in 1..vcpus {
-        let arrives =
-            ops::alloc_unbound(DOMID_SELF).map_err(|e| errors::hypercall(errors::BIND, e))?;
-        let sends = ops::bind_interdomain(DOMID_SELF, arrives)
-            .map_err(|e| errors::hypercall(errors::BIND, e))?;
+        let arrives = ops::alloc_unbound(DOMID_SELF).map_err(|e| errors::hypercall(errors::BIND, e))?;
+        let sends = ops::bind_interdomain(DOMID_SELF, arrives).map_err(|e| errors::hypercall(errors::BIND, e))?;
         // alloc_unbound notifies vCPU 0 until moved.
         add_port(arrives, 0);
         add_port(sends, 0);
@@ -34,17 +35,19 @@ pub fn prepare(vcpus: u32) -> Result<(), Error> {
     Ok(())
 }
 
+/// Senders that finished: vCPU 0 moves ports until all have.
+static FINISHED: AtomicU32 = AtomicU32::new(0);
+
 pub fn play(vcpu: u32, params: &Params) -> Result<(), Error> {
     let senders = params.vcpus - 1;
     if vcpu == 0 {
         let mut moves = 0u64;
-        while more(params, moves) {
+        while FINISHED.load(Acquire) < senders {
             for i in 0..senders {
                 let target = ((moves + u64::from(i)) % u64::from(params.vcpus)) as u32;
                 let arrives = port(2 * i as usize);
                 BOUND[arrives as usize % BOUND.len()].store(target, Release);
-                ops::bind_vcpu(arrives, target)
-                    .map_err(|e| errors::hypercall(errors::BIND_VCPU, e))?;
+                ops::bind_vcpu(arrives, target).map_err(|e| errors::hypercall(errors::BIND_VCPU, e))?;
             }
             moves += 1;
         }
@@ -53,9 +56,14 @@ pub fn play(vcpu: u32, params: &Params) -> Result<(), Error> {
     let i = (vcpu - 1) as usize;
     let (arrives, sends) = (port(2 * i), port(2 * i + 1));
     let mut sent = 0;
+    let mut result = Ok(());
     while more(params, sent) {
-        events::send_via(vcpu, sends, arrives)?;
+        if let Err(e) = events::send_via(vcpu, sends, arrives) {
+            result = Err(e);
+            break;
+        }
         sent += 1;
     }
-    Ok(())
+    FINISHED.fetch_add(1, Release);
+    result
 }

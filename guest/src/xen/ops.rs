@@ -6,9 +6,7 @@ use xevtchn_common::xen::{
         HVM_PARAM_CALLBACK_IRQ, HVMOP_get_param, HVMOP_set_evtchn_upcall_vector, HVMOP_set_param,
         XenHvmEvtchnUpcallVector, XenHvmParam,
     },
-    hypercall::{
-        __HYPERVISOR_event_channel_op, __HYPERVISOR_hvm_op, __HYPERVISOR_memory_op, DOMID_SELF,
-    },
+    hypercall::{__HYPERVISOR_event_channel_op, __HYPERVISOR_hvm_op, __HYPERVISOR_memory_op, DOMID_SELF},
     memory::{XENMAPSPACE_shared_info, XENMEM_add_to_physmap, XenAddToPhysmap},
 };
 
@@ -23,11 +21,7 @@ fn check(ret: i64) -> XenResult<()> {
 
 #[inline(always)]
 fn evtchn_op<T>(cmd: u32, arg: &mut T) -> XenResult<()> {
-    check(call_with(
-        __HYPERVISOR_event_channel_op,
-        u64::from(cmd),
-        arg,
-    ))
+    check(call_with(__HYPERVISOR_event_channel_op, u64::from(cmd), arg))
 }
 
 /// EVTCHNOP_send: the hot path (a doorbell write for fast ports).
@@ -43,30 +37,17 @@ pub fn bind_ipi(vcpu: u32) -> XenResult<u32> {
 }
 
 pub fn bind_virq(virq: u32, vcpu: u32) -> XenResult<u32> {
-    let mut op = EvtchnBindVirq {
-        virq,
-        vcpu,
-        port: 0,
-    };
+    let mut op = EvtchnBindVirq { virq, vcpu, port: 0 };
     evtchn_op(EVTCHNOP_bind_virq, &mut op).map(|()| op.port)
 }
 
 pub fn alloc_unbound(remote_dom: u16) -> XenResult<u32> {
-    let mut op = EvtchnAllocUnbound {
-        dom: DOMID_SELF,
-        remote_dom,
-        port: 0,
-    };
+    let mut op = EvtchnAllocUnbound { dom: DOMID_SELF, remote_dom, port: 0 };
     evtchn_op(EVTCHNOP_alloc_unbound, &mut op).map(|()| op.port)
 }
 
 pub fn bind_interdomain(remote_dom: u16, remote_port: u32) -> XenResult<u32> {
-    let mut op = EvtchnBindInterdomain {
-        remote_dom,
-        _pad0: 0,
-        remote_port,
-        local_port: 0,
-    };
+    let mut op = EvtchnBindInterdomain { remote_dom, _pad0: 0, remote_port, local_port: 0 };
     evtchn_op(EVTCHNOP_bind_interdomain, &mut op).map(|()| op.local_port)
 }
 
@@ -86,11 +67,7 @@ pub fn unmask(port: u32) -> XenResult<()> {
 }
 
 pub fn status(port: u32) -> XenResult<EvtchnStatus> {
-    let mut op = EvtchnStatus {
-        dom: DOMID_SELF,
-        port,
-        ..Default::default()
-    };
+    let mut op = EvtchnStatus { dom: DOMID_SELF, port, ..Default::default() };
     evtchn_op(EVTCHNOP_status, &mut op).map(|()| op)
 }
 
@@ -100,51 +77,23 @@ pub fn reset() -> XenResult<()> {
 }
 
 pub fn set_upcall_vector(vcpu: u32, vector: u8) -> XenResult<()> {
-    let mut op = XenHvmEvtchnUpcallVector {
-        vcpu,
-        vector,
-        _pad: [0; 3],
-    };
-    check(call_with(
-        __HYPERVISOR_hvm_op,
-        HVMOP_set_evtchn_upcall_vector,
-        &mut op,
-    ))
+    let mut op = XenHvmEvtchnUpcallVector { vcpu, vector, _pad: [0; 3] };
+    check(call_with(__HYPERVISOR_hvm_op, HVMOP_set_evtchn_upcall_vector, &mut op))
 }
 
 pub fn set_callback_irq(value: u64) -> XenResult<()> {
-    let mut op = XenHvmParam {
-        domid: DOMID_SELF,
-        pad: 0,
-        index: HVM_PARAM_CALLBACK_IRQ,
-        value,
-    };
+    let mut op = XenHvmParam { domid: DOMID_SELF, pad: 0, index: HVM_PARAM_CALLBACK_IRQ, value };
     check(call_with(__HYPERVISOR_hvm_op, HVMOP_set_param, &mut op))
 }
 
 pub fn get_callback_irq() -> XenResult<u64> {
-    let mut op = XenHvmParam {
-        domid: DOMID_SELF,
-        pad: 0,
-        index: HVM_PARAM_CALLBACK_IRQ,
-        value: 0,
-    };
+    let mut op = XenHvmParam { domid: DOMID_SELF, pad: 0, index: HVM_PARAM_CALLBACK_IRQ, value: 0 };
     check(call_with(__HYPERVISOR_hvm_op, HVMOP_get_param, &mut op)).map(|()| op.value)
 }
 
 pub fn place_shared_info(gfn: u64) -> XenResult<()> {
-    let mut op = XenAddToPhysmap {
-        domid: DOMID_SELF,
-        size: 0,
-        space: XENMAPSPACE_shared_info,
-        idx: 0,
-        gpfn: gfn,
-    };
-    check(call_with(
-        __HYPERVISOR_memory_op,
-        XENMEM_add_to_physmap,
-        &mut op,
-    ))
+    let mut op = XenAddToPhysmap { domid: DOMID_SELF, size: 0, space: XENMAPSPACE_shared_info, idx: 0, gpfn: gfn };
+    check(call_with(__HYPERVISOR_memory_op, XENMEM_add_to_physmap, &mut op))
 }
 
 /// A raw call for the hostile workload: any number, any arguments.

@@ -3,17 +3,15 @@
 
 use xevtchn_common::{
     guest_abi::{Params, callback},
-    layout::SHARED_INFO_GPA,
     xen::{
         cpuid::{
-            XEN_CPUID_SIGNATURE_EBX, XEN_CPUID_SIGNATURE_ECX, XEN_CPUID_SIGNATURE_EDX,
-            XEN_HVM_CPUID_UPCALL_VECTOR,
+            XEN_CPUID_SIGNATURE_EBX, XEN_CPUID_SIGNATURE_ECX, XEN_CPUID_SIGNATURE_EDX, XEN_HVM_CPUID_UPCALL_VECTOR,
         },
         hvm::{CallbackVia, pci_intx_gsi},
     },
 };
 
-use super::{hypercall, ops};
+use super::{hypercall, ops, shared_info};
 use crate::{
     arch::{
         cpu::{cpuid, wrmsr},
@@ -31,12 +29,7 @@ pub const CALLBACK_DEVFN: u8 = 1 << 3;
 fn find_xen() -> Result<u32, Error> {
     for base in (0x4000_0000..0x4001_0000).step_by(0x100) {
         let (eax, ebx, ecx, edx) = cpuid(base);
-        if (ebx, ecx, edx)
-            == (
-                XEN_CPUID_SIGNATURE_EBX,
-                XEN_CPUID_SIGNATURE_ECX,
-                XEN_CPUID_SIGNATURE_EDX,
-            )
+        if (ebx, ecx, edx) == (XEN_CPUID_SIGNATURE_EBX, XEN_CPUID_SIGNATURE_ECX, XEN_CPUID_SIGNATURE_EDX)
             && eax >= base + 4
         {
             return Ok(base);
@@ -46,7 +39,7 @@ fn find_xen() -> Result<u32, Error> {
 }
 
 /// Once per domain (vCPU 0): hypercall page, shared_info.
-pub fn domain() -> Result<(), Error> {
+pub fn domain(params: &Params) -> Result<(), Error> {
     let base = find_xen()?;
     let (pages, msr, _, _) = cpuid(base + 2);
     if pages < 1 {
@@ -57,8 +50,8 @@ pub fn domain() -> Result<(), Error> {
         return Err(errors::NO_UPCALL_VECTOR);
     }
     wrmsr(msr, hypercall::page_address());
-    ops::place_shared_info(SHARED_INFO_GPA >> 12)
-        .map_err(|e| errors::hypercall(errors::SHARED_INFO, e))
+    let gpa = shared_info::place(params.shared_info_gpa);
+    ops::place_shared_info(gpa >> 12).map_err(|e| errors::hypercall(errors::SHARED_INFO, e))
 }
 
 /// Per vCPU: the per-vCPU upcall vector, or for vCPU 0 the callback the
@@ -67,8 +60,7 @@ pub fn vcpu(vcpu: u32, params: &Params) -> Result<(), Error> {
     if vcpu == 0 && params.callback != callback::VECTOR {
         return set_level_callback(params.callback, params.callback_gsi);
     }
-    ops::set_upcall_vector(vcpu, UPCALL_VECTOR)
-        .map_err(|e| errors::hypercall(errors::UPCALL_VECTOR, e))
+    ops::set_upcall_vector(vcpu, UPCALL_VECTOR).map_err(|e| errors::hypercall(errors::UPCALL_VECTOR, e))
 }
 
 /// Switches vCPU 0 to a GSI or PCI INTx callback (`kind` from
@@ -77,12 +69,7 @@ pub fn set_level_callback(kind: u32, gsi: u32) -> Result<(), Error> {
     let (via, line) = match kind {
         callback::GSI => (CallbackVia::Gsi(u64::from(gsi)), gsi),
         _ => (
-            CallbackVia::PciIntx {
-                domain: 0,
-                bus: 0,
-                devfn: CALLBACK_DEVFN,
-                pin: 0,
-            },
+            CallbackVia::PciIntx { domain: 0, bus: 0, devfn: CALLBACK_DEVFN, pin: 0 },
             pci_intx_gsi(CALLBACK_DEVFN >> 3, 0),
         ),
     };

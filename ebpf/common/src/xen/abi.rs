@@ -30,9 +30,7 @@ pub unsafe trait XenAbi: Copy + 'static {
         // SAFETY: Self has no implicit padding (trait contract), so all
         // size_of::<Self>() bytes behind the reference are initialised, and
         // the slice borrows `self` for its lifetime.
-        unsafe {
-            core::slice::from_raw_parts((self as *const Self).cast::<u8>(), size_of::<Self>())
-        }
+        unsafe { core::slice::from_raw_parts((self as *const Self).cast::<u8>(), size_of::<Self>()) }
     }
 
     /// Reads a value from exactly `size_of::<Self>()` bytes; `None` for any
@@ -71,13 +69,7 @@ mod tests {
 
     #[test]
     fn bytes_round_trip_in_guest_order() {
-        let mut status = EvtchnStatus {
-            dom: 0x7ff0,
-            port: 7,
-            status: 2,
-            vcpu: 1,
-            ..EvtchnStatus::zeroed()
-        };
+        let mut status = EvtchnStatus { dom: 0x7ff0, port: 7, status: 2, vcpu: 1, ..EvtchnStatus::zeroed() };
         status.set_interdomain(3, 9);
         let bytes = status.as_bytes();
         assert_eq!(bytes.len(), 24);

@@ -112,7 +112,5 @@ pub const ALL: &[(&str, i32)] = &[
 /// The name of a Xen errno (positive or negated), if it is one.
 pub fn name(errno: i64) -> Option<&'static str> {
     let positive = errno.unsigned_abs();
-    ALL.iter()
-        .find(|(_, value)| u64::from(value.unsigned_abs()) == positive)
-        .map(|(name, _)| *name)
+    ALL.iter().find(|(_, value)| u64::from(value.unsigned_abs()) == positive).map(|(name, _)| *name)
 }

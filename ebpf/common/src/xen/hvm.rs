@@ -82,12 +82,7 @@ pub enum CallbackVia {
     Gsi(u64),
     /// Type 1: a PCI INTx line, Domain = `val[47:32]`, Bus = `val[31:16]`,
     /// DevFn = `val[15:8]`, IntX = `val[1:0]` (0 = INTA).
-    PciIntx {
-        domain: u16,
-        bus: u16,
-        devfn: u8,
-        pin: u8,
-    },
+    PciIntx { domain: u16, bus: u16, devfn: u8, pin: u8 },
     /// Type 2 (x86): `val[7:0]` is a vector injected directly, not through
     /// the LAPIC, and never EOIed by the guest.
     Vector(u8),
@@ -124,15 +119,8 @@ impl CallbackVia {
         }
         match self {
             Self::None => 0,
-            Self::Gsi(gsi) => {
-                kind(HVM_PARAM_CALLBACK_TYPE_GSI) | (gsi & !HVM_PARAM_CALLBACK_IRQ_TYPE_MASK)
-            }
-            Self::PciIntx {
-                domain,
-                bus,
-                devfn,
-                pin,
-            } => {
+            Self::Gsi(gsi) => kind(HVM_PARAM_CALLBACK_TYPE_GSI) | (gsi & !HVM_PARAM_CALLBACK_IRQ_TYPE_MASK),
+            Self::PciIntx { domain, bus, devfn, pin } => {
                 kind(HVM_PARAM_CALLBACK_TYPE_PCI_INTX)
                     | (domain as u64) << 32
                     | (bus as u64) << 16
@@ -196,23 +184,9 @@ mod tests {
         assert_eq!(CallbackVia::decode(5), CallbackVia::Gsi(5));
         // Domain = val[47:32], Bus = val[31:16], DevFn = val[15:8], IntX = val[1:0].
         let intx = (1u64 << 56) | (0x0001u64 << 32) | (0x0002 << 16) | (0x18 << 8) | 0x7;
-        assert_eq!(
-            CallbackVia::decode(intx),
-            CallbackVia::PciIntx {
-                domain: 1,
-                bus: 2,
-                devfn: 0x18,
-                pin: 3
-            }
-        );
-        assert_eq!(
-            CallbackVia::decode((2u64 << 56) | 0x1f3),
-            CallbackVia::Vector(0xf3)
-        );
-        assert_eq!(
-            CallbackVia::decode(3u64 << 56),
-            CallbackVia::Unknown { kind: 3 }
-        );
+        assert_eq!(CallbackVia::decode(intx), CallbackVia::PciIntx { domain: 1, bus: 2, devfn: 0x18, pin: 3 });
+        assert_eq!(CallbackVia::decode((2u64 << 56) | 0x1f3), CallbackVia::Vector(0xf3));
+        assert_eq!(CallbackVia::decode(3u64 << 56), CallbackVia::Unknown { kind: 3 });
     }
 
     #[test]
@@ -220,12 +194,7 @@ mod tests {
         for via in [
             CallbackVia::None,
             CallbackVia::Gsi(9),
-            CallbackVia::PciIntx {
-                domain: 0,
-                bus: 0,
-                devfn: 0x10,
-                pin: 1,
-            },
+            CallbackVia::PciIntx { domain: 0, bus: 0, devfn: 0x10, pin: 1 },
             CallbackVia::Vector(0xf3),
             CallbackVia::Unknown { kind: 0x80 },
         ] {

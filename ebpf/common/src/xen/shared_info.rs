@@ -129,10 +129,4 @@ const _: () = assert!(offset_of!(SharedInfo, arch) == 0xc10);
 /// It must fit the page the hypervisor shares.
 const _: () = assert!(size_of::<SharedInfo>() <= 4096);
 
-impl_xen_abi!(
-    VcpuTimeInfo,
-    ArchVcpuInfo,
-    VcpuInfo,
-    ArchSharedInfo,
-    SharedInfo
-);
+impl_xen_abi!(VcpuTimeInfo, ArchVcpuInfo, VcpuInfo, ArchSharedInfo, SharedInfo);
