@@ -147,6 +147,9 @@ fn bpf_flood_completes_sends_in_the_kernel() {
     let bpf = r.bpf.expect("bpf counters");
     assert_eq!(bpf.fast_sends, r.fast_sends);
     assert_eq!(bpf.not_fast, 0, "every flood port is fast");
+    // KVM's own count agrees: the doorbells never reached userspace.
+    let kvm_mmio_exits = r.kvm.get("mmio_exits").copied().expect("KVM_GET_STATS_FD mmio_exits");
+    assert!(kvm_mmio_exits <= r.userspace_exits, "KVM saw {kvm_mmio_exits} MMIO exits");
 }
 
 #[test]
@@ -156,6 +159,8 @@ fn userspace_flood_exits_once_per_send() {
     assert_eq!(r.fast_sends, 0);
     assert_eq!(r.fallback_sends, r.sent, "every send is a doorbell exit");
     assert!(r.userspace_exits >= r.sent);
+    let kvm_mmio_exits = r.kvm.get("mmio_exits").copied().expect("KVM_GET_STATS_FD mmio_exits");
+    assert!(kvm_mmio_exits >= r.sent, "KVM saw {kvm_mmio_exits} MMIO exits for {} sends", r.sent);
 }
 
 #[test]

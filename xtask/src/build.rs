@@ -43,7 +43,13 @@ pub fn test(env: &Env) -> Result<()> {
         unprivileged.args(["--package", pkg]);
     }
     cmd::run(&mut unprivileged).context("unprivileged tests failed")?;
+    // The privileged tests also start the controller binary itself.
+    build(env)?;
     // One VM at a time: the machine has 2 cores and the tests measure delivery.
-    cmd::run(cargo(env)?.args(["test", "--release", "--package", PRIVILEGED, "--", "--test-threads=1"]))
-        .context("privileged tests failed")
+    cmd::run(
+        cargo(env)?
+            .args(["test", "--release", "--package", PRIVILEGED, "--", "--test-threads=1"])
+            .env("XEVTCHN_BIN", env.workspace.join("target/release/xevtchn")),
+    )
+    .context("privileged tests failed")
 }

@@ -120,6 +120,8 @@ pub struct RunReport {
     pub host: PlatformCounts,
     /// The doorbell program's counters (backend bpf).
     pub bpf: Option<DoorbellCounts>,
+    /// KVM's own per-vCPU statistics (KVM_GET_STATS_FD), summed over vCPUs.
+    pub kvm: std::collections::BTreeMap<String, u64>,
 }
 
 impl RunReport {
@@ -179,6 +181,7 @@ pub fn build(
         fallback_sends: host.userspace_sends,
         host: *host,
         bpf,
+        kvm: vm.kvm_counters(),
     })
 }
 

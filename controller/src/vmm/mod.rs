@@ -7,6 +7,7 @@ pub mod exit;
 pub mod gate;
 pub mod guest_virtual;
 pub mod hypercall_page;
+pub mod kvm_stats;
 pub mod loader;
 pub mod memory;
 pub mod vcpu;

@@ -1,6 +1,7 @@
 //! A VM with N vCPUs running the built-in guest, one host thread per vCPU.
 
 use std::{
+    collections::BTreeMap,
     sync::{
         Arc,
         atomic::{AtomicBool, Ordering},
@@ -25,6 +26,7 @@ use xevtchn_common::{
 use super::{
     VmmError, boot,
     gate::VcpuGate,
+    kvm_stats::{self, VcpuStats},
     loader,
     memory::{self, GuestRam},
     vcpu::{self, Platform, Stop},
@@ -62,6 +64,8 @@ pub struct VmOutcome {
 pub struct Vm {
     config: VmConfig,
     gate: Arc<VcpuGate>,
+    /// KVM's statistics of each vCPU (None where the kernel has none).
+    stats: Vec<Option<VcpuStats>>,
     vcpus: Vec<VcpuFd>,
     tsc_khz: u32,
     // Field order matters: the VM fd closes before the RAM it maps is unmapped.
@@ -99,12 +103,27 @@ impl Vm {
             vcpu.set_mp_state(runnable).map_err(VmmError::kvm("KVM_SET_MP_STATE"))?;
             vcpus.push(vcpu);
         }
+        let stats = vcpus.iter().map(|v| VcpuStats::open(v).ok()).collect();
         let tsc_khz = vcpus[0].get_tsc_khz().map_err(VmmError::kvm("KVM_GET_TSC_KHZ"))?;
-        Ok(Self { config, gate: Arc::default(), vcpus, tsc_khz, vm: Arc::new(vm), ram, _kvm: kvm })
+        Ok(Self { config, gate: Arc::default(), stats, vcpus, tsc_khz, vm: Arc::new(vm), ram, _kvm: kvm })
     }
 
     pub fn fd(&self) -> &Arc<VmFd> {
         &self.vm
+    }
+
+    /// KVM's counters in `kvm_stats::REPORTED`, summed over vCPUs (empty
+    /// when the kernel offers no binary stats).
+    pub fn kvm_counters(&self) -> BTreeMap<String, u64> {
+        let mut sum = BTreeMap::new();
+        for stats in self.stats.iter().flatten() {
+            for (name, value) in stats.read().unwrap_or_default() {
+                if kvm_stats::REPORTED.contains(&name.as_str()) {
+                    *sum.entry(name).or_insert(0) += value;
+                }
+            }
+        }
+        sum
     }
 
     /// Pauses the vCPUs for memslot changes (see vmm::gate).
