@@ -30,11 +30,31 @@ pub const ANY_VCPU: u32 = u32::MAX;
 /// Bumped by every upcall on a vCPU: what `sync::wait_until` sleeps on.
 pub static WAKE: [AtomicU64; MAX_VCPUS] = [const { AtomicU64::new(0) }; MAX_VCPUS];
 
+/// Ports bound to each vCPU, for the bare chain (no pending bits to scan).
+static BARE_PORTS: [[AtomicU32; BARE_MAX]; MAX_VCPUS] = [const { [const { AtomicU32::new(0) }; BARE_MAX] }; MAX_VCPUS];
+static BARE_COUNT: [AtomicU32; MAX_VCPUS] = [const { AtomicU32::new(0) }; MAX_VCPUS];
+const BARE_MAX: usize = 32;
+/// Set by the set-up when Params::bare is 1.
+pub static BARE: AtomicU32 = AtomicU32::new(0);
+
+/// Records that `port` is bound to `vcpu`, for the bare chain's handler.
+pub fn note_bare_port(port: u32, vcpu: u32) {
+    let v = vcpu as usize % MAX_VCPUS;
+    let i = BARE_COUNT[v].fetch_add(1, Relaxed) as usize;
+    if i < BARE_MAX {
+        BARE_PORTS[v][i].store(port, Release);
+    }
+}
+
 /// The upcall handler (per-vCPU vector, or vCPU 0's GSI/INTx line).
 pub extern "C" fn upcall(_kind: u64, entry_tsc: u64) {
     let vcpu = crate::arch::cpu::current_vcpu();
     let counters = report::counters(vcpu);
     counters.upcalls.fetch_add(1, Relaxed);
+    if BARE.load(Relaxed) != 0 {
+        bare_upcall(vcpu, entry_tsc);
+        return;
+    }
     let page = shared_info::page();
     let mut consumed = 0;
     loop {
@@ -70,6 +90,21 @@ pub extern "C" fn upcall(_kind: u64, entry_tsc: u64) {
     WAKE[vcpu as usize % MAX_VCPUS].fetch_add(1, Release);
     // The level-triggered line is deasserted by the hypervisor once
     // evtchn_upcall_pending is clear; the EOI is the same for both kinds.
+    apic::eoi();
+}
+
+/// The bare chain: the interrupt is the only signal; every port of this
+/// vCPU with an unseen send is consumed.
+fn bare_upcall(vcpu: u32, entry_tsc: u64) {
+    let v = vcpu as usize % MAX_VCPUS;
+    let n = (BARE_COUNT[v].load(Acquire) as usize).min(BARE_MAX);
+    for slot in &BARE_PORTS[v][..n] {
+        let port = slot.load(Acquire);
+        if SENT[port as usize % PORTS].load(Acquire) > SEEN[port as usize % PORTS].load(Acquire) {
+            consume(vcpu, port, entry_tsc);
+        }
+    }
+    WAKE[v].fetch_add(1, Release);
     apic::eoi();
 }
 

@@ -48,6 +48,7 @@ pub extern "C" fn _start(vcpu: u64) -> ! {
         park();
     }
     let vcpu = vcpu as u32;
+    events::BARE.store(params.bare, Ordering::Relaxed);
     descriptors::install(vcpu as usize, STACKS_TOP - u64::from(vcpu) * STACK_SIZE);
     apic::enable();
     apic::start_periodic_timer(TIMER_VECTOR, sync::TICK_MS);

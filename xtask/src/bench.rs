@@ -1,5 +1,6 @@
 //! `cargo xtask bench`: the standard benchmark matrix, written under
-//! target/bench/: the table (bench.txt) and every figure (bench.json).
+//! target/bench/: the table (bench.txt), every figure (bench.json) and the
+//! latency CDFs and throughput bars (bench.svg).
 
 use std::{fs, process::Command};
 
@@ -16,11 +17,13 @@ pub fn bench(env: &Env, extra: &[String]) -> Result<()> {
         Command::new(env.workspace.join("target/release/xevtchn"))
             .args(["bench", "--workloads", "pingpong,flood,fanout", "--repeat", "5", "--output"])
             .arg(&json)
+            .arg("--plot")
+            .arg(out.join("bench.svg"))
             .args(extra),
     )
     .context("xevtchn bench")?;
     fs::write(out.join("bench.txt"), &table)?;
     print!("{table}");
-    eprintln!("xtask: wrote {} and bench.txt", json.display());
+    eprintln!("xtask: wrote {}, bench.txt and bench.svg", json.display());
     Ok(())
 }

@@ -1,6 +1,7 @@
 //! `xevtchn bench`: the backends side by side, interleaved (userspace, bpf,
 //! userspace, bpf, ...) so that drift of this shared machine hits both alike.
 
+pub mod plot;
 pub mod summary;
 
 use std::time::Duration;
@@ -11,7 +12,9 @@ use serde::Serialize;
 use crate::run::{self, Backend, Callback, RunConfig, Workload};
 use summary::{Spread, ratio};
 
-pub const BACKENDS: [Backend; 2] = [Backend::Userspace, Backend::Bpf];
+/// Userspace (the baseline), bpf (the fast path), and the bare
+/// ioeventfd + irqfd chain (the kernel's own limit, as a reference).
+pub const BACKENDS: [Backend; 3] = [Backend::Userspace, Backend::Bpf, Backend::Bare];
 
 #[derive(Debug, Clone)]
 pub struct BenchConfig {
@@ -49,11 +52,15 @@ pub struct BackendResult {
     pub cpu_ns_per_send: Spread,
     pub lost: u64,
     pub samples: Vec<Sample>,
+    /// Latency distribution over all runs: (nanoseconds, fraction of
+    /// samples at or below), 200 points at most.
+    pub latency_cdf: Vec<(u64, f64)>,
 }
 
 #[derive(Debug, Clone, Serialize)]
 pub struct Ratios {
     pub throughput_bpf_over_userspace: f64,
+    pub throughput_bpf_over_bare: f64,
     pub p50_userspace_over_bpf: f64,
     pub p99_userspace_over_bpf: f64,
     pub cpu_per_send_userspace_over_bpf: f64,
@@ -84,7 +91,7 @@ fn cpu_time() -> Duration {
     tv(usage.ru_utime) + tv(usage.ru_stime)
 }
 
-fn measure(config: &BenchConfig, workload: Workload, backend: Backend) -> Result<Sample> {
+fn measure(config: &BenchConfig, workload: Workload, backend: Backend) -> Result<(Sample, Vec<u64>)> {
     let run = RunConfig {
         backend,
         workload,
@@ -102,7 +109,7 @@ fn measure(config: &BenchConfig, workload: Workload, backend: Backend) -> Result
         bail!("{workload:?} on {backend:?} was not clean: lost {}, errors {} ({:?})", r.lost, r.errors, r.first_error);
     }
     let sent = r.sent.max(1) as f64;
-    Ok(Sample {
+    let sample = Sample {
         sends_per_s: r.sends_per_s,
         p50_ns: r.latency_ns.p50 as f64,
         p90_ns: r.latency_ns.p90 as f64,
@@ -110,16 +117,35 @@ fn measure(config: &BenchConfig, workload: Workload, backend: Backend) -> Result
         exits_per_send: r.userspace_exits as f64 / sent,
         cpu_ns_per_send: cpu.as_nanos() as f64 / sent,
         lost: r.lost,
-    })
+    };
+    Ok((sample, r.latency_samples_ns))
+}
+
+/// The empirical CDF of `ns`, thinned to at most `points` points.
+fn cdf(mut ns: Vec<u64>, points: usize) -> Vec<(u64, f64)> {
+    ns.sort_unstable();
+    let n = ns.len();
+    if n == 0 {
+        return Vec::new();
+    }
+    let step = n.div_ceil(points).max(1);
+    let mut out: Vec<(u64, f64)> = (step - 1..n).step_by(step).map(|i| (ns[i], (i + 1) as f64 / n as f64)).collect();
+    if out.last().map(|&(_, f)| f) != Some(1.0) {
+        out.push((ns[n - 1], 1.0));
+    }
+    out
 }
 
 /// Runs the matrix; `progress` is told after each run.
 pub fn run(config: &BenchConfig, mut progress: impl FnMut(Workload, Backend, u32)) -> Result<BenchReport> {
     let mut samples = vec![vec![Vec::new(); BACKENDS.len()]; config.workloads.len()];
+    let mut latencies = vec![vec![Vec::new(); BACKENDS.len()]; config.workloads.len()];
     for round in 0..config.repeat {
         for (w, workload) in config.workloads.iter().enumerate() {
             for (b, backend) in BACKENDS.iter().enumerate() {
-                samples[w][b].push(measure(config, *workload, *backend)?);
+                let (sample, ns) = measure(config, *workload, *backend)?;
+                samples[w][b].push(sample);
+                latencies[w][b].extend(ns);
                 progress(*workload, *backend, round);
             }
         }
@@ -127,29 +153,35 @@ pub fn run(config: &BenchConfig, mut progress: impl FnMut(Workload, Backend, u32
     let workloads = config
         .workloads
         .iter()
-        .zip(samples)
-        .map(|(workload, per_backend)| {
+        .zip(samples.into_iter().zip(latencies))
+        .map(|(workload, (per_backend, per_backend_ns))| {
             let backends: Vec<BackendResult> = BACKENDS
                 .iter()
-                .zip(per_backend)
-                .map(|(backend, s)| {
+                .zip(per_backend.into_iter().zip(per_backend_ns))
+                .map(|(backend, (s, ns))| {
                     let spread = |f: fn(&Sample) -> f64| Spread::of(&s.iter().map(f).collect::<Vec<_>>());
+                    // Runs without latency samples (every send coalesced) have no latency.
+                    let latency = |f: fn(&Sample) -> f64| {
+                        Spread::of(&s.iter().filter(|x| x.p50_ns > 0.0).map(f).collect::<Vec<_>>())
+                    };
                     BackendResult {
                         backend: *backend,
                         sends_per_s: spread(|x| x.sends_per_s),
-                        p50_ns: spread(|x| x.p50_ns),
-                        p90_ns: spread(|x| x.p90_ns),
-                        p99_ns: spread(|x| x.p99_ns),
+                        p50_ns: latency(|x| x.p50_ns),
+                        p90_ns: latency(|x| x.p90_ns),
+                        p99_ns: latency(|x| x.p99_ns),
                         exits_per_send: spread(|x| x.exits_per_send),
                         cpu_ns_per_send: spread(|x| x.cpu_ns_per_send),
                         lost: s.iter().map(|x| x.lost).sum(),
                         samples: s,
+                        latency_cdf: cdf(ns, 200),
                     }
                 })
                 .collect();
-            let (user, bpf) = (&backends[0], &backends[1]);
+            let (user, bpf, bare) = (&backends[0], &backends[1], &backends[2]);
             let ratios = Ratios {
                 throughput_bpf_over_userspace: ratio(bpf.sends_per_s.median, user.sends_per_s.median),
+                throughput_bpf_over_bare: ratio(bpf.sends_per_s.median, bare.sends_per_s.median),
                 p50_userspace_over_bpf: ratio(user.p50_ns.median, bpf.p50_ns.median),
                 p99_userspace_over_bpf: ratio(user.p99_ns.median, bpf.p99_ns.median),
                 cpu_per_send_userspace_over_bpf: ratio(user.cpu_ns_per_send.median, bpf.cpu_ns_per_send.median),
@@ -158,4 +190,18 @@ pub fn run(config: &BenchConfig, mut progress: impl FnMut(Workload, Backend, u32
         })
         .collect();
     Ok(BenchReport { vcpus: config.vcpus, repeat: config.repeat, workloads })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn cdf_ends_at_one_and_is_monotonic() {
+        let points = cdf((1..=1000).rev().collect(), 10);
+        assert_eq!(points.last(), Some(&(1000, 1.0)));
+        assert!(points.windows(2).all(|w| w[0].0 <= w[1].0 && w[0].1 < w[1].1));
+        assert!(points.len() <= 11);
+        assert!(cdf(vec![], 10).is_empty());
+    }
 }

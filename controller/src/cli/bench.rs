@@ -34,6 +34,9 @@ pub struct BenchArgs {
     /// Also write the JSON report to this file (written whole, at the end).
     #[arg(long)]
     pub output: Option<PathBuf>,
+    /// Draw the latency CDFs and throughput bars into this SVG file.
+    #[arg(long)]
+    pub plot: Option<PathBuf>,
 }
 
 pub fn bench(args: &BenchArgs) -> Result<ExitCode> {
@@ -50,7 +53,7 @@ pub fn bench(args: &BenchArgs) -> Result<ExitCode> {
             other => Err(UsageError(format!("{other:?} is not a benchmark workload: use pingpong, flood or fanout"))),
         })
         .collect::<Result<Vec<_>, _>>()?;
-    if let Some(path) = &args.output {
+    for path in [&args.output, &args.plot].into_iter().flatten() {
         check_writable(path)?;
     }
     let config = BenchConfig {
@@ -61,16 +64,24 @@ pub fn bench(args: &BenchArgs) -> Result<ExitCode> {
         duration: Duration::from_secs_f64(args.duration),
     };
     let total = config.workloads.len() * bench::BACKENDS.len() * config.repeat as usize;
-    let mut done = 0;
+    let bar = indicatif::ProgressBar::new(total as u64).with_style(
+        indicatif::ProgressStyle::with_template("{bar:30} {pos}/{len} runs, {elapsed} {msg}")
+            .expect("a valid template"),
+    );
     let report = bench::run(&config, |workload, backend, round| {
-        done += 1;
-        eprint!("\r[{done}/{total}] round {} {workload:?} on {backend:?}          ", round + 1);
+        bar.inc(1);
+        bar.set_message(format!("round {} {workload:?} on {backend:?}", round + 1).to_lowercase());
     })?;
-    eprintln!();
+    bar.finish_and_clear();
     if let Some(path) = &args.output {
         // Write then rename: an interrupted write leaves no half file.
         let tmp = path.with_extension("json.tmp");
         fs::write(&tmp, serde_json::to_string_pretty(&report)?)?;
+        fs::rename(&tmp, path)?;
+    }
+    if let Some(path) = &args.plot {
+        let tmp = path.with_extension("svg.tmp");
+        bench::plot::write_svg(&report, &tmp)?;
         fs::rename(&tmp, path)?;
     }
     if args.json {
@@ -92,32 +103,39 @@ fn check_writable(path: &std::path::Path) -> Result<(), UsageError> {
 }
 
 fn print_table(report: &BenchReport) {
-    println!("{} vCPUs, {} runs each, interleaved; median [min - max]", report.vcpus, report.repeat);
+    println!("{} vCPUs, {} interleaved runs per backend; median [min - max]", report.vcpus, report.repeat);
     for w in &report.workloads {
-        println!("\n{:?}", w.workload);
-        println!(
-            "  {:<10} {:>28} {:>26} {:>26} {:>10} {:>12}",
-            "backend", "sends/s", "p50 ns", "p99 ns", "exits/send", "cpu ns/send"
-        );
+        let mut table = comfy_table::Table::new();
+        table.load_style(comfy_table::presets::UTF8_BORDERS_ONLY).set_header([
+            "backend",
+            "sends/s",
+            "p50 ns",
+            "p90 ns",
+            "p99 ns",
+            "exits/send",
+            "cpu ns/send",
+        ]);
         for b in &w.backends {
             // Latency needs samples: flood's coalesced sends have none.
-            let s = |x: &bench::summary::Spread| {
+            let spread = |x: &bench::summary::Spread| {
                 if x.max == 0.0 { "-".to_string() } else { format!("{:.0} [{:.0}-{:.0}]", x.median, x.min, x.max) }
             };
-            println!(
-                "  {:<10} {:>28} {:>26} {:>26} {:>10.3} {:>12.0}",
+            table.add_row([
                 format!("{:?}", b.backend).to_lowercase(),
-                s(&b.sends_per_s),
-                s(&b.p50_ns),
-                s(&b.p99_ns),
-                b.exits_per_send.median,
-                b.cpu_ns_per_send.median
-            );
+                spread(&b.sends_per_s),
+                spread(&b.p50_ns),
+                spread(&b.p90_ns),
+                spread(&b.p99_ns),
+                format!("{:.3}", b.exits_per_send.median),
+                format!("{:.0}", b.cpu_ns_per_send.median),
+            ]);
         }
         let r = &w.ratios;
+        println!("\n{:?}\n{table}", w.workload);
         println!(
-            "  throughput bpf/userspace {:.2}x   p50 userspace/bpf {:.2}x   p99 userspace/bpf {:.2}x   cpu/send userspace/bpf {:.2}x",
+            "throughput bpf/userspace {:.2}x, bpf/bare {:.2}x; p50 userspace/bpf {:.2}x; p99 userspace/bpf {:.2}x; cpu per send userspace/bpf {:.2}x",
             r.throughput_bpf_over_userspace,
+            r.throughput_bpf_over_bare,
             r.p50_userspace_over_bpf,
             r.p99_userspace_over_bpf,
             r.cpu_per_send_userspace_over_bpf

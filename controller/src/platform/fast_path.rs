@@ -45,7 +45,8 @@ pub struct FastPath {
 }
 
 struct State {
-    doorbell: DoorbellPath,
+    /// None: the bare chain (ioeventfds only, no BPF, no event state).
+    doorbell: Option<DoorbellPath>,
     /// Ports whose doorbell has an ioeventfd, and the eventfd it signals.
     served: HashMap<u32, (Served, Arc<EventFd>)>,
 }
@@ -53,7 +54,14 @@ struct State {
 impl FastPath {
     pub fn new(vm: Arc<VmFd>, mut doorbell: DoorbellPath) -> Result<Self, crate::bpf::BpfError> {
         doorbell.enable(std::process::id(), FAST_PORTS, layout::doorbell(0))?;
-        Ok(Self { vm, state: Mutex::new(State { doorbell, served: HashMap::new() }) })
+        Ok(Self { vm, state: Mutex::new(State { doorbell: Some(doorbell), served: HashMap::new() }) })
+    }
+
+    /// The bare ioeventfd + irqfd chain: doorbells inject with no
+    /// event-channel bookkeeping at all (the kernel's own limit on this
+    /// host, a benchmark reference; the guest must run in bare mode).
+    pub fn bare(vm: Arc<VmFd>) -> Self {
+        Self { vm, state: Mutex::new(State { doorbell: None, served: HashMap::new() }) }
     }
 
     /// Brings `port`'s map entry and ioeventfd in line with `info` (the
@@ -75,7 +83,9 @@ impl FastPath {
             Some(s) => PortEntry { fast: 1, vcpu: s.vcpu, deliver: s.deliver, _pad: 0 },
             None => PortEntry::default(),
         };
-        if let Err(e) = state.doorbell.set_port(port, entry) {
+        if let Some(doorbell) = state.doorbell.as_mut()
+            && let Err(e) = doorbell.set_port(port, entry)
+        {
             log::error!("port {port}: updating the BPF port map: {e}");
             return;
         }
@@ -100,12 +110,14 @@ impl FastPath {
         }
     }
 
-    pub fn counts(&self) -> DoorbellCounts {
+    /// The BPF program's counters (None for the bare chain).
+    pub fn counts(&self) -> Option<DoorbellCounts> {
         let state = self.state.lock().unwrap_or_else(|p| p.into_inner());
-        state.doorbell.counts().unwrap_or_else(|e| {
+        let doorbell = state.doorbell.as_ref()?;
+        Some(doorbell.counts().unwrap_or_else(|e| {
             log::error!("reading the doorbell counters: {e}");
             DoorbellCounts::default()
-        })
+        }))
     }
 
     /// Unregisters every ioeventfd (before the VM goes away).

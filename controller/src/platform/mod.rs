@@ -106,7 +106,7 @@ impl XenPlatform {
 
     /// What the in-kernel path counted, if there is one.
     pub fn fast_counts(&self) -> Option<crate::bpf::doorbell::DoorbellCounts> {
-        self.fast.as_ref().map(FastPath::counts)
+        self.fast.as_ref().and_then(FastPath::counts)
     }
 
     fn domain(&self) -> MutexGuard<'_, Domain> {

@@ -12,13 +12,18 @@ pub struct Percentiles {
     pub max: u64,
 }
 
+/// TSC ticks at `tsc_khz` in nanoseconds.
+pub fn ticks_to_ns(ticks: u64, tsc_khz: u32) -> u64 {
+    if tsc_khz == 0 { 0 } else { (u128::from(ticks) * 1_000_000 / u128::from(tsc_khz)) as u64 }
+}
+
 /// Nearest-rank percentiles of `ticks`, converted to nanoseconds at `tsc_khz`.
 pub fn percentiles(mut ticks: Vec<u64>, tsc_khz: u32) -> Percentiles {
     if ticks.is_empty() || tsc_khz == 0 {
         return Percentiles::default();
     }
     ticks.sort_unstable();
-    let ns = |t: u64| (u128::from(t) * 1_000_000 / u128::from(tsc_khz)) as u64;
+    let ns = |t: u64| ticks_to_ns(t, tsc_khz);
     let rank = |p: f64| {
         let i = ((p / 100.0) * ticks.len() as f64).ceil() as usize;
         ns(ticks[i.clamp(1, ticks.len()) - 1])

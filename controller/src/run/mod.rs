@@ -47,26 +47,32 @@ pub fn execute(config: &RunConfig) -> Result<RunReport> {
     vm.set_params(guest_params(config, tsc_per_ms)).context("writing the guest's parameters")?;
     let domain = Domain::new(DomainConfig { nr_vcpus: config.vcpus, ..DomainConfig::default() })
         .context("configuring the Xen domain")?;
-    let fast = match config.backend {
-        Backend::Userspace => None,
+    let doorbell = match config.backend {
+        Backend::Userspace | Backend::Bare => None,
         Backend::Bpf => Some(DoorbellPath::attach(std::process::id()).context("loading the doorbell program")?),
         Backend::Auto => match DoorbellPath::attach(std::process::id()) {
             Ok(path) => Some(path),
             Err(e) => {
-                eprintln!("xevtchn: backend auto: using userspace, since the bpf backend is unavailable: {e}");
+                eprintln!("xevtchn: backend auto: using userspace, since the bpf backend is unavailable: {e:#}");
                 None
             }
         },
     };
-    let (shared_info, fast) = match fast {
-        None => (SharedInfoPage::anonymous().context("allocating shared_info")?, None),
-        Some(doorbell) => {
+    let (backend, shared_info, fast) = match (config.backend, doorbell) {
+        (Backend::Bare, _) => (
+            Backend::Bare,
+            SharedInfoPage::anonymous().context("allocating shared_info")?,
+            Some(FastPath::bare(vm.fd().clone())),
+        ),
+        (_, None) => (Backend::Userspace, SharedInfoPage::anonymous().context("allocating shared_info")?, None),
+        (_, Some(doorbell)) => {
             let page = doorbell.shared_info_page().context("mapping the BPF shared_info page")?;
-            (page, Some(FastPath::new(vm.fd().clone(), doorbell).context("enabling the doorbell program")?))
+            let fast = FastPath::new(vm.fd().clone(), doorbell).context("enabling the doorbell program")?;
+            (Backend::Bpf, page, Some(fast))
         }
     };
     let platform = Arc::new(XenPlatform::new(&vm, domain, shared_info, fast).context("setting up upcall delivery")?);
-    let backend = match config.workload {
+    let echo = match config.workload {
         Workload::Backend => {
             let echo = echo_backend::EchoBackend::start(platform.clone())?;
             let params = Params {
@@ -80,8 +86,8 @@ pub fn execute(config: &RunConfig) -> Result<RunReport> {
         _ => None,
     };
     let outcome = vm.run(platform.clone()).context("running the VM")?;
-    drop(backend);
-    report::build(config, &vm, &outcome, &platform.stats.snapshot(), platform.fast_counts())
+    drop(echo);
+    report::build(config, backend, &vm, &outcome, &platform.stats.snapshot(), platform.fast_counts())
 }
 
 fn guest_params(config: &RunConfig, tsc_per_ms: u64) -> Params {
@@ -101,6 +107,8 @@ fn guest_params(config: &RunConfig, tsc_per_ms: u64) -> Params {
         tsc_per_ms,
         backend_port: 0,
         backend_domid: 0,
+        bare: u32::from(config.backend == Backend::Bare),
+        _pad: 0,
         shared_info_gpa: if config.shared_info_in_ram { layout::SHARED_INFO_IN_RAM_GPA } else { 0 },
     }
 }

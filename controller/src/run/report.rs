@@ -22,6 +22,9 @@ pub enum Backend {
     Bpf,
     /// bpf when the kernel allows it, else userspace (saying why).
     Auto,
+    /// Reference only, no Xen semantics: a bare ioeventfd + irqfd chain
+    /// with no event-channel state (the guest runs in bare mode).
+    Bare,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum, Serialize)]
@@ -122,6 +125,9 @@ pub struct RunReport {
     pub bpf: Option<DoorbellCounts>,
     /// KVM's own per-vCPU statistics (KVM_GET_STATS_FD), summed over vCPUs.
     pub kvm: std::collections::BTreeMap<String, u64>,
+    /// Every latency sample in nanoseconds, for distributions (not printed).
+    #[serde(skip)]
+    pub latency_samples_ns: Vec<u64>,
 }
 
 impl RunReport {
@@ -133,12 +139,12 @@ impl RunReport {
 
 pub fn build(
     config: &RunConfig,
+    backend: Backend,
     vm: &Vm,
     outcome: &VmOutcome,
     host: &PlatformCounts,
     bpf: Option<DoorbellCounts>,
 ) -> Result<RunReport> {
-    let backend = if bpf.is_some() { Backend::Bpf } else { Backend::Userspace };
     let mut reports = Vec::new();
     let mut samples = Vec::new();
     for vcpu in 0..vm.vcpus() {
@@ -173,6 +179,7 @@ pub fn build(
         userspace_exits: host.userspace_exits,
         duration_s,
         sends_per_s: if duration_s > 0.0 { sent as f64 / duration_s } else { 0.0 },
+        latency_samples_ns: samples.iter().map(|&t| latency::ticks_to_ns(t, vm.tsc_khz())).collect(),
         latency_ns: latency::percentiles(samples, vm.tsc_khz()),
         upcalls: sum(|r| r.upcalls),
         stale: sum(|r| r.stale),

@@ -58,8 +58,13 @@ pub struct Params {
     /// Where the guest places shared_info (0: layout::SHARED_INFO_GPA,
     /// outside RAM; layout::SHARED_INFO_IN_RAM_GPA makes the VMM split RAM).
     pub shared_info_gpa: u64,
+    /// 1: the bare ioeventfd + irqfd chain, with no event-channel state. An
+    /// upcall then consumes every port bound to the vCPU with a send not
+    /// yet seen, instead of scanning shared_info (benchmark reference only).
+    pub bare: u32,
+    pub _pad: u32,
 }
-const _: () = assert!(size_of::<Params>() == 56);
+const _: () = assert!(size_of::<Params>() == 64);
 const _: () = assert!(offset_of!(Params, tsc_per_ms) == 32);
 
 /// Written by each vCPU of the guest at `layout::report(vcpu)`.

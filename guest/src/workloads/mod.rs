@@ -123,6 +123,7 @@ fn finish(vcpu: u32, params: &Params) -> Result<(), Error> {
 /// Records a port bound to `vcpu` (or ANY_VCPU) for the run and the checks.
 pub fn add_port(port: u32, vcpu: u32) {
     BOUND[port as usize % BOUND.len()].store(vcpu, Relaxed);
+    events::note_bare_port(port, vcpu);
     let i = PORT_COUNT.fetch_add(1, Relaxed) as usize;
     PORTS[i % MAX_PORTS].store(port, Release);
 }
