@@ -36,8 +36,10 @@ pub struct Sample {
     pub p99_ns: f64,
     pub exits_per_send: f64,
     /// Host CPU time (user + system, all threads of this process: the vCPU
-    /// threads, guest time included) per send, in nanoseconds.
+    /// threads, guest time included) per send, in nanoseconds; and its parts.
     pub cpu_ns_per_send: f64,
+    pub cpu_user_ns_per_send: f64,
+    pub cpu_system_ns_per_send: f64,
     pub lost: u64,
 }
 
@@ -50,6 +52,8 @@ pub struct BackendResult {
     pub p99_ns: Spread,
     pub exits_per_send: Spread,
     pub cpu_ns_per_send: Spread,
+    pub cpu_user_ns_per_send: Spread,
+    pub cpu_system_ns_per_send: Spread,
     pub lost: u64,
     pub samples: Vec<Sample>,
     /// Latency distribution over all runs: (nanoseconds, fraction of
@@ -80,7 +84,8 @@ pub struct BenchReport {
     pub workloads: Vec<WorkloadResult>,
 }
 
-fn cpu_time() -> Duration {
+/// User and system CPU time of this process (all threads) so far.
+fn cpu_time() -> (Duration, Duration) {
     // SAFETY: getrusage writes the struct we pass; RUSAGE_SELF is valid.
     let usage = unsafe {
         let mut usage = std::mem::zeroed::<libc::rusage>();
@@ -88,7 +93,7 @@ fn cpu_time() -> Duration {
         usage
     };
     let tv = |t: libc::timeval| Duration::new(t.tv_sec as u64, t.tv_usec as u32 * 1000);
-    tv(usage.ru_utime) + tv(usage.ru_stime)
+    (tv(usage.ru_utime), tv(usage.ru_stime))
 }
 
 fn measure(config: &BenchConfig, workload: Workload, backend: Backend) -> Result<(Sample, Vec<u64>)> {
@@ -104,7 +109,8 @@ fn measure(config: &BenchConfig, workload: Workload, backend: Backend) -> Result
     };
     let before = cpu_time();
     let r = run::execute(&run).with_context(|| format!("{workload:?} on {backend:?}"))?;
-    let cpu = cpu_time() - before;
+    let after = cpu_time();
+    let (user, system) = (after.0 - before.0, after.1 - before.1);
     if !r.is_clean() {
         bail!("{workload:?} on {backend:?} was not clean: lost {}, errors {} ({:?})", r.lost, r.errors, r.first_error);
     }
@@ -115,7 +121,9 @@ fn measure(config: &BenchConfig, workload: Workload, backend: Backend) -> Result
         p90_ns: r.latency_ns.p90 as f64,
         p99_ns: r.latency_ns.p99 as f64,
         exits_per_send: r.userspace_exits as f64 / sent,
-        cpu_ns_per_send: cpu.as_nanos() as f64 / sent,
+        cpu_ns_per_send: (user + system).as_nanos() as f64 / sent,
+        cpu_user_ns_per_send: user.as_nanos() as f64 / sent,
+        cpu_system_ns_per_send: system.as_nanos() as f64 / sent,
         lost: r.lost,
     };
     Ok((sample, r.latency_samples_ns))
@@ -172,6 +180,8 @@ pub fn run(config: &BenchConfig, mut progress: impl FnMut(Workload, Backend, u32
                         p99_ns: latency(|x| x.p99_ns),
                         exits_per_send: spread(|x| x.exits_per_send),
                         cpu_ns_per_send: spread(|x| x.cpu_ns_per_send),
+                        cpu_user_ns_per_send: spread(|x| x.cpu_user_ns_per_send),
+                        cpu_system_ns_per_send: spread(|x| x.cpu_system_ns_per_send),
                         lost: s.iter().map(|x| x.lost).sum(),
                         samples: s,
                         latency_cdf: cdf(ns, 200),

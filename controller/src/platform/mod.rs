@@ -192,7 +192,15 @@ impl XenPlatform {
             CallbackVia::PciIntx { devfn, pin, .. } => Some(pci_intx_gsi(devfn >> 3, pin)),
             // The global VECTOR callback bypasses the LAPIC: impossible
             // without CONFIG_KVM_XEN (the guest should use per-vCPU vectors).
-            CallbackVia::Vector(_) | CallbackVia::None | CallbackVia::Unknown { .. } => None,
+            CallbackVia::Vector(vector) => {
+                log::warn!(
+                    "the guest asked for the global VECTOR callback ({vector:#x}): it needs an injection that \
+                     bypasses the LAPIC, which only KVM's Xen support (CONFIG_KVM_XEN) has; vCPUs without a \
+                     per-vCPU upcall vector (HVMOP_set_evtchn_upcall_vector) get no upcall"
+                );
+                None
+            }
+            CallbackVia::None | CallbackVia::Unknown { .. } => None,
         };
         // The per-vCPU vector takes precedence; the actions that follow
         // raise the upcall wherever it is pending.
