@@ -5,14 +5,17 @@
 //! the 2-level algorithm only for entries marked fast) and an ioeventfd on
 //! its doorbell that signals E_v of the target vCPU v (which injects).
 //! Both must change in an order that never loses an event:
-//! - never an ioeventfd without a fast map entry: the doorbell would
-//!   complete in the kernel with nobody setting the port pending;
+//! - never an ioeventfd without a fast map entry while the port is served:
+//!   the doorbell would complete in the kernel with nobody setting the port
+//!   pending (a port being closed is the exception: its sends may be
+//!   dropped, as Xen drops sends that race a close);
 //! - a fast entry without an ioeventfd is fine: the BPF program sets the
 //!   port pending and the write exits to userspace, which raises the upcall
 //!   (see `XenPlatform::doorbell`).
 //!
-//! So: to serve a port, write the entry, then register the ioeventfd; to
-//! stop or move it, unregister the ioeventfd first, then change the entry.
+//! So: to serve or move a port, unregister the old ioeventfd, write the
+//! entry, register the new ioeventfd; to stop serving it, clear the entry,
+//! then unregister (KVM's SRCU wait drains programs that read the entry).
 //! A send racing with a move may still mark the old vCPU: the program
 //! re-reads the entry after sending, and `sync_port` re-raises on the new
 //! vCPU after the change, so one of them always announces it there.
@@ -24,7 +27,11 @@ use std::{
 
 use kvm_ioctls::{IoEventAddress, NoDatamatch, VmFd};
 use vmm_sys_util::eventfd::EventFd;
-use xevtchn_common::{layout, two_level::raise_on_vcpu, wire::PortEntry};
+use xevtchn_common::{
+    layout,
+    two_level::{clear_pending, raise_on_vcpu, upcall_pending},
+    wire::PortEntry,
+};
 
 use super::{FAST_PORTS, shared_info::SharedInfoPage, upcalls::Upcalls};
 use crate::{
@@ -76,37 +83,56 @@ impl FastPath {
         if current == wanted {
             return;
         }
-        if let Some((_, eventfd)) = state.served.remove(&port) {
-            let _ = self.vm.unregister_ioevent(&eventfd, &IoEventAddress::Mmio(layout::doorbell(port)), NoDatamatch);
-        }
-        let entry = match wanted {
-            Some(s) => PortEntry { fast: 1, vcpu: s.vcpu, deliver: s.deliver, _pad: 0 },
-            None => PortEntry::default(),
+        let doorbell = IoEventAddress::Mmio(layout::doorbell(port));
+        let Some(served) = wanted else {
+            // Stop serving: the entry first, so the program stops setting
+            // the port pending; unregistering the ioeventfd then waits
+            // (KVM's SRCU) for any program still running on the old entry.
+            self.set_entry(&mut state, port, PortEntry::default());
+            if let Some((_, eventfd)) = state.served.remove(&port) {
+                let _ = self.vm.unregister_ioevent(&eventfd, &doorbell, NoDatamatch);
+            }
+            if let Some(old) = current {
+                // A send that raced the close must not survive it.
+                if old.deliver == port && info.is_some_and(|i| !i.state.in_use()) {
+                    clear_pending(shared_info.words(), port);
+                }
+                raise_if_pending(upcalls, shared_info, old.vcpu);
+            }
+            return;
         };
+        // Serve or move: never an ioeventfd without a fast entry.
+        if let Some((_, eventfd)) = state.served.remove(&port) {
+            let _ = self.vm.unregister_ioevent(&eventfd, &doorbell, NoDatamatch);
+        }
+        self.set_entry(&mut state, port, PortEntry { fast: 1, vcpu: served.vcpu, deliver: served.deliver, _pad: 0 });
+        if let Some(eventfd) = upcalls.eventfd(served.vcpu) {
+            match self.vm.register_ioevent(&eventfd, &doorbell, NoDatamatch) {
+                Ok(()) => {
+                    state.served.insert(port, (served, eventfd));
+                }
+                // Still correct: the entry is fast, so doorbells exit and userspace raises.
+                Err(e) => log::warn!("port {port}: no ioeventfd ({e}); its sends will exit to userspace"),
+            }
+        }
+        // Registering waited (KVM's SRCU) for programs that read the old
+        // entry. One may have marked the old vCPU: interrupt it, since its
+        // upcall_pending would otherwise silence its next events. And
+        // announce a pending event on the new vCPU (steps 4-5), as the
+        // hypervisor did when it moved the port.
+        if let Some(old) = current.filter(|old| old.vcpu != served.vcpu) {
+            raise_if_pending(upcalls, shared_info, old.vcpu);
+        }
+        if raise_on_vcpu(shared_info.words(), served.deliver, served.vcpu).must_raise() {
+            upcalls.raise(served.vcpu);
+        }
+    }
+
+    fn set_entry(&self, state: &mut State, port: u32, entry: PortEntry) {
         if let Some(doorbell) = state.doorbell.as_mut()
             && let Err(e) = doorbell.set_port(port, entry)
         {
             log::error!("port {port}: updating the BPF port map: {e}");
-            return;
-        }
-        let Some(served) = wanted else { return };
-        let Some(eventfd) = upcalls.eventfd(served.vcpu) else {
-            return;
-        };
-        match self.vm.register_ioevent(&eventfd, &IoEventAddress::Mmio(layout::doorbell(port)), NoDatamatch) {
-            Ok(()) => {
-                state.served.insert(port, (served, eventfd));
-            }
-            // Still correct: the entry is fast, so doorbells exit and userspace raises.
-            Err(e) => {
-                log::warn!("port {port}: no ioeventfd ({e}); its sends will exit to userspace")
-            }
-        }
-        // A send the BPF program made with the old entry, before it changed,
-        // may have left the port pending on the old vCPU: announce it on the
-        // new one (steps 4-5), as the hypervisor did when it moved the port.
-        if raise_on_vcpu(shared_info.words(), served.deliver, served.vcpu).must_raise() {
-            upcalls.raise(served.vcpu);
         }
     }
 
@@ -126,5 +152,12 @@ impl FastPath {
         for (port, (_, eventfd)) in state.served.drain() {
             let _ = self.vm.unregister_ioevent(&eventfd, &IoEventAddress::Mmio(layout::doorbell(port)), NoDatamatch);
         }
+    }
+}
+
+/// Interrupts `vcpu` if its evtchn_upcall_pending is set (spurious at worst).
+fn raise_if_pending(upcalls: &Upcalls, shared_info: &SharedInfoPage, vcpu: u32) {
+    if upcall_pending(shared_info.words(), vcpu) {
+        upcalls.raise(vcpu);
     }
 }

@@ -143,7 +143,9 @@ impl XenPlatform {
             // The BPF program may have run the algorithm for this write
             // already (its port entry was fast while its ioeventfd was being
             // moved), leaving an upcall pending that nobody injected. Raise
-            // every pending upcall: a spurious one is harmless.
+            // every pending upcall: a spurious one is harmless. (The send
+            // above then ran a second time: at worst the guest sees the
+            // event twice, never zero times; skipping it could lose one.)
             for vcpu in 0..self.upcalls.vcpus() {
                 if upcall_pending(self.shared_info.words(), vcpu) {
                     self.upcalls.raise(vcpu);

@@ -53,8 +53,9 @@ pub enum Injection {
     Irqfd,
 }
 
-/// GSIs of the per-vCPU MSI routes: after the IOAPIC's 24 pins.
-const MSI_GSI_BASE: u32 = 24;
+/// GSIs of the per-vCPU MSI routes: above every GSI a Xen PCI INTx line
+/// can map to (hvm_pci_intx_gsi gives 16..47).
+const MSI_GSI_BASE: u32 = 48;
 const IOAPIC_PINS: u32 = 24;
 
 #[derive(Debug, Default)]
@@ -161,25 +162,35 @@ impl Upcalls {
         if was_level {
             self.stop_level_line();
         }
-        match (route, self.injection) {
-            (Route::Vector(_), Injection::Irqfd) => {
+        let wired = match (route, self.injection) {
+            (Route::Vector(_), Injection::Irqfd) => (|| {
                 self.vm.set_gsi_routing(&routing_table(&vcpus)).map_err(io)?;
                 let v = &mut vcpus[vcpu as usize];
                 let gsi = MSI_GSI_BASE + vcpu;
                 self.vm.register_irqfd(&v.eventfd, gsi).map_err(io)?;
                 v.irqfd_gsi = Some(gsi);
+                Ok(())
+            })(),
+            // KVM's IOAPIC has 24 pins; a Xen PCI INTx GSI may be higher.
+            (Route::Level(gsi), _) if gsi >= IOAPIC_PINS => {
+                Err(std::io::Error::other(format!("GSI {gsi} is beyond the {IOAPIC_PINS} pins of KVM's IOAPIC")))
             }
-            (Route::Level(gsi), _) => {
+            (Route::Level(gsi), _) => (|| {
                 let v = &mut vcpus[vcpu as usize];
                 let resample = Arc::new(EventFd::new(0)?);
                 self.vm.register_irqfd_with_resample(&v.eventfd, &resample, gsi).map_err(io)?;
                 v.irqfd_gsi = Some(gsi);
                 let line = self.start_level_line(v.eventfd.clone(), resample)?;
                 *self.level.write().expect("level lock") = Some(line);
-            }
-            (Route::Vector(_), Injection::Direct) | (Route::None, _) => {}
+                Ok(())
+            })(),
+            (Route::Vector(_), Injection::Direct) | (Route::None, _) => Ok(()),
+        };
+        if wired.is_err() {
+            // Not wired: count raises as undeliverable rather than lose them quietly.
+            vcpus[vcpu as usize].route = Route::None;
         }
-        Ok(())
+        wired
     }
 
     fn start_level_line(&self, trigger: Arc<EventFd>, resample: Arc<EventFd>) -> std::io::Result<LevelLine> {

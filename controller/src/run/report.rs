@@ -167,7 +167,8 @@ pub fn build(
         backend,
         workload: config.workload,
         vcpus: config.vcpus,
-        callback: config.callback,
+        // The callback workload starts on a GSI (then switches to PCI INTx).
+        callback: if config.workload == Workload::Callback { Callback::Gsi } else { config.callback },
         sent,
         delivered: sum(|r| r.delivered),
         coalesced: host.coalesced + bpf.map_or(0, |b| b.coalesced),

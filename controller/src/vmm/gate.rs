@@ -30,8 +30,8 @@ pub struct VcpuGate {
 /// A pthread handle that `Killable` can signal.
 struct Pthread(libc::pthread_t);
 
-// SAFETY: the handles are those of the VM's vCPU threads, which are joined
-// only after the VM stopped, so they are valid whenever `paused` runs.
+// SAFETY: the handles are those of vCPU threads still in their run loop
+// (each deregisters before it returns), so they are live threads.
 unsafe impl Killable for Pthread {
     fn pthread_handle(&self) -> libc::pthread_t {
         self.0
@@ -44,6 +44,15 @@ impl VcpuGate {
         // SAFETY: pthread_self has no preconditions.
         let me = unsafe { libc::pthread_self() };
         self.threads.lock().unwrap_or_else(|p| p.into_inner()).push(me);
+    }
+
+    /// Called by each vCPU thread when it leaves its run loop, so that
+    /// `paused` never signals a thread that may have been joined.
+    pub fn deregister_current_thread(&self) {
+        // SAFETY: pthread_self has no preconditions.
+        let me = unsafe { libc::pthread_self() };
+        // SAFETY: pthread_equal only compares two handles.
+        self.threads.lock().unwrap_or_else(|p| p.into_inner()).retain(|&t| unsafe { libc::pthread_equal(t, me) } == 0);
     }
 
     /// Held while the calling vCPU is inside KVM_RUN.

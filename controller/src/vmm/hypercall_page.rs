@@ -12,7 +12,10 @@
 //!   errno before the vCPU resumes.
 //!
 //! Like Xen's own page, the stubs clobber only registers the hypercall ABI
-//! lets them (rax, and the argument registers rdi and rsi).
+//! lets them (rax, and the argument registers rdi and rsi). One difference
+//! from Xen: the send stub reads the port from the guest's struct itself, so
+//! EVTCHNOP_send with an unmapped pointer faults in the guest (#PF) instead
+//! of returning -EFAULT; every other hypercall gets -EFAULT.
 
 use xevtchn_common::layout::{DOORBELL_BASE, HYPERCALL_BASE};
 

@@ -50,14 +50,20 @@ enum Access {
 
 /// Runs `fd` until the VM stops; returns why this vCPU stopped it, or None
 /// when another vCPU (or the controller) did.
-pub fn run(
+pub fn run(index: u32, fd: VcpuFd, platform: &dyn Platform, stop: &Arc<AtomicBool>, gate: &VcpuGate) -> Option<Stop> {
+    gate.register_current_thread();
+    let why = run_loop(index, fd, platform, stop, gate);
+    gate.deregister_current_thread();
+    why
+}
+
+fn run_loop(
     index: u32,
     mut fd: VcpuFd,
     platform: &dyn Platform,
     stop: &Arc<AtomicBool>,
     gate: &VcpuGate,
 ) -> Option<Stop> {
-    gate.register_current_thread();
     loop {
         if stop.load(Ordering::Acquire) {
             return None;

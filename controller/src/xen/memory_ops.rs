@@ -23,7 +23,7 @@ pub enum MemoryError {
     NoSuchSpace(u32),
     #[error("shared_info has only index 0, not {0}")]
     BadSharedInfoIndex(u64),
-    #[error("INVALID_GFN is not a destination")]
+    #[error("INVALID_GFN, or a frame beyond the 40-bit guest-physical space, is not a destination")]
     InvalidGfn,
     #[error(transparent)]
     Domain(#[from] DomainLookupError),
@@ -43,6 +43,9 @@ impl XenErrno for MemoryError {
     }
 }
 
+/// The highest guest frame a page can be added at (40-bit guest-physical).
+pub const MAX_GFN: u64 = (1 << (40 - 12)) - 1;
+
 /// XENMEM_add_to_physmap. For XENMAPSPACE_shared_info (idx 0) records the
 /// guest frame and emits `SharedInfoPlaced`; the VMM maps the page there.
 /// A later call moves it, as on Xen. Returns the GFN.
@@ -57,7 +60,9 @@ pub fn add_to_physmap(
         return Err(MemoryError::SpaceNotImplemented(xatp.space));
     }
     ids.require_self(xatp.domid)?;
-    if xatp.gpfn == INVALID_GFN {
+    // Xen's p2m refuses frames beyond the guest's physical address width;
+    // 40 bits (1 TiB) also keeps `gfn << 12` from overflowing.
+    if xatp.gpfn == INVALID_GFN || xatp.gpfn > MAX_GFN {
         return Err(MemoryError::InvalidGfn);
     }
     match xatp.space {
@@ -175,5 +180,17 @@ mod tests {
         assert_eq!(op(XENMEM_add_to_physmap, 0x9000), EFAULT);
         assert_eq!(op(XENMEM_populate_physmap, 0x4000), ENOSYS);
         assert_eq!(op(XENMEM_add_to_physmap | (0x1_0000 << MEMOP_EXTENT_SHIFT), 0x4000), EDOM);
+    }
+
+    #[test]
+    fn a_frame_beyond_the_physical_address_width_is_einval() {
+        let ids = DomainIds { domid: 1, backend_domid: 0 };
+        let mut gfn = None;
+        let mut out = Vec::new();
+        let beyond = xatp(XENMAPSPACE_shared_info, 0, MAX_GFN + 1);
+        let err = add_to_physmap(&ids, &beyond, &mut gfn, &mut out).unwrap_err();
+        assert_eq!(err.errno(), errno::EINVAL);
+        assert!(gfn.is_none() && out.is_empty());
+        assert!(add_to_physmap(&ids, &xatp(XENMAPSPACE_shared_info, 0, MAX_GFN), &mut gfn, &mut out).is_ok());
     }
 }

@@ -89,7 +89,8 @@ fn try_doorbell(ctx: &TracePointContext) -> Result<(), i64> {
     }
     let port = (offset / DOORBELL_STRIDE) as u32;
     let entry = match DOORBELL_PORTS.get(port) {
-        Some(entry) if entry.fast == 1 => *entry,
+        // Port 0 is reserved: a 0 here is a read torn by an update.
+        Some(entry) if entry.fast == 1 && entry.deliver != 0 => *entry,
         _ => {
             count(&DOORBELL_STATS, doorbell_stat::NOT_FAST);
             return Ok(());
@@ -106,6 +107,7 @@ fn try_doorbell(ctx: &TracePointContext) -> Result<(), i64> {
     // either exits to userspace (which raises) or signals the new vCPU.
     if let Some(now) = DOORBELL_PORTS.get(port)
         && now.fast == 1
+        && now.deliver != 0
         && (now.vcpu != entry.vcpu || now.deliver != entry.deliver)
     {
         let _ = raise_on_vcpu(&words, now.deliver, now.vcpu);
