@@ -8,3 +8,10 @@ pub fn write_u32(gpa: u64, value: u32) {
     // the boot page tables and backed by no memory; the access traps to KVM.
     unsafe { core::ptr::write_volatile(gpa as *mut u32, value) }
 }
+
+/// A 4-byte read of guest-physical (identity-mapped) address `gpa`.
+#[inline(always)]
+pub fn read_u32(gpa: u64) -> u32 {
+    // SAFETY: as for write_u32: an MMIO address that traps to KVM.
+    unsafe { core::ptr::read_volatile(gpa as *const u32) }
+}

@@ -51,8 +51,9 @@ fn take(ebpf: &mut Ebpf, name: &'static str) -> Result<Map, BpfError> {
 impl DoorbellPath {
     /// Loads the program and attaches it to `kvm:kvm_mmio`, serving the
     /// doorbells of process `tgid` (disabled until `enable`).
-    pub fn attach(tgid: u32) -> Result<Self, BpfError> {
+    pub fn attach(tgid: u32, tasks: &tokio::runtime::Handle) -> Result<Self, BpfError> {
         let mut ebpf = load::load_object()?;
+        forward_logs(&mut ebpf, tasks);
         let mut config: Array<MapData, DoorbellConfig> =
             Array::try_from(take(&mut ebpf, CONFIG)?).map_err(BpfError::map(CONFIG))?;
         config.set(0, &DoorbellConfig { tgid, ..Default::default() }, 0).map_err(BpfError::map(CONFIG))?;
@@ -94,5 +95,32 @@ impl DoorbellPath {
             spurious_injections: outcome(Outcome::SelectorAlreadySet)? + outcome(Outcome::UpcallAlreadyPending)?,
             not_fast: stat(doorbell_stat::NOT_FAST)?,
         })
+    }
+}
+
+/// Forwards the program's aya-log records (diagnostics off the hot path)
+/// to the controller's logger, from a Tokio task.
+fn forward_logs(ebpf: &mut Ebpf, tasks: &tokio::runtime::Handle) {
+    let logger = match aya_log::EbpfLogger::init(ebpf) {
+        Ok(logger) => logger,
+        Err(e) => {
+            log::debug!("no BPF log forwarding: {e}");
+            return;
+        }
+    };
+    let _entered = tasks.enter();
+    // SAFETY: the logger owns its ring buffer's fd and flushing neither
+    // closes nor replaces it, as AsyncFd::register_with_interest requires.
+    let registered = unsafe { tokio::io::unix::AsyncFd::register_with_interest(logger, tokio::io::Interest::READABLE) };
+    match registered {
+        Ok(mut logger) => {
+            tasks.spawn(async move {
+                while let Ok(mut ready) = logger.readable_mut().await {
+                    ready.get_inner_mut().flush();
+                    ready.clear_ready();
+                }
+            });
+        }
+        Err(e) => log::warn!("BPF log forwarding unavailable: {e}"),
     }
 }

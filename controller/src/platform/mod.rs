@@ -4,6 +4,7 @@
 //! mapping shared_info, routing and raising upcalls.
 
 pub mod backends;
+pub mod eventfd_task;
 pub mod fast_path;
 pub mod shared_info;
 pub mod stats;
@@ -63,11 +64,18 @@ pub struct XenPlatform {
 impl XenPlatform {
     /// `fast`: serve doorbells in the kernel (the BPF backend), with
     /// `shared_info` the BPF map's page; None delivers everything here.
-    pub fn new(vm: &Vm, domain: Domain, shared_info: SharedInfoPage, fast: Option<FastPath>) -> std::io::Result<Self> {
+    /// `tasks`: the runtime of the controller's background tasks.
+    pub fn new(
+        vm: &Vm,
+        domain: Domain,
+        shared_info: SharedInfoPage,
+        fast: Option<FastPath>,
+        tasks: tokio::runtime::Handle,
+    ) -> std::io::Result<Self> {
         let shared_info = Arc::new(shared_info);
         let injection = if fast.is_some() { Injection::Irqfd } else { Injection::Direct };
         Ok(Self {
-            upcalls: Upcalls::new(vm.fd().clone(), domain.nr_vcpus(), injection, shared_info.clone())?,
+            upcalls: Upcalls::new(vm.fd().clone(), domain.nr_vcpus(), injection, shared_info.clone(), tasks)?,
             vm: vm.fd().clone(),
             ram: vm.ram().clone(),
             gate: vm.gate().clone(),
@@ -263,7 +271,11 @@ impl Platform for XenPlatform {
         self.stats.count_exit();
         match classify(addr) {
             Mmio::Hypercall(nr) => self.hypercall(vcpu, fd, nr),
-            _ => Err(Stop::Fault(format!("vCPU {vcpu}: read of unknown MMIO address {addr:#x}"))),
+            // Like an unclaimed bus: all ones. The guest runs on.
+            _ => {
+                self.stats.count_stray_access(vcpu, addr, "read");
+                Ok(u64::MAX)
+            }
         }
     }
 
@@ -276,8 +288,10 @@ impl Platform for XenPlatform {
                 Ok(())
             }
             Mmio::Doorbell(port) => self.doorbell(vcpu, fd, port),
+            // Dropped, like a write nothing claims. The guest runs on.
             Mmio::Hypercall(_) | Mmio::Unknown => {
-                Err(Stop::Fault(format!("vCPU {vcpu}: write of {value:#x} to unknown MMIO address {addr:#x}")))
+                self.stats.count_stray_access(vcpu, addr, "write");
+                Ok(())
             }
         }
     }

@@ -15,6 +15,7 @@ pub struct PlatformStats {
     hypercalls: AtomicU64,
     sends: AtomicU64,
     smoke_writes: AtomicU64,
+    stray_accesses: AtomicU64,
     outcomes: [AtomicU64; OUTCOME_COUNT],
 }
 
@@ -28,6 +29,8 @@ pub struct PlatformCounts {
     /// EVTCHNOP_send performed in userspace (doorbell exits and general path).
     pub userspace_sends: u64,
     pub smoke_writes: u64,
+    /// MMIO accesses to addresses nothing decodes (dropped; reads get ones).
+    pub stray_accesses: u64,
     /// Userspace sends whose pending bit was already set.
     pub coalesced: u64,
     /// Userspace sends to a masked port.
@@ -39,6 +42,15 @@ pub struct PlatformCounts {
 impl PlatformStats {
     pub fn count_exit(&self) {
         self.exits.fetch_add(1, Relaxed);
+    }
+
+    /// An MMIO access nothing decodes: counted, and logged the first time.
+    pub fn count_stray_access(&self, vcpu: u32, addr: u64, what: &str) {
+        if self.stray_accesses.fetch_add(1, Relaxed) == 0 {
+            log::warn!(
+                "vCPU {vcpu}: {what} of MMIO address {addr:#x}, which nothing decodes (ignored; counted from now on)"
+            );
+        }
     }
 
     pub fn count_smoke(&self) {
@@ -65,6 +77,7 @@ impl PlatformStats {
             hypercalls: self.hypercalls.load(Relaxed),
             userspace_sends: self.sends.load(Relaxed),
             smoke_writes: self.smoke_writes.load(Relaxed),
+            stray_accesses: self.stray_accesses.load(Relaxed),
             coalesced: outcome(Outcome::Coalesced),
             masked: outcome(Outcome::Masked),
             upcalls_raised: outcome(Outcome::UpcallRaised),

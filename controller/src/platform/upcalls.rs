@@ -8,19 +8,16 @@
 //!   with KVM_SIGNAL_MSI (the userspace backend);
 //! - vCPU 0's GSI / PCI INTx callback (HVM_PARAM_CALLBACK_IRQ): E_0 is a
 //!   resample irqfd on the GSI (level). KVM deasserts the line when the guest
-//!   EOIs and signals the resample eventfd; a thread re-asserts while vCPU
+//!   EOIs and signals the resample eventfd; a Tokio task re-asserts while vCPU
 //!   0's evtchn_upcall_pending is still set (the per-vCPU eventfd the LKML
 //!   thread asks for, instead of QEMU's polling on every exit);
 //! - the global VECTOR callback cannot be delivered without CONFIG_KVM_XEN
 //!   (it bypasses the LAPIC): such a vCPU gets no upcall, counted as
 //!   undeliverable.
 
-use std::{
-    sync::{
-        Arc, RwLock,
-        atomic::{AtomicBool, AtomicU64, Ordering},
-    },
-    thread,
+use std::sync::{
+    Arc, RwLock,
+    atomic::{AtomicU64, Ordering},
 };
 
 use kvm_bindings::{
@@ -31,7 +28,7 @@ use kvm_ioctls::VmFd;
 use vmm_sys_util::eventfd::{EFD_NONBLOCK, EventFd};
 use xevtchn_common::two_level::upcall_pending;
 
-use super::shared_info::SharedInfoPage;
+use super::{eventfd_task, shared_info::SharedInfoPage};
 
 /// Where a vCPU's upcall goes.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
@@ -73,14 +70,18 @@ struct VcpuUpcall {
     irqfd_gsi: Option<u32>,
 }
 
-struct LevelLine {
-    resample: Arc<EventFd>,
-    stop: Arc<AtomicBool>,
-    thread: Option<thread::JoinHandle<()>>,
+/// The task re-asserting vCPU 0's level line (aborted on drop).
+struct LevelLine(tokio::task::JoinHandle<()>);
+
+impl Drop for LevelLine {
+    fn drop(&mut self) {
+        self.0.abort();
+    }
 }
 
 pub struct Upcalls {
     vm: Arc<VmFd>,
+    tasks: tokio::runtime::Handle,
     injection: Injection,
     shared_info: Arc<SharedInfoPage>,
     vcpus: RwLock<Vec<VcpuUpcall>>,
@@ -94,6 +95,7 @@ impl Upcalls {
         vcpus: u32,
         injection: Injection,
         shared_info: Arc<SharedInfoPage>,
+        tasks: tokio::runtime::Handle,
     ) -> std::io::Result<Self> {
         let vcpus = (0..vcpus)
             .map(|_| {
@@ -102,6 +104,7 @@ impl Upcalls {
             .collect::<std::io::Result<_>>()?;
         Ok(Self {
             vm,
+            tasks,
             injection,
             shared_info,
             vcpus: RwLock::new(vcpus),
@@ -177,7 +180,7 @@ impl Upcalls {
             }
             (Route::Level(gsi), _) => (|| {
                 let v = &mut vcpus[vcpu as usize];
-                let resample = Arc::new(EventFd::new(0)?);
+                let resample = Arc::new(EventFd::new(EFD_NONBLOCK)?);
                 self.vm.register_irqfd_with_resample(&v.eventfd, &resample, gsi).map_err(io)?;
                 v.irqfd_gsi = Some(gsi);
                 let line = self.start_level_line(v.eventfd.clone(), resample)?;
@@ -194,35 +197,23 @@ impl Upcalls {
     }
 
     fn start_level_line(&self, trigger: Arc<EventFd>, resample: Arc<EventFd>) -> std::io::Result<LevelLine> {
-        let stop = Arc::new(AtomicBool::new(false));
         let (shared_info, stats) = (self.shared_info.clone(), self.stats.clone());
-        let thread = {
-            let (resample, stop) = (resample.clone(), stop.clone());
-            thread::Builder::new().name("level-resample".into()).spawn(move || {
-                // Each EOI of the line: re-assert while vCPU 0 still has an
-                // upcall pending (set again after the guest's scan).
-                while resample.read().is_ok() && !stop.load(Ordering::Acquire) {
-                    if upcall_pending(shared_info.words(), 0) {
-                        let _ = trigger.write(1);
-                        stats.level_reasserts.fetch_add(1, Ordering::Relaxed);
-                    }
-                }
-            })?
-        };
-        Ok(LevelLine { resample, stop, thread: Some(thread) })
+        // Each EOI of the line: re-assert while vCPU 0 still has an upcall
+        // pending (set again after the guest's scan).
+        let task = eventfd_task::watch(&self.tasks, resample, move || {
+            if upcall_pending(shared_info.words(), 0) {
+                let _ = trigger.write(1);
+                stats.level_reasserts.fetch_add(1, Ordering::Relaxed);
+            }
+        })?;
+        Ok(LevelLine(task))
     }
 
     fn stop_level_line(&self) {
-        if let Some(mut line) = self.level.write().expect("level lock").take() {
-            line.stop.store(true, Ordering::Release);
-            let _ = line.resample.write(1);
-            if let Some(t) = line.thread.take() {
-                let _ = t.join();
-            }
-        }
+        self.level.write().expect("level lock").take();
     }
 
-    /// Unwires every irqfd and stops the resample thread (VM shutdown).
+    /// Unwires every irqfd and stops the resample task (VM shutdown).
     pub fn shut_down(&self) {
         let mut vcpus = self.vcpus.write().expect("upcalls lock");
         for v in vcpus.iter_mut() {

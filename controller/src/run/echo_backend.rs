@@ -1,61 +1,45 @@
 //! A host backend that answers every guest send on its channel: the
 //! eventfd-backed userspace backend of the upstream selftest's scenario
-//! "send to a port whose delivery is an eventfd".
+//! "send to a port whose delivery is an eventfd". It is a Tokio task woken
+//! by its eventfd.
 
-use std::{
-    sync::{
-        Arc,
-        atomic::{AtomicBool, AtomicU64, Ordering},
-    },
-    thread,
+use std::sync::{
+    Arc,
+    atomic::{AtomicU64, Ordering},
 };
 
 use anyhow::{Context, Result};
-use vmm_sys_util::eventfd::EventFd;
+use vmm_sys_util::eventfd::{EFD_NONBLOCK, EventFd};
 
-use crate::platform::XenPlatform;
+use crate::platform::{XenPlatform, eventfd_task};
 
 pub struct EchoBackend {
     /// The backend port offered to the guest.
     pub port: u32,
-    eventfd: Arc<EventFd>,
-    stop: Arc<AtomicBool>,
     pub answered: Arc<AtomicU64>,
-    thread: Option<thread::JoinHandle<()>>,
+    task: tokio::task::JoinHandle<()>,
 }
 
 impl EchoBackend {
-    pub fn start(platform: Arc<XenPlatform>) -> Result<Self> {
-        let eventfd = Arc::new(EventFd::new(0).context("creating the backend's eventfd")?);
+    pub fn start(platform: Arc<XenPlatform>, tasks: &tokio::runtime::Handle) -> Result<Self> {
+        let eventfd = Arc::new(EventFd::new(EFD_NONBLOCK).context("creating the backend's eventfd")?);
         let port = platform.offer_backend_port(eventfd.clone()).context("offering a backend port")?;
-        let stop = Arc::new(AtomicBool::new(false));
         let answered = Arc::new(AtomicU64::new(0));
-        let thread = {
-            let (eventfd, stop, answered) = (eventfd.clone(), stop.clone(), answered.clone());
-            thread::Builder::new().name(format!("backend{port}")).spawn(move || {
-                // Each read returns how many sends were signalled since the
-                // last one; one answer per wake-up is the channel's semantics
-                // (events coalesce like the guest's own).
-                while eventfd.read().is_ok() && !stop.load(Ordering::Acquire) {
-                    match platform.backend_send(port) {
-                        Ok(()) => {
-                            answered.fetch_add(1, Ordering::Relaxed);
-                        }
-                        Err(e) => log::error!("backend port {port}: {e}"),
-                    }
-                }
-            })?
-        };
-        Ok(Self { port, eventfd, stop, answered, thread: Some(thread) })
+        let count = answered.clone();
+        // One answer per wake-up: sends signalled together coalesce, as the
+        // guest's own events do.
+        let task = eventfd_task::watch(tasks, eventfd, move || match platform.backend_send(port) {
+            Ok(()) => {
+                count.fetch_add(1, Ordering::Relaxed);
+            }
+            Err(e) => log::error!("backend port {port}: {e}"),
+        })?;
+        Ok(Self { port, answered, task })
     }
 }
 
 impl Drop for EchoBackend {
     fn drop(&mut self) {
-        self.stop.store(true, Ordering::Release);
-        let _ = self.eventfd.write(1);
-        if let Some(t) = self.thread.take() {
-            let _ = t.join();
-        }
+        self.task.abort();
     }
 }

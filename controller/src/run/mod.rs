@@ -17,7 +17,7 @@ use xevtchn_common::{
 
 use crate::{
     bpf::doorbell::DoorbellPath,
-    platform::{XenPlatform, fast_path::FastPath, shared_info::SharedInfoPage},
+    platform::{XenPlatform, eventfd_task, fast_path::FastPath, shared_info::SharedInfoPage},
     vmm::{Vm, VmConfig},
     xen::{Domain, DomainConfig},
 };
@@ -41,6 +41,7 @@ pub struct RunConfig {
 }
 
 pub fn execute(config: &RunConfig) -> Result<RunReport> {
+    let tasks = eventfd_task::runtime().context("starting the controller's task runtime")?;
     let mut vm = Vm::new(VmConfig { vcpus: config.vcpus, timeout: config.timeout, ..VmConfig::default() })
         .context("creating the VM")?;
     let tsc_per_ms = u64::from(vm.tsc_khz());
@@ -49,8 +50,10 @@ pub fn execute(config: &RunConfig) -> Result<RunReport> {
         .context("configuring the Xen domain")?;
     let doorbell = match config.backend {
         Backend::Userspace | Backend::Bare => None,
-        Backend::Bpf => Some(DoorbellPath::attach(std::process::id()).context("loading the doorbell program")?),
-        Backend::Auto => match DoorbellPath::attach(std::process::id()) {
+        Backend::Bpf => {
+            Some(DoorbellPath::attach(std::process::id(), tasks.handle()).context("loading the doorbell program")?)
+        }
+        Backend::Auto => match DoorbellPath::attach(std::process::id(), tasks.handle()) {
             Ok(path) => Some(path),
             Err(e) => {
                 eprintln!("xevtchn: backend auto: using userspace, since the bpf backend is unavailable: {e:#}");
@@ -71,10 +74,13 @@ pub fn execute(config: &RunConfig) -> Result<RunReport> {
             (Backend::Bpf, page, Some(fast))
         }
     };
-    let platform = Arc::new(XenPlatform::new(&vm, domain, shared_info, fast).context("setting up upcall delivery")?);
+    let platform = Arc::new(
+        XenPlatform::new(&vm, domain, shared_info, fast, tasks.handle().clone())
+            .context("setting up upcall delivery")?,
+    );
     let echo = match config.workload {
         Workload::Backend => {
-            let echo = echo_backend::EchoBackend::start(platform.clone())?;
+            let echo = echo_backend::EchoBackend::start(platform.clone(), tasks.handle())?;
             let params = Params {
                 backend_port: echo.port,
                 backend_domid: u32::from(platform.backend_domid()),

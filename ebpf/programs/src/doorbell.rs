@@ -13,6 +13,7 @@ use aya_ebpf::{
     maps::{Array, PerCpuArray},
     programs::TracePointContext,
 };
+use aya_log_ebpf::warn;
 use xevtchn_common::{
     two_level::{OUTCOME_COUNT, raise_on_vcpu, set_pending},
     wire::{DoorbellConfig, KVM_TRACE_MMIO_WRITE, PortEntry, SharedInfoWords, doorbell_stat},
@@ -85,6 +86,8 @@ fn try_doorbell(ctx: &TracePointContext) -> Result<(), i64> {
     }
     if offset % DOORBELL_STRIDE != 0 {
         count(&DOORBELL_STATS, doorbell_stat::MISALIGNED);
+        // Off the hot path: a guest writing between doorbells is worth a word.
+        warn!(ctx, "write at gpa {:x} falls between doorbells", gpa);
         return Ok(());
     }
     let port = (offset / DOORBELL_STRIDE) as u32;
