@@ -7,6 +7,7 @@
 //!   doorbells, shared_info mapping, upcall injection);
 //! - `run`: one run of the built-in guest and its report;
 //! - `bench`: the backends side by side;
+//! - `trace`: upcall delivery in any KVM process, from the tracing programs;
 //! - `bpf`: loading and attaching the BPF programs;
 //! - `cli`: the command line.
 
@@ -15,5 +16,6 @@ pub mod bpf;
 pub mod cli;
 pub mod platform;
 pub mod run;
+pub mod trace;
 pub mod vmm;
 pub mod xen;

@@ -3,7 +3,7 @@
 use std::process::ExitCode;
 
 use clap::Parser;
-use xevtchn::cli::{Cli, Command, bench, run};
+use xevtchn::cli::{Cli, Command, bench, run, trace};
 
 fn main() -> ExitCode {
     env_logger::Builder::from_env(env_logger::Env::default().default_filter_or("warn")).init();
@@ -25,6 +25,7 @@ fn main() -> ExitCode {
     let result = match &cli.command {
         Command::Run(args) => run::run(args),
         Command::Bench(args) => bench::bench(args),
+        Command::Trace(args) => trace::trace(args),
     };
     match result {
         Ok(code) => code,

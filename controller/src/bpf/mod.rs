@@ -4,5 +4,6 @@ pub mod doorbell;
 pub mod error;
 pub mod load;
 pub mod mmio_counter;
+pub mod trace;
 
 pub use error::BpfError;

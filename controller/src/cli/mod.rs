@@ -2,6 +2,7 @@
 
 pub mod bench;
 pub mod run;
+pub mod trace;
 
 use clap::{Parser, Subcommand};
 
@@ -19,4 +20,6 @@ pub enum Command {
     Run(run::RunArgs),
     /// Measure userspace against bpf delivery, side by side.
     Bench(bench::BenchArgs),
+    /// Watch upcall delivery in any KVM process: sends, injections, EOIs, latencies.
+    Trace(trace::TraceArgs),
 }

@@ -6,6 +6,7 @@
 
 pub mod guest_abi;
 pub mod layout;
+pub mod trace;
 pub mod two_level;
 pub mod wire;
 pub mod xen;

@@ -9,7 +9,7 @@
 use aya_ebpf::{
     EbpfContext,
     bindings::BPF_F_MMAPABLE,
-    macros::{map, tracepoint},
+    macros::map,
     maps::{Array, PerCpuArray},
     programs::TracePointContext,
 };
@@ -49,13 +49,7 @@ const TYPE_OFFSET: usize = 8;
 const GPA_OFFSET: usize = 16;
 const DOORBELL_STRIDE: u64 = xevtchn_common::layout::DOORBELL_STRIDE;
 
-#[tracepoint]
-pub fn kvm_mmio_doorbell(ctx: TracePointContext) -> u32 {
-    match try_doorbell(&ctx) {
-        Ok(()) => 0,
-        Err(_) => 1,
-    }
-}
+passing_tracepoint!(kvm_mmio_doorbell, try_doorbell);
 
 #[inline(always)]
 fn count(map: &PerCpuArray<u64>, index: u32) {

@@ -6,9 +6,29 @@
 #![feature(core_intrinsics)]
 #![allow(internal_features)]
 
+/// A classic-tracepoint program that returns PASS, unlike aya's
+/// `#[tracepoint]` (whose generated entry point always returns 0, which
+/// hides the event from perf while the program is attached).
+macro_rules! passing_tracepoint {
+    ($name:ident, $handler:path) => {
+        #[unsafe(no_mangle)]
+        #[unsafe(link_section = "tracepoint")]
+        pub fn $name(ctx: *mut ::core::ffi::c_void) -> u32 {
+            let _ = $handler(&::aya_ebpf::programs::TracePointContext::new(ctx));
+            crate::PASS
+        }
+    };
+}
+
 mod atomics;
 mod doorbell;
 mod mmio_count;
+mod trace;
+
+/// What every tracepoint program returns. For a classic tracepoint, 0 would
+/// drop the event for every other consumer (perf_trace_run_bpf_submit):
+/// `perf stat -e kvm:kvm_mmio` would then count nothing while xevtchn runs.
+pub const PASS: u32 = 1;
 
 #[cfg(not(test))]
 #[panic_handler]

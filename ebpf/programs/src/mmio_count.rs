@@ -5,7 +5,7 @@
 
 use aya_ebpf::{
     EbpfContext,
-    macros::{map, tracepoint},
+    macros::map,
     maps::{Array, PerCpuArray},
     programs::TracePointContext,
 };
@@ -23,13 +23,7 @@ static MMIO_WRITES: PerCpuArray<u64> = PerCpuArray::with_max_entries(1, 0);
 const TYPE_OFFSET: usize = 8;
 const GPA_OFFSET: usize = 16;
 
-#[tracepoint]
-pub fn kvm_mmio_count(ctx: TracePointContext) -> u32 {
-    match try_kvm_mmio_count(&ctx) {
-        Ok(()) => 0,
-        Err(_) => 1,
-    }
-}
+passing_tracepoint!(kvm_mmio_count, try_kvm_mmio_count);
 
 fn try_kvm_mmio_count(ctx: &TracePointContext) -> Result<(), i64> {
     let Some(filter) = MMIO_FILTER.get(0) else {

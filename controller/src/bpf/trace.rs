@@ -1,0 +1,101 @@
+//! The tracing programs: attach, configure, and read their maps.
+
+use std::collections::BTreeMap;
+
+use aya::{
+    Ebpf,
+    maps::{Array, MapData, PerCpuHashMap},
+};
+use xevtchn_common::{
+    layout,
+    trace::{IrqCounters, IrqKey, TraceConfig, VmCounters},
+    two_level::NR_PORTS,
+};
+
+use super::{BpfError, load};
+
+const CONFIG: &str = "TRACE_CONFIG";
+const VMS: &str = "TRACE_VMS";
+const IRQS: &str = "TRACE_IRQS";
+
+/// (program, tracepoint) pairs, all in category `kvm`.
+const HOOKS: &[(&str, &str)] = &[
+    ("trace_kvm_mmio", "kvm_mmio"),
+    ("trace_kvm_userspace_exit", "kvm_userspace_exit"),
+    ("trace_kvm_apic_accept_irq", "kvm_apic_accept_irq"),
+    ("trace_kvm_eoi", "kvm_eoi"),
+    ("trace_kvm_msi_set_irq", "kvm_msi_set_irq"),
+    ("trace_kvm_set_irq", "kvm_set_irq"),
+    ("trace_kvm_vcpu_wakeup", "kvm_vcpu_wakeup"),
+];
+
+/// Cumulative counters, summed over CPUs.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Snapshot {
+    pub vms: BTreeMap<u32, VmCounters>,
+    pub irqs: BTreeMap<IrqKey, IrqCounters>,
+}
+
+pub struct Tracer {
+    vms: PerCpuHashMap<MapData, u32, VmCounters>,
+    irqs: PerCpuHashMap<MapData, IrqKey, IrqCounters>,
+    _ebpf: Ebpf,
+}
+
+impl Tracer {
+    /// Attaches every hook, tracing process `tgid` (0: every KVM process).
+    pub fn attach(tgid: u32) -> Result<Self, BpfError> {
+        let mut ebpf = load::load_object()?;
+        let mut config: Array<MapData, TraceConfig> =
+            Array::try_from(ebpf.take_map(CONFIG).ok_or(BpfError::NoMap(CONFIG))?).map_err(BpfError::map(CONFIG))?;
+        let doorbell_end = layout::doorbell(NR_PORTS);
+        let cfg = TraceConfig { tgid, enabled: 1, doorbell_base: layout::doorbell(0), doorbell_end };
+        config.set(0, &cfg, 0).map_err(BpfError::map(CONFIG))?;
+        for (program, tracepoint) in HOOKS {
+            load::attach_tracepoint(&mut ebpf, program, "kvm", tracepoint)?;
+        }
+        let vms =
+            PerCpuHashMap::try_from(ebpf.take_map(VMS).ok_or(BpfError::NoMap(VMS))?).map_err(BpfError::map(VMS))?;
+        let irqs =
+            PerCpuHashMap::try_from(ebpf.take_map(IRQS).ok_or(BpfError::NoMap(IRQS))?).map_err(BpfError::map(IRQS))?;
+        Ok(Self { vms, irqs, _ebpf: ebpf })
+    }
+
+    pub fn snapshot(&self) -> Result<Snapshot, BpfError> {
+        let mut snap = Snapshot::default();
+        for entry in self.vms.iter() {
+            let (tgid, per_cpu) = entry.map_err(BpfError::map(VMS))?;
+            snap.vms.insert(tgid, per_cpu.iter().fold(VmCounters::default(), add_vm));
+        }
+        for entry in self.irqs.iter() {
+            let (key, per_cpu) = entry.map_err(BpfError::map(IRQS))?;
+            snap.irqs.insert(key, per_cpu.iter().fold(IrqCounters::default(), add_irq));
+        }
+        Ok(snap)
+    }
+}
+
+fn add_vm(a: VmCounters, b: &VmCounters) -> VmCounters {
+    VmCounters {
+        mmio: a.mmio + b.mmio,
+        sends: a.sends + b.sends,
+        sends_to_userspace: a.sends_to_userspace + b.sends_to_userspace,
+        userspace_exits: a.userspace_exits + b.userspace_exits,
+        msi_set_irq: a.msi_set_irq + b.msi_set_irq,
+        set_irq: a.set_irq + b.set_irq,
+        vcpu_wakeups: a.vcpu_wakeups + b.vcpu_wakeups,
+        joined_sends: a.joined_sends + b.joined_sends,
+    }
+}
+
+fn add_irq(mut a: IrqCounters, b: &IrqCounters) -> IrqCounters {
+    a.injections += b.injections;
+    a.eois += b.eois;
+    for (x, y) in a.send_to_inject.iter_mut().zip(b.send_to_inject) {
+        *x += y;
+    }
+    for (x, y) in a.inject_to_eoi.iter_mut().zip(b.inject_to_eoi) {
+        *x += y;
+    }
+    a
+}

@@ -1,0 +1,134 @@
+//! Types shared by the tracing programs and `xevtchn trace`: counters per
+//! VM (VMM process) and per (APIC, vector), with log2 latency histograms.
+
+/// Which processes to trace and where xevtchn's doorbells are
+/// (`TRACE_CONFIG`, index 0). `tgid` 0 traces every KVM process.
+#[repr(C)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct TraceConfig {
+    pub tgid: u32,
+    pub enabled: u32,
+    pub doorbell_base: u64,
+    pub doorbell_end: u64,
+}
+const _: () = assert!(core::mem::size_of::<TraceConfig>() == 24);
+
+/// Counters of one VMM process (`TRACE_VMS`, keyed by tgid, per CPU).
+#[repr(C)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct VmCounters {
+    /// Every kvm_mmio event (reads and writes, any address).
+    pub mmio: u64,
+    /// Doorbell writes: EVTCHNOP_send on a fast port.
+    pub sends: u64,
+    /// Doorbell writes that then exited to userspace (the others completed in the kernel).
+    pub sends_to_userspace: u64,
+    /// kvm_userspace_exit events.
+    pub userspace_exits: u64,
+    pub msi_set_irq: u64,
+    pub set_irq: u64,
+    pub vcpu_wakeups: u64,
+    /// Injections that followed a send in the same vCPU thread.
+    pub joined_sends: u64,
+}
+const _: () = assert!(core::mem::size_of::<VmCounters>() == 64);
+
+/// Key of `TRACE_IRQS`: an interrupt vector on one APIC of one VM.
+#[repr(C)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct IrqKey {
+    pub tgid: u32,
+    pub apicid: u32,
+    pub vector: u32,
+    pub _pad: u32,
+}
+const _: () = assert!(core::mem::size_of::<IrqKey>() == 16);
+
+/// log2 buckets: bucket b counts latencies in [2^b, 2^(b+1)) ns (b = 0
+/// also holds 0 and 1 ns); the last bucket holds everything above.
+pub const BUCKETS: usize = 32;
+
+#[repr(C)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct IrqCounters {
+    /// kvm_apic_accept_irq events.
+    pub injections: u64,
+    /// kvm_eoi events.
+    pub eois: u64,
+    /// From a doorbell write to the injection it caused (same vCPU thread).
+    pub send_to_inject: [u64; BUCKETS],
+    /// From an injection to the EOI of that vector on that APIC.
+    pub inject_to_eoi: [u64; BUCKETS],
+}
+const _: () = assert!(core::mem::size_of::<IrqCounters>() == 16 + 2 * 8 * BUCKETS);
+
+impl Default for IrqCounters {
+    fn default() -> Self {
+        Self { injections: 0, eois: 0, send_to_inject: [0; BUCKETS], inject_to_eoi: [0; BUCKETS] }
+    }
+}
+
+/// The log2 bucket of `ns` (branchy binary search: no count-leading-zeros
+/// instruction on BPF).
+#[inline(always)]
+pub fn bucket(ns: u64) -> usize {
+    let mut b = 0;
+    let mut v = ns;
+    if v >= 1 << 32 {
+        v >>= 32;
+        b += 32;
+    }
+    if v >= 1 << 16 {
+        v >>= 16;
+        b += 16;
+    }
+    if v >= 1 << 8 {
+        v >>= 8;
+        b += 8;
+    }
+    if v >= 1 << 4 {
+        v >>= 4;
+        b += 4;
+    }
+    if v >= 1 << 2 {
+        v >>= 2;
+        b += 2;
+    }
+    if v >= 1 << 1 {
+        b += 1;
+    }
+    if b >= BUCKETS { BUCKETS - 1 } else { b }
+}
+
+#[cfg(feature = "user")]
+// SAFETY: repr(C), integers only, explicit padding.
+unsafe impl aya::Pod for TraceConfig {}
+#[cfg(feature = "user")]
+// SAFETY: repr(C), integers only.
+unsafe impl aya::Pod for VmCounters {}
+#[cfg(feature = "user")]
+// SAFETY: repr(C), integers only, explicit padding.
+unsafe impl aya::Pod for IrqKey {}
+#[cfg(feature = "user")]
+// SAFETY: repr(C), integers only.
+unsafe impl aya::Pod for IrqCounters {}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn buckets_are_floor_log2_clamped() {
+        assert_eq!(bucket(0), 0);
+        assert_eq!(bucket(1), 0);
+        assert_eq!(bucket(2), 1);
+        assert_eq!(bucket(3), 1);
+        assert_eq!(bucket(1023), 9);
+        assert_eq!(bucket(1024), 10);
+        assert_eq!(bucket(u64::MAX), BUCKETS - 1);
+        for b in 0..31 {
+            assert_eq!(bucket(1 << b), b);
+            assert_eq!(bucket((1 << (b + 1)) - 1), b);
+        }
+    }
+}

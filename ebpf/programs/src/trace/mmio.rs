@@ -1,0 +1,31 @@
+//! `kvm:kvm_mmio`: every MMIO event counts; a doorbell write is a send,
+//! stamped per vCPU thread until the injection it causes.
+
+use aya_ebpf::{EbpfContext, programs::TracePointContext};
+use xevtchn_common::wire::KVM_TRACE_MMIO_WRITE;
+
+use super::maps::{PENDING_SENDS, now, traced, vm_counters};
+
+passing_tracepoint!(trace_kvm_mmio, try_mmio);
+
+fn try_mmio(ctx: &TracePointContext) -> Result<(), i64> {
+    let Some(config) = traced(ctx) else { return Ok(()) };
+    // SAFETY: offsets from /sys/kernel/tracing/events/kvm/kvm_mmio/format.
+    let kind: u32 = unsafe { ctx.read_at(8)? };
+    // SAFETY: as above.
+    let gpa: u64 = unsafe { ctx.read_at(16)? };
+    let send = kind == KVM_TRACE_MMIO_WRITE && gpa >= config.doorbell_base && gpa < config.doorbell_end;
+    if let Some(c) = vm_counters(ctx.tgid()) {
+        // SAFETY: a per-CPU value of this CPU; preemption is off in tracepoints.
+        unsafe {
+            (*c).mmio += 1;
+            if send {
+                (*c).sends += 1;
+            }
+        }
+    }
+    if send {
+        PENDING_SENDS.insert(&ctx.pid(), &now(), 0)?;
+    }
+    Ok(())
+}

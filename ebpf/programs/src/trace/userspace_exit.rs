@@ -1,0 +1,31 @@
+//! `kvm:kvm_userspace_exit`: exits to the VMM; a pending send in the
+//! exiting thread took the userspace path.
+
+use aya_ebpf::{EbpfContext, programs::TracePointContext};
+
+use super::maps::{PENDING_SENDS, traced, vm_counters};
+
+/// KVM_EXIT_MMIO (include/uapi/linux/kvm.h).
+const KVM_EXIT_MMIO: u32 = 6;
+
+passing_tracepoint!(trace_kvm_userspace_exit, try_exit);
+
+fn try_exit(ctx: &TracePointContext) -> Result<(), i64> {
+    if traced(ctx).is_none() {
+        return Ok(());
+    }
+    // SAFETY: offset from the tracepoint's format file.
+    let reason: u32 = unsafe { ctx.read_at(8)? };
+    // SAFETY: a lookup by value; the pointer is not kept.
+    let pending = unsafe { PENDING_SENDS.get(&ctx.pid()) }.is_some();
+    if let Some(c) = vm_counters(ctx.tgid()) {
+        // SAFETY: a per-CPU value of this CPU; preemption is off in tracepoints.
+        unsafe {
+            (*c).userspace_exits += 1;
+            if pending && reason == KVM_EXIT_MMIO {
+                (*c).sends_to_userspace += 1;
+            }
+        }
+    }
+    Ok(())
+}
