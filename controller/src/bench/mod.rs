@@ -77,11 +77,21 @@ pub struct WorkloadResult {
     pub ratios: Ratios,
 }
 
+/// Flood on bpf with `xevtchn trace`'s programs attached, against without.
+#[derive(Debug, Clone, Serialize)]
+pub struct TraceOverhead {
+    pub sends_per_s_untraced: Spread,
+    pub sends_per_s_traced: Spread,
+    /// traced / untraced, of the medians (target: at least 0.9).
+    pub throughput_traced_over_untraced: f64,
+}
+
 #[derive(Debug, Clone, Serialize)]
 pub struct BenchReport {
     pub vcpus: u32,
     pub repeat: u32,
     pub workloads: Vec<WorkloadResult>,
+    pub trace_overhead: Option<TraceOverhead>,
 }
 
 /// User and system CPU time of this process (all threads) so far.
@@ -199,7 +209,27 @@ pub fn run(config: &BenchConfig, mut progress: impl FnMut(Workload, Backend, u32
             WorkloadResult { workload: *workload, backends, ratios }
         })
         .collect();
-    Ok(BenchReport { vcpus: config.vcpus, repeat: config.repeat, workloads })
+    Ok(BenchReport { vcpus: config.vcpus, repeat: config.repeat, workloads, trace_overhead: None })
+}
+
+/// Flood on bpf, interleaved without and with the tracing programs
+/// attached to this process's VMs.
+pub fn trace_overhead(config: &BenchConfig, mut progress: impl FnMut(bool, u32)) -> Result<TraceOverhead> {
+    let (mut off, mut on) = (Vec::new(), Vec::new());
+    for round in 0..config.repeat {
+        off.push(measure(config, Workload::Flood, Backend::Bpf)?.0.sends_per_s);
+        progress(false, round);
+        let tracer = crate::bpf::trace::Tracer::attach(std::process::id()).context("attaching the tracer")?;
+        on.push(measure(config, Workload::Flood, Backend::Bpf)?.0.sends_per_s);
+        drop(tracer);
+        progress(true, round);
+    }
+    let (off, on) = (Spread::of(&off), Spread::of(&on));
+    Ok(TraceOverhead {
+        sends_per_s_untraced: off,
+        sends_per_s_traced: on,
+        throughput_traced_over_untraced: ratio(on.median, off.median),
+    })
 }
 
 #[cfg(test)]

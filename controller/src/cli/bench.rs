@@ -37,6 +37,9 @@ pub struct BenchArgs {
     /// Draw the latency CDFs and throughput bars into this SVG file.
     #[arg(long)]
     pub plot: Option<PathBuf>,
+    /// Also measure flood on bpf with `xevtchn trace`'s programs attached.
+    #[arg(long)]
+    pub trace_overhead: bool,
 }
 
 pub fn bench(args: &BenchArgs) -> Result<ExitCode> {
@@ -63,15 +66,22 @@ pub fn bench(args: &BenchArgs) -> Result<ExitCode> {
         pingpong_count: args.count,
         duration: Duration::from_secs_f64(args.duration),
     };
-    let total = config.workloads.len() * bench::BACKENDS.len() * config.repeat as usize;
+    let total = (config.workloads.len() * bench::BACKENDS.len() + if args.trace_overhead { 2 } else { 0 })
+        * config.repeat as usize;
     let bar = indicatif::ProgressBar::new(total as u64).with_style(
         indicatif::ProgressStyle::with_template("{bar:30} {pos}/{len} runs, {elapsed} {msg}")
             .expect("a valid template"),
     );
-    let report = bench::run(&config, |workload, backend, round| {
+    let mut report = bench::run(&config, |workload, backend, round| {
         bar.inc(1);
         bar.set_message(format!("round {} {workload:?} on {backend:?}", round + 1).to_lowercase());
     })?;
+    if args.trace_overhead {
+        report.trace_overhead = Some(bench::trace_overhead(&config, |traced, round| {
+            bar.inc(1);
+            bar.set_message(format!("round {} flood on bpf, traced: {traced}", round + 1));
+        })?);
+    }
     bar.finish_and_clear();
     if let Some(path) = &args.output {
         // Write then rename: an interrupted write leaves no half file.
@@ -104,6 +114,15 @@ fn check_writable(path: &std::path::Path) -> Result<(), UsageError> {
 
 fn print_table(report: &BenchReport) {
     println!("{} vCPUs, {} interleaved runs per backend; median [min - max]", report.vcpus, report.repeat);
+    if let Some(t) = &report.trace_overhead {
+        let s = |x: &bench::summary::Spread| format!("{:.0} [{:.0}-{:.0}]", x.median, x.min, x.max);
+        println!(
+            "\nflood on bpf, sends/s: untraced {}, traced {}: traced/untraced {:.2}x",
+            s(&t.sends_per_s_untraced),
+            s(&t.sends_per_s_traced),
+            t.throughput_traced_over_untraced
+        );
+    }
     for w in &report.workloads {
         let mut table = comfy_table::Table::new();
         table.load_style(comfy_table::presets::UTF8_BORDERS_ONLY).set_header([

@@ -113,6 +113,11 @@ fn print(json: bool, kind: &str, i: &Interval) -> Result<()> {
             vm.vcpu_wakeups
         );
         for v in vm.vectors.iter().filter(|v| v.injections + v.eois > 0) {
+            // kvm_eoi reports -1 when no vector was in service.
+            if v.vector == u32::MAX {
+                println!("  apic {:>2}: {} EOIs with no vector in service", v.apicid, v.eois);
+                continue;
+            }
             let ns = |x: Option<u64>| x.map_or("-".to_string(), |n| format!("<{n}"));
             println!(
                 "  apic {:>2} vector {:#04x}: {:>8.0} injections/s, {} EOIs; send->inject p50 {} p99 {} ns; inject->EOI p50 {} p99 {} ns",

@@ -4,7 +4,9 @@
 use aya_ebpf::{EbpfContext, programs::TracePointContext};
 use xevtchn_common::trace::IrqKey;
 
-use super::maps::{LAST_INJECTION, PENDING_SENDS, irq_counters, now, record, traced, vm_counters};
+use super::maps::{
+    LAST_INJECTION, PENDING_SEND, Stamp, injection_slot, irq_counters, now, record, traced, vm_counters,
+};
 
 passing_tracepoint!(trace_kvm_apic_accept_irq, try_accept);
 
@@ -19,8 +21,9 @@ fn try_accept(ctx: &TracePointContext) -> Result<(), i64> {
     let key = IrqKey { tgid: ctx.tgid(), apicid, vector: u32::from(vector), _pad: 0 };
     let t = now();
     let tid = ctx.pid();
-    // SAFETY: a lookup by value; the pointer is not kept.
-    let sent = unsafe { PENDING_SENDS.get(&tid) }.copied();
+    let pending = PENDING_SEND.get_ptr_mut(0);
+    // SAFETY: this CPU's slot; preemption is off in tracepoints.
+    let sent = pending.and_then(|p| unsafe { (*p).ns != 0 && (*p).id == tid }.then(|| unsafe { (*p).ns }));
     if let Some(c) = irq_counters(&key) {
         // SAFETY: a per-CPU value of this CPU; preemption is off in tracepoints.
         let c = unsafe { &mut *c };
@@ -29,13 +32,17 @@ fn try_accept(ctx: &TracePointContext) -> Result<(), i64> {
             record(&mut c.send_to_inject, t.saturating_sub(sent));
         }
     }
-    if sent.is_some() {
-        let _ = PENDING_SENDS.remove(&tid);
+    if let (Some(_), Some(p)) = (sent, pending) {
+        // SAFETY: as above; the send is joined, so it is consumed.
+        unsafe { (*p).ns = 0 };
         if let Some(v) = vm_counters(key.tgid) {
             // SAFETY: as above.
             unsafe { (*v).joined_sends += 1 };
         }
     }
-    LAST_INJECTION.insert(&key, &t, 0)?;
+    if let Some(slot) = LAST_INJECTION.get_ptr_mut(injection_slot(apicid, key.vector)) {
+        // SAFETY: a shared slot; a torn stamp at worst mis-times one sample.
+        unsafe { *slot = Stamp { id: key.tgid, _pad: 0, ns: t } };
+    }
     Ok(())
 }

@@ -3,7 +3,7 @@
 use aya_ebpf::{EbpfContext, programs::TracePointContext};
 use xevtchn_common::trace::IrqKey;
 
-use super::maps::{LAST_INJECTION, irq_counters, now, record, traced};
+use super::maps::{LAST_INJECTION, injection_slot, irq_counters, now, record, traced};
 
 passing_tracepoint!(trace_kvm_eoi, try_eoi);
 
@@ -16,8 +16,9 @@ fn try_eoi(ctx: &TracePointContext) -> Result<(), i64> {
     // SAFETY: as above.
     let vector: i32 = unsafe { ctx.read_at(12)? };
     let key = IrqKey { tgid: ctx.tgid(), apicid, vector: vector as u32, _pad: 0 };
-    // SAFETY: a lookup by value; the pointer is not kept.
-    let injected = unsafe { LAST_INJECTION.get(&key) }.copied();
+    let slot = LAST_INJECTION.get_ptr_mut(injection_slot(apicid, key.vector));
+    // SAFETY: a shared slot, read once; a stamp of another VM joins nothing.
+    let injected = slot.and_then(|p| unsafe { ((*p).ns != 0 && (*p).id == key.tgid).then(|| (*p).ns) });
     if let Some(c) = irq_counters(&key) {
         // SAFETY: a per-CPU value of this CPU; preemption is off in tracepoints.
         let c = unsafe { &mut *c };
@@ -26,8 +27,9 @@ fn try_eoi(ctx: &TracePointContext) -> Result<(), i64> {
             record(&mut c.inject_to_eoi, now().saturating_sub(injected));
         }
     }
-    if injected.is_some() {
-        let _ = LAST_INJECTION.remove(&key);
+    if let (Some(_), Some(p)) = (injected, slot) {
+        // SAFETY: as above; the injection is joined, so it is consumed.
+        unsafe { (*p).ns = 0 };
     }
     Ok(())
 }

@@ -3,7 +3,7 @@
 use aya_ebpf::{
     EbpfContext,
     macros::map,
-    maps::{Array, HashMap, PerCpuHashMap},
+    maps::{Array, PerCpuArray, PerCpuHashMap},
 };
 use xevtchn_common::trace::{IrqCounters, IrqKey, TraceConfig, VmCounters, bucket};
 
@@ -21,14 +21,33 @@ pub static TRACE_IRQS: PerCpuHashMap<IrqKey, IrqCounters> = PerCpuHashMap::with_
 #[map]
 static ZERO_IRQ: Array<IrqCounters> = Array::with_max_entries(1, 0);
 
-/// Time of the last doorbell write per vCPU thread (tid), until an
-/// injection in that thread joins it.
+/// The last doorbell write on this CPU (thread and time), until an
+/// injection in that thread on this CPU joins it. Per-CPU and lock-free:
+/// the send and its in-kernel injection run back to back in one thread; a
+/// thread that migrated in between leaves its send unjoined.
 #[map]
-pub static PENDING_SENDS: HashMap<u32, u64> = HashMap::with_max_entries(4096, 0);
+pub static PENDING_SEND: PerCpuArray<Stamp> = PerCpuArray::with_max_entries(1, 0);
 
-/// Time of the last injection per (VM, APIC, vector), until its EOI.
+/// The last injection per (APIC, vector) slot, until its EOI. The stamp
+/// names its VM: a slot another VM reused meanwhile joins nothing.
 #[map]
-pub static LAST_INJECTION: HashMap<IrqKey, u64> = HashMap::with_max_entries(4096, 0);
+pub static LAST_INJECTION: Array<Stamp> = Array::with_max_entries(INJECTION_SLOTS, 0);
+pub const INJECTION_SLOTS: u32 = 64 * 256;
+
+/// Who and when: a thread (or VM) id and a time.
+#[repr(C)]
+#[derive(Clone, Copy)]
+pub struct Stamp {
+    pub id: u32,
+    pub _pad: u32,
+    pub ns: u64,
+}
+
+/// The LAST_INJECTION slot of an APIC and vector.
+#[inline(always)]
+pub fn injection_slot(apicid: u32, vector: u32) -> u32 {
+    (apicid % 64) * 256 + (vector % 256)
+}
 
 /// The config, if this event's process is traced.
 #[inline(always)]

@@ -4,7 +4,7 @@
 use aya_ebpf::{EbpfContext, programs::TracePointContext};
 use xevtchn_common::wire::KVM_TRACE_MMIO_WRITE;
 
-use super::maps::{PENDING_SENDS, now, traced, vm_counters};
+use super::maps::{PENDING_SEND, Stamp, now, traced, vm_counters};
 
 passing_tracepoint!(trace_kvm_mmio, try_mmio);
 
@@ -24,8 +24,9 @@ fn try_mmio(ctx: &TracePointContext) -> Result<(), i64> {
             }
         }
     }
-    if send {
-        PENDING_SENDS.insert(&ctx.pid(), &now(), 0)?;
+    if send && let Some(slot) = PENDING_SEND.get_ptr_mut(0) {
+        // SAFETY: this CPU's slot; preemption is off in tracepoints.
+        unsafe { *slot = Stamp { id: ctx.pid(), _pad: 0, ns: now() } };
     }
     Ok(())
 }

@@ -3,7 +3,7 @@
 
 use aya_ebpf::{EbpfContext, programs::TracePointContext};
 
-use super::maps::{PENDING_SENDS, traced, vm_counters};
+use super::maps::{PENDING_SEND, traced, vm_counters};
 
 /// KVM_EXIT_MMIO (include/uapi/linux/kvm.h).
 const KVM_EXIT_MMIO: u32 = 6;
@@ -16,8 +16,7 @@ fn try_exit(ctx: &TracePointContext) -> Result<(), i64> {
     }
     // SAFETY: offset from the tracepoint's format file.
     let reason: u32 = unsafe { ctx.read_at(8)? };
-    // SAFETY: a lookup by value; the pointer is not kept.
-    let pending = unsafe { PENDING_SENDS.get(&ctx.pid()) }.is_some();
+    let pending = PENDING_SEND.get(0).is_some_and(|s| s.ns != 0 && s.id == ctx.pid());
     if let Some(c) = vm_counters(ctx.tgid()) {
         // SAFETY: a per-CPU value of this CPU; preemption is off in tracepoints.
         unsafe {
