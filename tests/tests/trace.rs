@@ -116,3 +116,44 @@ fn bad_pids_are_refused_with_status_2() {
         assert!(stderr.contains(says) && stderr.lines().count() == 1, "pid {pid}: {stderr}");
     }
 }
+
+#[test]
+fn events_name_each_sends_path() {
+    let _vm = privileged();
+    for (backend, path) in [("bpf", "kernel"), ("userspace", "userspace")] {
+        let mut trace = Command::new(controller_binary())
+            .args(["trace", "--events", "--json"])
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .expect("starting xevtchn trace --events");
+        let mut stderr = BufReader::new(trace.stderr.take().expect("stderr"));
+        let mut line = String::new();
+        stderr.read_line(&mut line).expect("reading trace's stderr");
+        assert!(line.contains("tracing"), "{line}");
+        let run = Command::new(controller_binary())
+            .args(["run", "--backend", backend, "--workload", "pingpong", "--count", "300", "--json"])
+            .output()
+            .expect("running the VM");
+        assert!(run.status.success());
+        let sent = serde_json::from_slice::<Value>(&run.stdout).expect("run JSON")["sent"].as_u64().expect("sent");
+        // SAFETY: kill(2) on our own child's pid.
+        unsafe { libc::kill(trace.id() as i32, libc::SIGINT) };
+        let out = trace.wait_with_output().expect("waiting for the trace");
+        let stdout = String::from_utf8_lossy(&out.stdout);
+        let sends: Vec<Value> = stdout
+            .lines()
+            .filter_map(|l| serde_json::from_str::<Value>(l).ok())
+            .filter(|v| v["kind"] == "send")
+            .collect();
+        // A vCPU thread that migrates between its send and the injection
+        // leaves that send unjoined: allow a few.
+        assert!(
+            sends.len() as u64 * 10 >= sent * 9 && sends.len() as u64 <= sent,
+            "{} events for {sent} sends",
+            sends.len()
+        );
+        assert!(sends.iter().all(|v| v["path"] == path), "{backend}: every send went {path}");
+        assert!(sends.iter().all(|v| v["inject_ns"].as_u64() >= v["send_ns"].as_u64()));
+    }
+}

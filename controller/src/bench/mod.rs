@@ -219,7 +219,7 @@ pub fn trace_overhead(config: &BenchConfig, mut progress: impl FnMut(bool, u32))
     for round in 0..config.repeat {
         off.push(measure(config, Workload::Flood, Backend::Bpf)?.0.sends_per_s);
         progress(false, round);
-        let tracer = crate::bpf::trace::Tracer::attach(std::process::id()).context("attaching the tracer")?;
+        let tracer = crate::bpf::trace::Tracer::attach(std::process::id(), false).context("attaching the tracer")?;
         on.push(measure(config, Workload::Flood, Backend::Bpf)?.0.sends_per_s);
         drop(tracer);
         progress(true, round);

@@ -4,7 +4,7 @@ use std::collections::BTreeMap;
 
 use aya::{
     Ebpf,
-    maps::{Array, MapData, PerCpuHashMap},
+    maps::{Array, MapData, PerCpuArray, PerCpuHashMap, RingBuf},
 };
 use xevtchn_common::{
     layout,
@@ -17,6 +17,8 @@ use super::{BpfError, load};
 const CONFIG: &str = "TRACE_CONFIG";
 const VMS: &str = "TRACE_VMS";
 const IRQS: &str = "TRACE_IRQS";
+const EVENTS: &str = "TRACE_EVENTS";
+const DROPS: &str = "TRACE_DROPS";
 
 /// (program, tracepoint) pairs, all in category `kvm`.
 const HOOKS: &[(&str, &str)] = &[
@@ -39,26 +41,54 @@ pub struct Snapshot {
 pub struct Tracer {
     vms: PerCpuHashMap<MapData, u32, VmCounters>,
     irqs: PerCpuHashMap<MapData, IrqKey, IrqCounters>,
+    events: Option<RingBuf<MapData>>,
+    drops: PerCpuArray<MapData, u64>,
     _ebpf: Ebpf,
 }
 
 impl Tracer {
-    /// Attaches every hook, tracing process `tgid` (0: every KVM process).
-    pub fn attach(tgid: u32) -> Result<Self, BpfError> {
+    /// Attaches every hook, tracing process `tgid` (0: every KVM process);
+    /// `events` also streams one event per joined send and Xen hypercall.
+    pub fn attach(tgid: u32, events: bool) -> Result<Self, BpfError> {
         let mut ebpf = load::load_object()?;
         let mut config: Array<MapData, TraceConfig> =
             Array::try_from(ebpf.take_map(CONFIG).ok_or(BpfError::NoMap(CONFIG))?).map_err(BpfError::map(CONFIG))?;
         let doorbell_end = layout::doorbell(NR_PORTS);
-        let cfg = TraceConfig { tgid, enabled: 1, doorbell_base: layout::doorbell(0), doorbell_end };
+        let cfg = TraceConfig {
+            tgid,
+            enabled: 1,
+            doorbell_base: layout::doorbell(0),
+            doorbell_end,
+            events: u32::from(events),
+            _pad: 0,
+        };
         config.set(0, &cfg, 0).map_err(BpfError::map(CONFIG))?;
         for (program, tracepoint) in HOOKS {
             load::attach_tracepoint(&mut ebpf, program, "kvm", tracepoint)?;
         }
+        // Only hosts with KVM's Xen support have (and fire) this one.
+        let xen_hypercalls = std::path::Path::new("/sys/kernel/tracing/events/kvm/kvm_xen_hypercall").is_dir();
+        if xen_hypercalls {
+            load::attach_tracepoint(&mut ebpf, "trace_kvm_xen_hypercall", "kvm", "kvm_xen_hypercall")?;
+        }
+        let events = ebpf.take_map(EVENTS).map(RingBuf::try_from).transpose().map_err(BpfError::map(EVENTS))?;
+        let drops =
+            PerCpuArray::try_from(ebpf.take_map(DROPS).ok_or(BpfError::NoMap(DROPS))?).map_err(BpfError::map(DROPS))?;
         let vms =
             PerCpuHashMap::try_from(ebpf.take_map(VMS).ok_or(BpfError::NoMap(VMS))?).map_err(BpfError::map(VMS))?;
         let irqs =
             PerCpuHashMap::try_from(ebpf.take_map(IRQS).ok_or(BpfError::NoMap(IRQS))?).map_err(BpfError::map(IRQS))?;
-        Ok(Self { vms, irqs, _ebpf: ebpf })
+        Ok(Self { vms, irqs, events, drops, _ebpf: ebpf })
+    }
+
+    /// The event stream, once (None after the first call).
+    pub fn take_events(&mut self) -> Option<RingBuf<MapData>> {
+        self.events.take()
+    }
+
+    /// Events the ring buffer had no room for, so far.
+    pub fn dropped_events(&self) -> Result<u64, BpfError> {
+        Ok(self.drops.get(&0, 0).map_err(BpfError::map(DROPS))?.iter().sum())
     }
 
     pub fn snapshot(&self) -> Result<Snapshot, BpfError> {
@@ -85,6 +115,7 @@ fn add_vm(a: VmCounters, b: &VmCounters) -> VmCounters {
         set_irq: a.set_irq + b.set_irq,
         vcpu_wakeups: a.vcpu_wakeups + b.vcpu_wakeups,
         joined_sends: a.joined_sends + b.joined_sends,
+        xen_hypercalls: a.xen_hypercalls + b.xen_hypercalls,
     }
 }
 

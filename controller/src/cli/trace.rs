@@ -11,11 +11,14 @@ use clap::Args;
 use serde::Serialize;
 
 use super::run::UsageError;
+use xevtchn_common::trace::{EVENT_SEND, EVENT_XEN_HYPERCALL, TraceEvent};
+
 use crate::{
     bpf::trace::Tracer,
     trace::{
         report::{Interval, interval},
         target::check_kvm_process,
+        xen_hypercall,
     },
 };
 
@@ -30,7 +33,12 @@ pub struct TraceArgs {
     /// Report every this many milliseconds.
     #[arg(long, default_value_t = 1000, value_parser = clap::value_parser!(u64).range(10..=600_000))]
     pub interval: u64,
-    /// JSON lines: one object per interval, then one with the totals.
+    /// One line per send (its timestamps and path) and per Xen hypercall,
+    /// instead of the interval reports.
+    #[arg(long)]
+    pub events: bool,
+    /// JSON lines: one object per interval (per event with --events), then
+    /// one with the totals.
     #[arg(long)]
     pub json: bool,
 }
@@ -51,7 +59,8 @@ pub fn trace(args: &TraceArgs) -> Result<ExitCode> {
     if let Some(pid) = args.pid {
         check_kvm_process(pid).map_err(|e| UsageError(e.to_string()))?;
     }
-    let tracer = Tracer::attach(args.pid.unwrap_or(0)).context("attaching the tracing programs")?;
+    let mut tracer = Tracer::attach(args.pid.unwrap_or(0), args.events).context("attaching the tracing programs")?;
+    let events = if args.events { tracer.take_events() } else { None };
     let what = args.pid.map_or("every KVM process".to_string(), |p| format!("KVM process {p}"));
     eprintln!("xevtchn: tracing {what}; Ctrl-C to stop");
     let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build()?;
@@ -61,6 +70,23 @@ pub fn trace(args: &TraceArgs) -> Result<ExitCode> {
     let mut last_at = start;
     let deadline = args.duration.map(|d| start + Duration::from_secs_f64(d));
     runtime.block_on(async {
+        if let Some(ring) = events {
+            let json = args.json;
+            let a4_recorded = xen_hypercall::kernel_records_a4(&kernel_release());
+            // SAFETY: the ring buffer owns its map fd, which reading neither
+            // closes nor replaces.
+            let mut ring =
+                unsafe { tokio::io::unix::AsyncFd::register_with_interest(ring, tokio::io::Interest::READABLE) }
+                    .map_err(|e| anyhow::anyhow!("watching the event ring buffer: {e}"))?;
+            tokio::spawn(async move {
+                while let Ok(mut ready) = ring.readable_mut().await {
+                    while let Some(item) = ready.get_inner_mut().next() {
+                        print_event(json, &item, a4_recorded);
+                    }
+                    ready.clear_ready();
+                }
+            });
+        }
         let ctrl_c = tokio::signal::ctrl_c();
         tokio::pin!(ctrl_c);
         loop {
@@ -74,7 +100,9 @@ pub fn trace(args: &TraceArgs) -> Result<ExitCode> {
             };
             let now = tracer.snapshot()?;
             let at = Instant::now();
-            print(args.json, "interval", &interval(&last, &now, (at - last_at).as_secs_f64()))?;
+            if !args.events {
+                print(args.json, "interval", &interval(&last, &now, (at - last_at).as_secs_f64()))?;
+            }
             (last, last_at) = (now, at);
             let exited = args.pid.is_some_and(|p| !Path::new("/proc").join(p.to_string()).exists());
             if exited {
@@ -86,7 +114,82 @@ pub fn trace(args: &TraceArgs) -> Result<ExitCode> {
         }
     })?;
     print(args.json, "total", &interval(&first, &last, (last_at - start).as_secs_f64()))?;
+    if args.events {
+        let dropped = tracer.dropped_events()?;
+        if dropped > 0 {
+            eprintln!("xevtchn: {dropped} events did not fit the ring buffer and were dropped");
+        }
+    }
     Ok(ExitCode::SUCCESS)
+}
+
+fn kernel_release() -> String {
+    std::fs::read_to_string("/proc/sys/kernel/osrelease").unwrap_or_default().trim().to_string()
+}
+
+#[derive(Serialize)]
+#[serde(tag = "kind", rename_all = "snake_case")]
+enum EventLine {
+    Send {
+        pid: u32,
+        tid: u32,
+        apicid: u32,
+        vector: u32,
+        path: &'static str,
+        send_ns: u64,
+        inject_ns: u64,
+        latency_ns: u64,
+    },
+    XenHypercall {
+        pid: u32,
+        tid: u32,
+        at_ns: u64,
+        #[serde(flatten)]
+        call: xen_hypercall::XenHypercall,
+    },
+}
+
+fn print_event(json: bool, bytes: &[u8], a4_recorded: bool) {
+    if bytes.len() < size_of::<TraceEvent>() {
+        return;
+    }
+    // SAFETY: the program wrote a TraceEvent (repr(C), integers and bytes
+    // only), and the buffer holds at least that many bytes.
+    let e: TraceEvent = unsafe { std::ptr::read_unaligned(bytes.as_ptr().cast()) };
+    let line = match e.kind {
+        EVENT_SEND => EventLine::Send {
+            pid: e.tgid,
+            tid: e.tid,
+            apicid: e.apicid,
+            vector: e.vector,
+            path: if e.via_userspace != 0 { "userspace" } else { "kernel" },
+            send_ns: e.send_ns,
+            inject_ns: e.inject_ns,
+            latency_ns: e.inject_ns.saturating_sub(e.send_ns),
+        },
+        EVENT_XEN_HYPERCALL => match xen_hypercall::decode(&e.record, a4_recorded) {
+            Ok(call) => EventLine::XenHypercall { pid: e.tgid, tid: e.tid, at_ns: e.send_ns, call },
+            Err(_) => return,
+        },
+        _ => return,
+    };
+    if json {
+        if let Ok(text) = serde_json::to_string(&line) {
+            println!("{text}");
+        }
+        return;
+    }
+    match line {
+        EventLine::Send { pid, tid, apicid, vector, path, send_ns, inject_ns, latency_ns } => println!(
+            "send pid {pid} tid {tid} -> apic {apicid} vector {vector:#04x} via {path}: sent {send_ns} injected {inject_ns} ({latency_ns} ns)"
+        ),
+        EventLine::XenHypercall { pid, tid, at_ns, call } => println!(
+            "xen hypercall pid {pid} tid {tid} at {at_ns}: {} {} args {:?}",
+            call.name,
+            call.op.unwrap_or(""),
+            call.args
+        ),
+    }
 }
 
 fn print(json: bool, kind: &str, i: &Interval) -> Result<()> {

@@ -3,3 +3,4 @@
 
 pub mod report;
 pub mod target;
+pub mod xen_hypercall;

@@ -62,6 +62,8 @@ pub struct VmRow {
     pub msi_set_irq: u64,
     pub set_irq: u64,
     pub vcpu_wakeups: u64,
+    /// kvm_xen_hypercall events (hosts with CONFIG_KVM_XEN only).
+    pub xen_hypercalls: u64,
     pub vectors: Vec<VectorRow>,
 }
 
@@ -82,6 +84,7 @@ fn diff_vm(now: &VmCounters, before: Option<&VmCounters>) -> VmCounters {
         set_irq: now.set_irq - b.set_irq,
         vcpu_wakeups: now.vcpu_wakeups - b.vcpu_wakeups,
         joined_sends: now.joined_sends - b.joined_sends,
+        xen_hypercalls: now.xen_hypercalls - b.xen_hypercalls,
     }
 }
 
@@ -127,6 +130,7 @@ pub fn interval(before: &Snapshot, now: &Snapshot, seconds: f64) -> Interval {
                 msi_set_irq: d.msi_set_irq,
                 set_irq: d.set_irq,
                 vcpu_wakeups: d.vcpu_wakeups,
+                xen_hypercalls: d.xen_hypercalls,
                 vectors: vectors.remove(&pid).unwrap_or_default(),
             }
         })

@@ -10,8 +10,37 @@ pub struct TraceConfig {
     pub enabled: u32,
     pub doorbell_base: u64,
     pub doorbell_end: u64,
+    /// 1: stream a `TraceEvent` per joined send and per Xen hypercall.
+    pub events: u32,
+    pub _pad: u32,
 }
-const _: () = assert!(core::mem::size_of::<TraceConfig>() == 24);
+const _: () = assert!(core::mem::size_of::<TraceConfig>() == 32);
+
+/// `TraceEvent::kind`: a send joined to its injection.
+pub const EVENT_SEND: u32 = 1;
+/// `TraceEvent::kind`: a kvm_xen_hypercall record (hosts with CONFIG_KVM_XEN).
+pub const EVENT_XEN_HYPERCALL: u32 = 2;
+/// Bytes of the kvm_xen_hypercall record kept (fields up to a5, per its format).
+pub const XEN_HYPERCALL_RECORD: usize = 72;
+
+/// One event of the `TRACE_EVENTS` ring buffer.
+#[repr(C)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct TraceEvent {
+    pub kind: u32,
+    pub tgid: u32,
+    /// The sending vCPU thread.
+    pub tid: u32,
+    pub apicid: u32,
+    pub vector: u32,
+    /// 1 when the send went through a userspace exit, 0 in the kernel.
+    pub via_userspace: u32,
+    pub send_ns: u64,
+    pub inject_ns: u64,
+    /// EVENT_XEN_HYPERCALL: the raw tracepoint record.
+    pub record: [u8; XEN_HYPERCALL_RECORD],
+}
+const _: () = assert!(core::mem::size_of::<TraceEvent>() == 40 + XEN_HYPERCALL_RECORD);
 
 /// Counters of one VMM process (`TRACE_VMS`, keyed by tgid, per CPU).
 #[repr(C)]
@@ -30,8 +59,10 @@ pub struct VmCounters {
     pub vcpu_wakeups: u64,
     /// Injections that followed a send in the same vCPU thread.
     pub joined_sends: u64,
+    /// kvm_xen_hypercall events (only on hosts with CONFIG_KVM_XEN).
+    pub xen_hypercalls: u64,
 }
-const _: () = assert!(core::mem::size_of::<VmCounters>() == 64);
+const _: () = assert!(core::mem::size_of::<VmCounters>() == 72);
 
 /// Key of `TRACE_IRQS`: an interrupt vector on one APIC of one VM.
 #[repr(C)]
@@ -106,6 +137,9 @@ unsafe impl aya::Pod for TraceConfig {}
 #[cfg(feature = "user")]
 // SAFETY: repr(C), integers only.
 unsafe impl aya::Pod for VmCounters {}
+#[cfg(feature = "user")]
+// SAFETY: repr(C), integers and bytes only, no padding (size asserted).
+unsafe impl aya::Pod for TraceEvent {}
 #[cfg(feature = "user")]
 // SAFETY: repr(C), integers only, explicit padding.
 unsafe impl aya::Pod for IrqKey {}

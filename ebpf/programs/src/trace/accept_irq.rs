@@ -2,18 +2,16 @@
 //! this thread (send -> inject), stamped for its EOI (inject -> EOI).
 
 use aya_ebpf::{EbpfContext, programs::TracePointContext};
-use xevtchn_common::trace::IrqKey;
+use xevtchn_common::trace::{EVENT_SEND, IrqKey, TraceEvent, XEN_HYPERCALL_RECORD};
 
 use super::maps::{
-    LAST_INJECTION, PENDING_SEND, Stamp, injection_slot, irq_counters, now, record, traced, vm_counters,
+    LAST_INJECTION, PENDING_SEND, Stamp, emit, injection_slot, irq_counters, now, record, traced, vm_counters,
 };
 
 passing_tracepoint!(trace_kvm_apic_accept_irq, try_accept);
 
 fn try_accept(ctx: &TracePointContext) -> Result<(), i64> {
-    if traced(ctx).is_none() {
-        return Ok(());
-    }
+    let Some(config) = traced(ctx) else { return Ok(()) };
     // SAFETY: offsets from /sys/kernel/tracing/events/kvm/kvm_apic_accept_irq/format.
     let apicid: u32 = unsafe { ctx.read_at(8)? };
     // SAFETY: as above.
@@ -23,14 +21,27 @@ fn try_accept(ctx: &TracePointContext) -> Result<(), i64> {
     let tid = ctx.pid();
     let pending = PENDING_SEND.get_ptr_mut(0);
     // SAFETY: this CPU's slot; preemption is off in tracepoints.
-    let sent = pending.and_then(|p| unsafe { (*p).ns != 0 && (*p).id == tid }.then(|| unsafe { (*p).ns }));
+    let sent = pending.and_then(|p| unsafe { (*p).ns != 0 && (*p).id == tid }.then(|| unsafe { *p }));
     if let Some(c) = irq_counters(&key) {
         // SAFETY: a per-CPU value of this CPU; preemption is off in tracepoints.
         let c = unsafe { &mut *c };
         c.injections += 1;
         if let Some(sent) = sent {
-            record(&mut c.send_to_inject, t.saturating_sub(sent));
+            record(&mut c.send_to_inject, t.saturating_sub(sent.ns));
         }
+    }
+    if let (Some(sent), true) = (sent, config.events != 0) {
+        emit(&TraceEvent {
+            kind: EVENT_SEND,
+            tgid: key.tgid,
+            tid,
+            apicid,
+            vector: key.vector,
+            via_userspace: sent.flags,
+            send_ns: sent.ns,
+            inject_ns: t,
+            record: [0; XEN_HYPERCALL_RECORD],
+        });
     }
     if let (Some(_), Some(p)) = (sent, pending) {
         // SAFETY: as above; the send is joined, so it is consumed.
@@ -42,7 +53,7 @@ fn try_accept(ctx: &TracePointContext) -> Result<(), i64> {
     }
     if let Some(slot) = LAST_INJECTION.get_ptr_mut(injection_slot(apicid, key.vector)) {
         // SAFETY: a shared slot; a torn stamp at worst mis-times one sample.
-        unsafe { *slot = Stamp { id: key.tgid, _pad: 0, ns: t } };
+        unsafe { *slot = Stamp { id: key.tgid, flags: 0, ns: t } };
     }
     Ok(())
 }

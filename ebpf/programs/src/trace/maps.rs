@@ -3,7 +3,7 @@
 use aya_ebpf::{
     EbpfContext,
     macros::map,
-    maps::{Array, PerCpuArray, PerCpuHashMap},
+    maps::{Array, PerCpuArray, PerCpuHashMap, RingBuf},
 };
 use xevtchn_common::trace::{IrqCounters, IrqKey, TraceConfig, VmCounters, bucket};
 
@@ -15,6 +15,25 @@ pub static TRACE_VMS: PerCpuHashMap<u32, VmCounters> = PerCpuHashMap::with_max_e
 
 #[map]
 pub static TRACE_IRQS: PerCpuHashMap<IrqKey, IrqCounters> = PerCpuHashMap::with_max_entries(4096, 0);
+
+/// The event stream (`xevtchn trace --events`).
+#[map]
+pub static TRACE_EVENTS: RingBuf = RingBuf::with_byte_size(1 << 20, 0);
+
+/// Events dropped because the ring buffer was full (per CPU, index 0).
+#[map]
+pub static TRACE_DROPS: PerCpuArray<u64> = PerCpuArray::with_max_entries(1, 0);
+
+/// Puts `event` on the stream, or counts it as dropped.
+#[inline(always)]
+pub fn emit(event: &xevtchn_common::trace::TraceEvent) {
+    if TRACE_EVENTS.output(event, 0).is_err()
+        && let Some(drops) = TRACE_DROPS.get_ptr_mut(0)
+    {
+        // SAFETY: this CPU's slot; preemption is off in tracepoints.
+        unsafe { *drops += 1 };
+    }
+}
 
 /// A zeroed IrqCounters to insert from: the value is larger than the BPF
 /// stack allows to build on it.
@@ -34,12 +53,13 @@ pub static PENDING_SEND: PerCpuArray<Stamp> = PerCpuArray::with_max_entries(1, 0
 pub static LAST_INJECTION: Array<Stamp> = Array::with_max_entries(INJECTION_SLOTS, 0);
 pub const INJECTION_SLOTS: u32 = 64 * 256;
 
-/// Who and when: a thread (or VM) id and a time.
+/// Who and when: a thread (or VM) id and a time; `flags` 1 marks a send
+/// that went through a userspace exit.
 #[repr(C)]
 #[derive(Clone, Copy)]
 pub struct Stamp {
     pub id: u32,
-    pub _pad: u32,
+    pub flags: u32,
     pub ns: u64,
 }
 

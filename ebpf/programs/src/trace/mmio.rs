@@ -26,7 +26,7 @@ fn try_mmio(ctx: &TracePointContext) -> Result<(), i64> {
     }
     if send && let Some(slot) = PENDING_SEND.get_ptr_mut(0) {
         // SAFETY: this CPU's slot; preemption is off in tracepoints.
-        unsafe { *slot = Stamp { id: ctx.pid(), _pad: 0, ns: now() } };
+        unsafe { *slot = Stamp { id: ctx.pid(), flags: 0, ns: now() } };
     }
     Ok(())
 }

@@ -8,3 +8,4 @@ mod irq_sources;
 mod maps;
 mod mmio;
 mod userspace_exit;
+mod xen_hypercall;

@@ -16,7 +16,16 @@ fn try_exit(ctx: &TracePointContext) -> Result<(), i64> {
     }
     // SAFETY: offset from the tracepoint's format file.
     let reason: u32 = unsafe { ctx.read_at(8)? };
-    let pending = PENDING_SEND.get(0).is_some_and(|s| s.ns != 0 && s.id == ctx.pid());
+    let slot = PENDING_SEND.get_ptr_mut(0);
+    // SAFETY: this CPU's slot; preemption is off in tracepoints.
+    let pending = slot.is_some_and(|s| unsafe { (*s).ns != 0 && (*s).id == ctx.pid() });
+    if pending
+        && reason == KVM_EXIT_MMIO
+        && let Some(s) = slot
+    {
+        // SAFETY: as above.
+        unsafe { (*s).flags = 1 };
+    }
     if let Some(c) = vm_counters(ctx.tgid()) {
         // SAFETY: a per-CPU value of this CPU; preemption is off in tracepoints.
         unsafe {
