@@ -1,6 +1,7 @@
 //! The `xevtchn` command line: one subcommand per file, doc comments as help.
 
 pub mod bench;
+pub mod live_view;
 pub mod run;
 pub mod trace;
 

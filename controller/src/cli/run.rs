@@ -1,11 +1,12 @@
 //! `xevtchn run`: start a VM with the built-in Xen guest, run a workload,
 //! report what the guest and the host saw.
 
-use std::{process::ExitCode, time::Duration};
+use std::{io::IsTerminal, process::ExitCode, time::Duration};
 
 use anyhow::Result;
 use clap::{Args, ValueEnum};
 
+use super::live_view;
 use crate::run::{self, Backend, Callback, RunConfig, RunReport, Workload, smoke};
 
 #[derive(Debug, Args)]
@@ -38,6 +39,9 @@ pub struct RunArgs {
     /// Print exactly one JSON object on stdout.
     #[arg(long)]
     pub json: bool,
+    /// No live view of the VM while it runs (it is shown on a terminal).
+    #[arg(long)]
+    pub quiet: bool,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
@@ -97,7 +101,12 @@ pub fn run(args: &RunArgs) -> Result<ExitCode> {
         timeout,
         shared_info_in_ram: args.shared_info_in_ram,
     };
-    let report = run::execute(&config)?;
+    let live = (std::io::stdout().is_terminal() && !args.json && !args.quiet).then(live_view::spawn);
+    let report = run::execute(&config);
+    if let Some(live) = live {
+        live.stop();
+    }
+    let report = report?;
     if args.json {
         println!("{}", serde_json::to_string(&report)?);
     } else {

@@ -1,6 +1,7 @@
 //! `xevtchn trace`: watch upcall delivery in any KVM process, live.
 
 use std::{
+    io::IsTerminal,
     path::Path,
     process::ExitCode,
     time::{Duration, Instant},
@@ -18,6 +19,7 @@ use crate::{
     trace::{
         report::{Interval, interval},
         target::check_kvm_process,
+        view::LiveView,
         xen_hypercall,
     },
 };
@@ -60,6 +62,9 @@ pub fn trace(args: &TraceArgs) -> Result<ExitCode> {
         check_kvm_process(pid).map_err(|e| UsageError(e.to_string()))?;
     }
     let mut tracer = Tracer::attach(args.pid.unwrap_or(0), args.events).context("attaching the tracing programs")?;
+    if std::io::stdout().is_terminal() && !args.json && !args.events {
+        return live(args, &tracer);
+    }
     let events = if args.events { tracer.take_events() } else { None };
     let what = args.pid.map_or("every KVM process".to_string(), |p| format!("KVM process {p}"));
     eprintln!("xevtchn: tracing {what}; Ctrl-C to stop");
@@ -120,6 +125,40 @@ pub fn trace(args: &TraceArgs) -> Result<ExitCode> {
             eprintln!("xevtchn: {dropped} events did not fit the ring buffer and were dropped");
         }
     }
+    Ok(ExitCode::SUCCESS)
+}
+
+/// The live view, until q / Esc / Ctrl-C, the duration, or the traced
+/// process exiting; then the totals as plain text.
+fn live(args: &TraceArgs, tracer: &Tracer) -> Result<ExitCode> {
+    let what = args.pid.map_or("every KVM process".to_string(), |p| format!("KVM process {p}"));
+    let start = Instant::now();
+    let first = tracer.snapshot()?;
+    let (mut last, mut last_at) = (first.clone(), start);
+    let deadline = args.duration.map(|d| start + Duration::from_secs_f64(d));
+    {
+        let mut view = LiveView::start().context("starting the terminal view")?;
+        view.draw(&format!("xevtchn trace: {what}"), &interval(&last, &last, 0.0))?;
+        loop {
+            let mut wait = Duration::from_millis(args.interval);
+            if let Some(deadline) = deadline {
+                wait = wait.min(deadline.saturating_duration_since(Instant::now()));
+            }
+            let quit = LiveView::quit_requested(wait)?;
+            let now = tracer.snapshot()?;
+            let at = Instant::now();
+            if at - last_at >= Duration::from_millis(args.interval) || quit {
+                view.draw(&format!("xevtchn trace: {what}"), &interval(&last, &now, (at - last_at).as_secs_f64()))?;
+                (last, last_at) = (now, at);
+            }
+            let exited = args.pid.is_some_and(|p| !Path::new("/proc").join(p.to_string()).exists());
+            if quit || exited || deadline.is_some_and(|d| Instant::now() >= d) {
+                break;
+            }
+        }
+    }
+    let now = tracer.snapshot()?;
+    print(false, "total", &interval(&first, &now, start.elapsed().as_secs_f64()))?;
     Ok(ExitCode::SUCCESS)
 }
 

@@ -3,4 +3,5 @@
 
 pub mod report;
 pub mod target;
+pub mod view;
 pub mod xen_hypercall;

@@ -40,6 +40,11 @@ fn latency(h: &[u64; BUCKETS]) -> Latency {
 
 #[derive(Debug, Clone, Serialize, PartialEq)]
 pub struct VectorRow {
+    /// The histograms themselves, for the live view.
+    #[serde(skip)]
+    pub send_to_inject_histogram: [u64; BUCKETS],
+    #[serde(skip)]
+    pub inject_to_eoi_histogram: [u64; BUCKETS],
     pub apicid: u32,
     pub vector: u32,
     pub injections: u64,
@@ -105,6 +110,8 @@ pub fn interval(before: &Snapshot, now: &Snapshot, seconds: f64) -> Interval {
     for (key, counters) in &now.irqs {
         let d = diff_irq(counters, before.irqs.get(key));
         vectors.entry(key.tgid).or_default().push(VectorRow {
+            send_to_inject_histogram: d.send_to_inject,
+            inject_to_eoi_histogram: d.inject_to_eoi,
             apicid: key.apicid,
             vector: key.vector,
             injections: d.injections,
