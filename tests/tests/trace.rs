@@ -79,6 +79,10 @@ fn trace_agrees_with_perf_and_with_the_guest() {
     let sent = guest["sent"].as_u64().expect("sent");
     assert_eq!(vm["sends"].as_u64(), Some(sent));
     assert_eq!(vm["sends_to_userspace"].as_u64(), Some(0));
+    // Per port: the two ping-pong ports, one send each per round.
+    let ports = total["ports"].as_array().expect("ports");
+    assert_eq!(ports.len(), 2, "{ports:?}");
+    assert!(ports.iter().all(|p| p["sends"].as_u64() == Some(sent / 2)), "{ports:?}");
     // Each delivered event came with an upcall-vector injection.
     let upcall_injections: u64 = vm["vectors"]
         .as_array()

@@ -19,6 +19,7 @@ const VMS: &str = "TRACE_VMS";
 const IRQS: &str = "TRACE_IRQS";
 const EVENTS: &str = "TRACE_EVENTS";
 const DROPS: &str = "TRACE_DROPS";
+const PORTS: &str = "TRACE_PORT_SENDS";
 
 /// (program, tracepoint) pairs, all in category `kvm`.
 const HOOKS: &[(&str, &str)] = &[
@@ -36,6 +37,8 @@ const HOOKS: &[(&str, &str)] = &[
 pub struct Snapshot {
     pub vms: BTreeMap<u32, VmCounters>,
     pub irqs: BTreeMap<IrqKey, IrqCounters>,
+    /// Sends per port (doorbell index), ports with none left out.
+    pub ports: BTreeMap<u32, u64>,
 }
 
 pub struct Tracer {
@@ -43,6 +46,7 @@ pub struct Tracer {
     irqs: PerCpuHashMap<MapData, IrqKey, IrqCounters>,
     events: Option<RingBuf<MapData>>,
     drops: PerCpuArray<MapData, u64>,
+    ports: PerCpuArray<MapData, u64>,
     _ebpf: Ebpf,
 }
 
@@ -78,7 +82,9 @@ impl Tracer {
             PerCpuHashMap::try_from(ebpf.take_map(VMS).ok_or(BpfError::NoMap(VMS))?).map_err(BpfError::map(VMS))?;
         let irqs =
             PerCpuHashMap::try_from(ebpf.take_map(IRQS).ok_or(BpfError::NoMap(IRQS))?).map_err(BpfError::map(IRQS))?;
-        Ok(Self { vms, irqs, events, drops, _ebpf: ebpf })
+        let ports =
+            PerCpuArray::try_from(ebpf.take_map(PORTS).ok_or(BpfError::NoMap(PORTS))?).map_err(BpfError::map(PORTS))?;
+        Ok(Self { vms, irqs, events, drops, ports, _ebpf: ebpf })
     }
 
     /// The event stream, once (None after the first call).
@@ -100,6 +106,12 @@ impl Tracer {
         for entry in self.irqs.iter() {
             let (key, per_cpu) = entry.map_err(BpfError::map(IRQS))?;
             snap.irqs.insert(key, per_cpu.iter().fold(IrqCounters::default(), add_irq));
+        }
+        for port in 0..NR_PORTS {
+            let sends: u64 = self.ports.get(&port, 0).map_err(BpfError::map(PORTS))?.iter().sum();
+            if sends > 0 {
+                snap.ports.insert(port, sends);
+            }
         }
         Ok(snap)
     }

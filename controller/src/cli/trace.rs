@@ -242,6 +242,10 @@ fn print(json: bool, kind: &str, i: &Interval) -> Result<()> {
     if i.vms.is_empty() {
         println!("{kind}: no KVM activity");
     }
+    if !i.ports.is_empty() {
+        let busiest: Vec<String> = i.ports.iter().take(8).map(|p| format!("{}:{}", p.port, p.sends)).collect();
+        println!("sends by port (port:sends): {}", busiest.join(" "));
+    }
     for vm in &i.vms {
         println!(
             "pid {}: {:.0} sends/s ({} in kernel, {} via userspace), {} userspace exits, {} MMIO, {} MSIs, {} wakeups",

@@ -73,9 +73,17 @@ pub struct VmRow {
 }
 
 #[derive(Debug, Clone, Serialize, PartialEq)]
+pub struct PortRow {
+    pub port: u32,
+    pub sends: u64,
+}
+
+#[derive(Debug, Clone, Serialize, PartialEq)]
 pub struct Interval {
     pub seconds: f64,
     pub vms: Vec<VmRow>,
+    /// Sends per port in the interval (all traced VMs together), busiest first.
+    pub ports: Vec<PortRow>,
 }
 
 fn diff_vm(now: &VmCounters, before: Option<&VmCounters>) -> VmCounters {
@@ -142,7 +150,14 @@ pub fn interval(before: &Snapshot, now: &Snapshot, seconds: f64) -> Interval {
             }
         })
         .collect();
-    Interval { seconds, vms }
+    let mut ports: Vec<PortRow> = now
+        .ports
+        .iter()
+        .map(|(&port, &n)| PortRow { port, sends: n - before.ports.get(&port).copied().unwrap_or(0) })
+        .filter(|p| p.sends > 0)
+        .collect();
+    ports.sort_by(|a, b| b.sends.cmp(&a.sends).then(a.port.cmp(&b.port)));
+    Interval { seconds, vms, ports }
 }
 
 #[cfg(test)]
@@ -176,6 +191,7 @@ mod tests {
         let i = interval(&before, &now, 2.0);
         let vm = &i.vms[0];
         assert_eq!((vm.pid, vm.sends, vm.sends_in_kernel, vm.sends_to_userspace), (7, 20, 20, 0));
+        assert!(i.ports.is_empty());
         assert_eq!(vm.sends_per_s, 10.0);
         let v = &vm.vectors[0];
         assert_eq!((v.injections, v.eois, v.injections_per_s), (10, 10, 5.0));

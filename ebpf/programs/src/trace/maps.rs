@@ -16,6 +16,11 @@ pub static TRACE_VMS: PerCpuHashMap<u32, VmCounters> = PerCpuHashMap::with_max_e
 #[map]
 pub static TRACE_IRQS: PerCpuHashMap<IrqKey, IrqCounters> = PerCpuHashMap::with_max_entries(4096, 0);
 
+/// Sends per port (doorbell index), per CPU. Keyed by port alone, so with
+/// several traced VMs their ports add up (`--pid` separates them).
+#[map]
+pub static TRACE_PORT_SENDS: PerCpuArray<u64> = PerCpuArray::with_max_entries(4096, 0);
+
 /// The event stream (`xevtchn trace --events`).
 #[map]
 pub static TRACE_EVENTS: RingBuf = RingBuf::with_byte_size(1 << 20, 0);

@@ -4,7 +4,9 @@
 use aya_ebpf::{EbpfContext, programs::TracePointContext};
 use xevtchn_common::wire::KVM_TRACE_MMIO_WRITE;
 
-use super::maps::{PENDING_SEND, Stamp, now, traced, vm_counters};
+use super::maps::{PENDING_SEND, Stamp, TRACE_PORT_SENDS, now, traced, vm_counters};
+
+const DOORBELL_STRIDE: u64 = xevtchn_common::layout::DOORBELL_STRIDE;
 
 passing_tracepoint!(trace_kvm_mmio, try_mmio);
 
@@ -23,6 +25,10 @@ fn try_mmio(ctx: &TracePointContext) -> Result<(), i64> {
                 (*c).sends += 1;
             }
         }
+    }
+    if send && let Some(count) = TRACE_PORT_SENDS.get_ptr_mut(((gpa - config.doorbell_base) / DOORBELL_STRIDE) as u32) {
+        // SAFETY: a per-CPU slot of this CPU; preemption is off in tracepoints.
+        unsafe { *count += 1 };
     }
     if send && let Some(slot) = PENDING_SEND.get_ptr_mut(0) {
         // SAFETY: this CPU's slot; preemption is off in tracepoints.
