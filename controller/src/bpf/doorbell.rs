@@ -63,7 +63,7 @@ impl DoorbellPath {
             Map::Array(data) => data,
             _ => return Err(BpfError::NoMap(SHARED_INFO)),
         };
-        load::attach_tracepoint(&mut ebpf, PROGRAM, "kvm", "kvm_mmio")?;
+        load::attach_raw_tracepoint(&mut ebpf, PROGRAM, "kvm_mmio")?;
         Ok(Self { ports, config, stats, shared_info, _ebpf: ebpf })
     }
 

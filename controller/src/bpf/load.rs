@@ -2,7 +2,10 @@
 
 use std::path::Path;
 
-use aya::{Ebpf, EbpfError, programs::TracePoint};
+use aya::{
+    Ebpf, EbpfError,
+    programs::{RawTracePoint, TracePoint},
+};
 
 use super::BpfError;
 
@@ -46,6 +49,22 @@ pub fn attach_tracepoint(
             ""
         };
         BpfError::Attach { program, category, name, hint, source: Box::new(source) }
+    })?;
+    Ok(())
+}
+
+/// Loads `program` and attaches it to the raw tracepoint `name` (its
+/// arguments are the tracepoint's TP_PROTO, and it does not go through perf).
+pub fn attach_raw_tracepoint(ebpf: &mut Ebpf, program: &'static str, name: &'static str) -> Result<(), BpfError> {
+    let tp: &mut RawTracePoint =
+        ebpf.program_mut(program).ok_or(BpfError::NoProgram(program))?.try_into().map_err(BpfError::load(program))?;
+    tp.load().map_err(BpfError::load(program))?;
+    tp.attach(name).map_err(|source| BpfError::Attach {
+        program,
+        category: "raw",
+        name,
+        hint: "",
+        source: Box::new(source),
     })?;
     Ok(())
 }

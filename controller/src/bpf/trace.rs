@@ -21,16 +21,16 @@ const EVENTS: &str = "TRACE_EVENTS";
 const DROPS: &str = "TRACE_DROPS";
 const PORTS: &str = "TRACE_PORT_SENDS";
 
-/// (program, tracepoint) pairs, all in category `kvm`.
-const HOOKS: &[(&str, &str)] = &[
+/// (program, tracepoint) pairs on the hot path: raw tracepoints.
+const RAW_HOOKS: &[(&str, &str)] = &[
     ("trace_kvm_mmio", "kvm_mmio"),
     ("trace_kvm_userspace_exit", "kvm_userspace_exit"),
     ("trace_kvm_apic_accept_irq", "kvm_apic_accept_irq"),
-    ("trace_kvm_eoi", "kvm_eoi"),
     ("trace_kvm_msi_set_irq", "kvm_msi_set_irq"),
-    ("trace_kvm_set_irq", "kvm_set_irq"),
     ("trace_kvm_vcpu_wakeup", "kvm_vcpu_wakeup"),
 ];
+/// Classic tracepoints (category `kvm`), whose record layout these read.
+const HOOKS: &[(&str, &str)] = &[("trace_kvm_eoi", "kvm_eoi"), ("trace_kvm_set_irq", "kvm_set_irq")];
 
 /// Cumulative counters, summed over CPUs.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
@@ -67,6 +67,9 @@ impl Tracer {
             _pad: 0,
         };
         config.set(0, &cfg, 0).map_err(BpfError::map(CONFIG))?;
+        for (program, tracepoint) in RAW_HOOKS {
+            load::attach_raw_tracepoint(&mut ebpf, program, tracepoint)?;
+        }
         for (program, tracepoint) in HOOKS {
             load::attach_tracepoint(&mut ebpf, program, "kvm", tracepoint)?;
         }
@@ -126,7 +129,6 @@ fn add_vm(a: VmCounters, b: &VmCounters) -> VmCounters {
         msi_set_irq: a.msi_set_irq + b.msi_set_irq,
         set_irq: a.set_irq + b.set_irq,
         vcpu_wakeups: a.vcpu_wakeups + b.vcpu_wakeups,
-        joined_sends: a.joined_sends + b.joined_sends,
         xen_hypercalls: a.xen_hypercalls + b.xen_hypercalls,
     }
 }

@@ -96,7 +96,6 @@ fn diff_vm(now: &VmCounters, before: Option<&VmCounters>) -> VmCounters {
         msi_set_irq: now.msi_set_irq - b.msi_set_irq,
         set_irq: now.set_irq - b.set_irq,
         vcpu_wakeups: now.vcpu_wakeups - b.vcpu_wakeups,
-        joined_sends: now.joined_sends - b.joined_sends,
         xen_hypercalls: now.xen_hypercalls - b.xen_hypercalls,
     }
 }

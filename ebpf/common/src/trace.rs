@@ -57,12 +57,10 @@ pub struct VmCounters {
     pub msi_set_irq: u64,
     pub set_irq: u64,
     pub vcpu_wakeups: u64,
-    /// Injections that followed a send in the same vCPU thread.
-    pub joined_sends: u64,
     /// kvm_xen_hypercall events (only on hosts with CONFIG_KVM_XEN).
     pub xen_hypercalls: u64,
 }
-const _: () = assert!(core::mem::size_of::<VmCounters>() == 72);
+const _: () = assert!(core::mem::size_of::<VmCounters>() == 64);
 
 /// Key of `TRACE_IRQS`: an interrupt vector on one APIC of one VM.
 #[repr(C)]

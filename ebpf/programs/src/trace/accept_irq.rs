@@ -1,21 +1,22 @@
 //! `kvm:kvm_apic_accept_irq`: an injection. Joined to the send pending in
 //! this thread (send -> inject), stamped for its EOI (inject -> EOI).
 
-use aya_ebpf::{EbpfContext, programs::TracePointContext};
+use aya_ebpf::{EbpfContext, macros::raw_tracepoint, programs::RawTracePointContext};
 use xevtchn_common::trace::{EVENT_SEND, IrqKey, TraceEvent, XEN_HYPERCALL_RECORD};
 
-use super::maps::{
-    LAST_INJECTION, PENDING_SEND, Stamp, emit, injection_slot, irq_counters, now, record, traced, vm_counters,
-};
+use super::maps::{LAST_INJECTION, PENDING_SEND, Stamp, emit, injection_slot, irq_counters, now, record, traced};
 
-passing_tracepoint!(trace_kvm_apic_accept_irq, try_accept);
+/// Raw: TP_PROTO(__u32 apicid, __u16 dm, __u16 tm, __u8 vec) (arch/x86/kvm/trace.h).
+#[raw_tracepoint(tracepoint = "kvm_apic_accept_irq")]
+pub fn trace_kvm_apic_accept_irq(ctx: RawTracePointContext) -> i32 {
+    let _ = try_accept(&ctx);
+    0
+}
 
-fn try_accept(ctx: &TracePointContext) -> Result<(), i64> {
+fn try_accept(ctx: &RawTracePointContext) -> Result<(), i64> {
     let Some(config) = traced(ctx) else { return Ok(()) };
-    // SAFETY: offsets from /sys/kernel/tracing/events/kvm/kvm_apic_accept_irq/format.
-    let apicid: u32 = unsafe { ctx.read_at(8)? };
-    // SAFETY: as above.
-    let vector: u8 = unsafe { ctx.read_at(16)? };
+    let apicid = ctx.arg::<u64>(0) as u32;
+    let vector = ctx.arg::<u64>(3) as u8;
     let key = IrqKey { tgid: ctx.tgid(), apicid, vector: u32::from(vector), _pad: 0 };
     let t = now();
     let tid = ctx.pid();
@@ -46,10 +47,6 @@ fn try_accept(ctx: &TracePointContext) -> Result<(), i64> {
     if let (Some(_), Some(p)) = (sent, pending) {
         // SAFETY: as above; the send is joined, so it is consumed.
         unsafe { (*p).ns = 0 };
-        if let Some(v) = vm_counters(key.tgid) {
-            // SAFETY: as above.
-            unsafe { (*v).joined_sends += 1 };
-        }
     }
     if let Some(slot) = LAST_INJECTION.get_ptr_mut(injection_slot(apicid, key.vector)) {
         // SAFETY: a shared slot; a torn stamp at worst mis-times one sample.

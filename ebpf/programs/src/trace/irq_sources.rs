@@ -1,12 +1,17 @@
 //! `kvm:kvm_msi_set_irq`, `kvm:kvm_set_irq`, `kvm:kvm_vcpu_wakeup`: counted per VM.
+//! The hot ones are raw tracepoints (no perf-event submission per event).
 
-use aya_ebpf::{EbpfContext, programs::TracePointContext};
+use aya_ebpf::{
+    EbpfContext,
+    macros::raw_tracepoint,
+    programs::{RawTracePointContext, TracePointContext},
+};
 use xevtchn_common::trace::VmCounters;
 
 use super::maps::{traced, vm_counters};
 
 #[inline(always)]
-fn bump(ctx: &TracePointContext, field: fn(&mut VmCounters) -> &mut u64) -> Result<(), i64> {
+fn bump(ctx: &impl EbpfContext, field: fn(&mut VmCounters) -> &mut u64) -> Result<(), i64> {
     if traced(ctx).is_some()
         && let Some(c) = vm_counters(ctx.tgid())
     {
@@ -16,18 +21,22 @@ fn bump(ctx: &TracePointContext, field: fn(&mut VmCounters) -> &mut u64) -> Resu
     Ok(())
 }
 
-fn msi(ctx: &TracePointContext) -> Result<(), i64> {
-    bump(ctx, |c| &mut c.msi_set_irq)
+/// Raw (every in-kernel injection passes here): TP_PROTO(__u64 address, __u64 data).
+#[raw_tracepoint(tracepoint = "kvm_msi_set_irq")]
+pub fn trace_kvm_msi_set_irq(ctx: RawTracePointContext) -> i32 {
+    let _ = bump(&ctx, |c| &mut c.msi_set_irq);
+    0
 }
 
 fn set_irq(ctx: &TracePointContext) -> Result<(), i64> {
     bump(ctx, |c| &mut c.set_irq)
 }
 
-fn wakeup(ctx: &TracePointContext) -> Result<(), i64> {
-    bump(ctx, |c| &mut c.vcpu_wakeups)
+/// Raw: TP_PROTO(__u64 ns, bool waited, bool valid).
+#[raw_tracepoint(tracepoint = "kvm_vcpu_wakeup")]
+pub fn trace_kvm_vcpu_wakeup(ctx: RawTracePointContext) -> i32 {
+    let _ = bump(&ctx, |c| &mut c.vcpu_wakeups);
+    0
 }
 
-passing_tracepoint!(trace_kvm_msi_set_irq, msi);
 passing_tracepoint!(trace_kvm_set_irq, set_irq);
-passing_tracepoint!(trace_kvm_vcpu_wakeup, wakeup);

@@ -1,21 +1,24 @@
 //! `kvm:kvm_mmio`: every MMIO event counts; a doorbell write is a send,
 //! stamped per vCPU thread until the injection it causes.
 
-use aya_ebpf::{EbpfContext, programs::TracePointContext};
+use aya_ebpf::{EbpfContext, macros::raw_tracepoint, programs::RawTracePointContext};
 use xevtchn_common::wire::KVM_TRACE_MMIO_WRITE;
 
 use super::maps::{PENDING_SEND, Stamp, TRACE_PORT_SENDS, now, traced, vm_counters};
 
 const DOORBELL_STRIDE: u64 = xevtchn_common::layout::DOORBELL_STRIDE;
 
-passing_tracepoint!(trace_kvm_mmio, try_mmio);
+/// Raw: TP_PROTO(int type, int len, u64 gpa, void *val).
+#[raw_tracepoint(tracepoint = "kvm_mmio")]
+pub fn trace_kvm_mmio(ctx: RawTracePointContext) -> i32 {
+    let _ = try_mmio(&ctx);
+    0
+}
 
-fn try_mmio(ctx: &TracePointContext) -> Result<(), i64> {
+fn try_mmio(ctx: &RawTracePointContext) -> Result<(), i64> {
     let Some(config) = traced(ctx) else { return Ok(()) };
-    // SAFETY: offsets from /sys/kernel/tracing/events/kvm/kvm_mmio/format.
-    let kind: u32 = unsafe { ctx.read_at(8)? };
-    // SAFETY: as above.
-    let gpa: u64 = unsafe { ctx.read_at(16)? };
+    let kind = ctx.arg::<u64>(0) as u32;
+    let gpa = ctx.arg::<u64>(2);
     let send = kind == KVM_TRACE_MMIO_WRITE && gpa >= config.doorbell_base && gpa < config.doorbell_end;
     if let Some(c) = vm_counters(ctx.tgid()) {
         // SAFETY: a per-CPU value of this CPU; preemption is off in tracepoints.

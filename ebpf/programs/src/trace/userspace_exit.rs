@@ -1,21 +1,25 @@
 //! `kvm:kvm_userspace_exit`: exits to the VMM; a pending send in the
 //! exiting thread took the userspace path.
 
-use aya_ebpf::{EbpfContext, programs::TracePointContext};
+use aya_ebpf::{EbpfContext, macros::raw_tracepoint, programs::RawTracePointContext};
 
 use super::maps::{PENDING_SEND, traced, vm_counters};
 
 /// KVM_EXIT_MMIO (include/uapi/linux/kvm.h).
 const KVM_EXIT_MMIO: u32 = 6;
 
-passing_tracepoint!(trace_kvm_userspace_exit, try_exit);
+/// Raw: TP_PROTO(__u32 reason, int errno).
+#[raw_tracepoint(tracepoint = "kvm_userspace_exit")]
+pub fn trace_kvm_userspace_exit(ctx: RawTracePointContext) -> i32 {
+    let _ = try_exit(&ctx);
+    0
+}
 
-fn try_exit(ctx: &TracePointContext) -> Result<(), i64> {
+fn try_exit(ctx: &RawTracePointContext) -> Result<(), i64> {
     if traced(ctx).is_none() {
         return Ok(());
     }
-    // SAFETY: offset from the tracepoint's format file.
-    let reason: u32 = unsafe { ctx.read_at(8)? };
+    let reason = ctx.arg::<u64>(0) as u32;
     let slot = PENDING_SEND.get_ptr_mut(0);
     // SAFETY: this CPU's slot; preemption is off in tracepoints.
     let pending = slot.is_some_and(|s| unsafe { (*s).ns != 0 && (*s).id == ctx.pid() });
