@@ -8,7 +8,7 @@ use aya::{
 };
 use xevtchn_common::{
     layout,
-    trace::{IrqCounters, IrqKey, TraceConfig, VmCounters},
+    trace::{IrqCounters, IrqKey, TraceConfig, VM_SLOTS, VmCounters, VmSlot},
     two_level::NR_PORTS,
 };
 
@@ -42,7 +42,7 @@ pub struct Snapshot {
 }
 
 pub struct Tracer {
-    vms: PerCpuHashMap<MapData, u32, VmCounters>,
+    vms: PerCpuArray<MapData, VmSlot>,
     irqs: PerCpuHashMap<MapData, IrqKey, IrqCounters>,
     events: Option<RingBuf<MapData>>,
     drops: PerCpuArray<MapData, u64>,
@@ -81,8 +81,7 @@ impl Tracer {
         let events = ebpf.take_map(EVENTS).map(RingBuf::try_from).transpose().map_err(BpfError::map(EVENTS))?;
         let drops =
             PerCpuArray::try_from(ebpf.take_map(DROPS).ok_or(BpfError::NoMap(DROPS))?).map_err(BpfError::map(DROPS))?;
-        let vms =
-            PerCpuHashMap::try_from(ebpf.take_map(VMS).ok_or(BpfError::NoMap(VMS))?).map_err(BpfError::map(VMS))?;
+        let vms = PerCpuArray::try_from(ebpf.take_map(VMS).ok_or(BpfError::NoMap(VMS))?).map_err(BpfError::map(VMS))?;
         let irqs =
             PerCpuHashMap::try_from(ebpf.take_map(IRQS).ok_or(BpfError::NoMap(IRQS))?).map_err(BpfError::map(IRQS))?;
         let ports =
@@ -102,9 +101,15 @@ impl Tracer {
 
     pub fn snapshot(&self) -> Result<Snapshot, BpfError> {
         let mut snap = Snapshot::default();
-        for entry in self.vms.iter() {
-            let (tgid, per_cpu) = entry.map_err(BpfError::map(VMS))?;
-            snap.vms.insert(tgid, per_cpu.iter().fold(VmCounters::default(), add_vm));
+        // Each CPU's copy of a slot names its own VM; u32::MAX is the
+        // overflow slot (VMs whose slot another VM held on that CPU).
+        for index in 0..=VM_SLOTS {
+            for slot in self.vms.get(&index, 0).map_err(BpfError::map(VMS))?.iter() {
+                if slot.tgid != 0 {
+                    let sum = snap.vms.entry(slot.tgid).or_default();
+                    *sum = add_vm(*sum, &slot.counters);
+                }
+            }
         }
         for entry in self.irqs.iter() {
             let (key, per_cpu) = entry.map_err(BpfError::map(IRQS))?;

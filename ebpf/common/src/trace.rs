@@ -62,6 +62,26 @@ pub struct VmCounters {
 }
 const _: () = assert!(core::mem::size_of::<VmCounters>() == 64);
 
+/// One slot of `TRACE_VMS` (a per-CPU array indexed by `vm_slot(tgid)`):
+/// the VM it counts for, and its counters. A slot another VM holds on this
+/// CPU sends the event to the overflow slot `VM_SLOTS` (tgid u32::MAX).
+#[repr(C)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct VmSlot {
+    pub tgid: u32,
+    pub _pad: u32,
+    pub counters: VmCounters,
+}
+const _: () = assert!(core::mem::size_of::<VmSlot>() == 72);
+
+/// Slots of `TRACE_VMS` before the overflow slot.
+pub const VM_SLOTS: u32 = 256;
+
+#[inline(always)]
+pub const fn vm_slot(tgid: u32) -> u32 {
+    tgid % VM_SLOTS
+}
+
 /// Key of `TRACE_IRQS`: an interrupt vector on one APIC of one VM.
 #[repr(C)]
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash, PartialOrd, Ord)]
@@ -135,6 +155,9 @@ unsafe impl aya::Pod for TraceConfig {}
 #[cfg(feature = "user")]
 // SAFETY: repr(C), integers only.
 unsafe impl aya::Pod for VmCounters {}
+#[cfg(feature = "user")]
+// SAFETY: repr(C), integers only, explicit padding.
+unsafe impl aya::Pod for VmSlot {}
 #[cfg(feature = "user")]
 // SAFETY: repr(C), integers and bytes only, no padding (size asserted).
 unsafe impl aya::Pod for TraceEvent {}

@@ -3,7 +3,7 @@
 use aya_ebpf::{EbpfContext, programs::TracePointContext};
 use xevtchn_common::trace::IrqKey;
 
-use super::maps::{LAST_INJECTION, injection_slot, irq_counters, now, record, traced};
+use super::maps::{LAST_INJECTION, LAST_JOINED, injection_slot, irq_counters, now, record, traced};
 
 passing_tracepoint!(trace_kvm_eoi, try_eoi);
 
@@ -16,9 +16,14 @@ fn try_eoi(ctx: &TracePointContext) -> Result<(), i64> {
     // SAFETY: as above.
     let vector: i32 = unsafe { ctx.read_at(12)? };
     let key = IrqKey { tgid: ctx.tgid(), apicid, vector: vector as u32, _pad: 0 };
-    let slot = LAST_INJECTION.get_ptr_mut(injection_slot(apicid, key.vector));
-    // SAFETY: a shared slot, read once; a stamp of another VM joins nothing.
-    let injected = slot.and_then(|p| unsafe { ((*p).ns != 0 && (*p).id == key.tgid).then(|| (*p).ns) });
+    let index = injection_slot(apicid, key.vector);
+    let joined = LAST_JOINED.get_ptr_mut(index);
+    // SAFETY: a shared slot, read once; a stamp of another VM, or one this
+    // slot's EOIs already joined, joins nothing.
+    let injected = LAST_INJECTION.get(index).and_then(|s| {
+        let fresh = s.ns != 0 && s.id == key.tgid && joined.is_some_and(|j| unsafe { *j } != s.ns);
+        fresh.then_some(s.ns)
+    });
     if let Some(c) = irq_counters(&key) {
         // SAFETY: a per-CPU value of this CPU; preemption is off in tracepoints.
         let c = unsafe { &mut *c };
@@ -27,9 +32,9 @@ fn try_eoi(ctx: &TracePointContext) -> Result<(), i64> {
             record(&mut c.inject_to_eoi, now().saturating_sub(injected));
         }
     }
-    if let (Some(_), Some(p)) = (injected, slot) {
-        // SAFETY: as above; the injection is joined, so it is consumed.
-        unsafe { (*p).ns = 0 };
+    if let (Some(ns), Some(j)) = (injected, joined) {
+        // SAFETY: written only here, by the EOIing side.
+        unsafe { *j = ns };
     }
     Ok(())
 }

@@ -5,13 +5,15 @@ use aya_ebpf::{
     macros::map,
     maps::{Array, PerCpuArray, PerCpuHashMap, RingBuf},
 };
-use xevtchn_common::trace::{IrqCounters, IrqKey, TraceConfig, VmCounters, bucket};
+use xevtchn_common::trace::{IrqCounters, IrqKey, TraceConfig, VM_SLOTS, VmCounters, VmSlot, bucket, vm_slot};
 
 #[map]
 pub static TRACE_CONFIG: Array<TraceConfig> = Array::with_max_entries(1, 0);
 
+/// Per-VM counters: a per-CPU array (cheaper than a hash on the hot path),
+/// slot `vm_slot(tgid)`, plus the overflow slot.
 #[map]
-pub static TRACE_VMS: PerCpuHashMap<u32, VmCounters> = PerCpuHashMap::with_max_entries(256, 0);
+pub static TRACE_VMS: PerCpuArray<VmSlot> = PerCpuArray::with_max_entries(VM_SLOTS + 1, 0);
 
 #[map]
 pub static TRACE_IRQS: PerCpuHashMap<IrqKey, IrqCounters> = PerCpuHashMap::with_max_entries(4096, 0);
@@ -52,10 +54,16 @@ static ZERO_IRQ: Array<IrqCounters> = Array::with_max_entries(1, 0);
 #[map]
 pub static PENDING_SEND: PerCpuArray<Stamp> = PerCpuArray::with_max_entries(1, 0);
 
-/// The last injection per (APIC, vector) slot, until its EOI. The stamp
-/// names its VM: a slot another VM reused meanwhile joins nothing.
+/// The last injection per (APIC, vector) slot. The stamp names its VM: a
+/// slot another VM reused meanwhile joins nothing. Written only by the
+/// injecting side, so that its cache line does not bounce on every EOI.
 #[map]
 pub static LAST_INJECTION: Array<Stamp> = Array::with_max_entries(INJECTION_SLOTS, 0);
+
+/// The injection time each slot's EOI last joined, written only by the
+/// EOI side: an EOI joins an injection once.
+#[map]
+pub static LAST_JOINED: Array<u64> = Array::with_max_entries(INJECTION_SLOTS, 0);
 pub const INJECTION_SLOTS: u32 = 64 * 256;
 
 /// Who and when: a thread (or VM) id and a time; `flags` 1 marks a send
@@ -86,11 +94,22 @@ pub fn traced(ctx: &impl EbpfContext) -> Option<TraceConfig> {
 
 #[inline(always)]
 pub fn vm_counters(tgid: u32) -> Option<*mut VmCounters> {
-    if let Some(p) = TRACE_VMS.get_ptr_mut(&tgid) {
-        return Some(p);
+    let slot = TRACE_VMS.get_ptr_mut(vm_slot(tgid))?;
+    // SAFETY: this CPU's copy of the slot; preemption is off in tracepoints.
+    unsafe {
+        if (*slot).tgid == 0 {
+            (*slot).tgid = tgid;
+        }
+        if (*slot).tgid == tgid {
+            return Some(core::ptr::addr_of_mut!((*slot).counters));
+        }
     }
-    let _ = TRACE_VMS.insert(&tgid, &VmCounters::default(), 0);
-    TRACE_VMS.get_ptr_mut(&tgid)
+    let overflow = TRACE_VMS.get_ptr_mut(VM_SLOTS)?;
+    // SAFETY: as above.
+    unsafe {
+        (*overflow).tgid = u32::MAX;
+        Some(core::ptr::addr_of_mut!((*overflow).counters))
+    }
 }
 
 #[inline(always)]
