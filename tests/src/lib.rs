@@ -6,7 +6,7 @@
 
 use std::{
     fs,
-    path::Path,
+    path::{Path, PathBuf},
     sync::{Mutex, MutexGuard},
 };
 
@@ -47,4 +47,14 @@ fn effective_caps() -> Option<u64> {
     let status = fs::read_to_string("/proc/self/status").ok()?;
     let hex = status.lines().find_map(|l| l.strip_prefix("CapEff:"))?;
     u64::from_str_radix(hex.trim(), 16).ok()
+}
+
+/// The controller binary: XEVTCHN_BIN (set by `cargo xtask test`), else the
+/// release build next to this workspace.
+pub fn controller_binary() -> PathBuf {
+    let path = std::env::var_os("XEVTCHN_BIN")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../target/release/xevtchn"));
+    assert!(path.is_file(), "{} is missing: build it (cargo xtask build) or set XEVTCHN_BIN", path.display());
+    path
 }

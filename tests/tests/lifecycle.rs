@@ -3,23 +3,12 @@
 //! descriptors only, never pinned).
 
 use std::{
-    path::PathBuf,
     process::{Command, Stdio},
     thread,
     time::{Duration, Instant},
 };
 
-use xevtchn_tests::privileged;
-
-/// The controller binary: XEVTCHN_BIN (set by `cargo xtask test`), else the
-/// release build next to this workspace.
-fn controller_binary() -> PathBuf {
-    let path = std::env::var_os("XEVTCHN_BIN")
-        .map(PathBuf::from)
-        .unwrap_or_else(|| PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../target/release/xevtchn"));
-    assert!(path.is_file(), "{} is missing: build it (cargo xtask build) or set XEVTCHN_BIN", path.display());
-    path
-}
+use xevtchn_tests::{controller_binary, privileged};
 
 /// Loaded BPF programs named `name`, as bpftool lists them.
 fn programs_named(name: &str) -> usize {

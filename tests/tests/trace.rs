@@ -4,20 +4,11 @@
 
 use std::{
     io::{BufRead, BufReader},
-    path::PathBuf,
     process::{Child, Command, Stdio},
 };
 
 use serde_json::Value;
-use xevtchn_tests::privileged;
-
-fn controller_binary() -> PathBuf {
-    let path = std::env::var_os("XEVTCHN_BIN")
-        .map(PathBuf::from)
-        .unwrap_or_else(|| PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../target/release/xevtchn"));
-    assert!(path.is_file(), "{} is missing: build it (cargo xtask build) or set XEVTCHN_BIN", path.display());
-    path
-}
+use xevtchn_tests::{controller_binary, privileged};
 
 /// Starts `xevtchn trace --json` on every KVM process and waits until it is attached.
 fn start_trace() -> Child {

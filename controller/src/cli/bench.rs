@@ -5,7 +5,7 @@ use std::{fs, path::PathBuf, process::ExitCode, time::Duration};
 use anyhow::Result;
 use clap::Args;
 
-use super::run::{UsageError, WorkloadArg};
+use super::run::UsageError;
 use crate::{
     bench::{self, BenchConfig, BenchReport},
     run::Workload,
@@ -15,7 +15,7 @@ use crate::{
 pub struct BenchArgs {
     /// Workloads to measure, comma-separated (pingpong, flood, fanout).
     #[arg(long, value_delimiter = ',', default_value = "pingpong,flood,fanout")]
-    pub workloads: Vec<WorkloadArg>,
+    pub workloads: Vec<Workload>,
     /// vCPUs per VM (at least 2).
     #[arg(long, default_value_t = 2, value_parser = clap::value_parser!(u32).range(2..=32))]
     pub vcpus: u32,
@@ -50,9 +50,7 @@ pub fn bench(args: &BenchArgs) -> Result<ExitCode> {
         .workloads
         .iter()
         .map(|w| match w {
-            WorkloadArg::Pingpong => Ok(Workload::Pingpong),
-            WorkloadArg::Flood => Ok(Workload::Flood),
-            WorkloadArg::Fanout => Ok(Workload::Fanout),
+            Workload::Pingpong | Workload::Flood | Workload::Fanout => Ok(*w),
             other => Err(UsageError(format!("{other:?} is not a benchmark workload: use pingpong, flood or fanout"))),
         })
         .collect::<Result<Vec<_>, _>>()?;

@@ -4,7 +4,7 @@
 use std::{io::IsTerminal, process::ExitCode, time::Duration};
 
 use anyhow::Result;
-use clap::{Args, ValueEnum};
+use clap::Args;
 
 use super::live_view;
 use crate::run::{self, Backend, Callback, RunConfig, RunReport, Workload, smoke};
@@ -15,8 +15,8 @@ pub struct RunArgs {
     #[arg(long, value_enum, default_value_t = Backend::Auto)]
     pub backend: Backend,
     /// What the guest does.
-    #[arg(long, value_enum, default_value_t = WorkloadArg::Pingpong)]
-    pub workload: WorkloadArg,
+    #[arg(long, value_enum, default_value_t = Workload::Pingpong)]
+    pub workload: Workload,
     /// Number of vCPUs (1 to 32).
     #[arg(long, default_value_t = 2, value_parser = clap::value_parser!(u32).range(1..=32))]
     pub vcpus: u32,
@@ -44,20 +44,6 @@ pub struct RunArgs {
     pub quiet: bool,
 }
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
-pub enum WorkloadArg {
-    Pingpong,
-    Flood,
-    Fanout,
-    Mask,
-    Rebind,
-    Callback,
-    Hostile,
-    Backend,
-    /// No Xen: vCPU 0 makes --count MMIO writes, counted by the VMM and by BPF on kvm:kvm_mmio.
-    Smoke,
-}
-
 fn parse_seconds(s: &str) -> Result<Duration, String> {
     match s.parse::<f64>() {
         Ok(secs) if secs > 0.0 && secs <= 3600.0 => Ok(Duration::from_secs_f64(secs)),
@@ -72,17 +58,10 @@ pub struct UsageError(pub String);
 
 pub fn run(args: &RunArgs) -> Result<ExitCode> {
     let timeout = Duration::from_secs(args.timeout);
-    let workload = match args.workload {
-        WorkloadArg::Smoke => return run_smoke(args, timeout),
-        WorkloadArg::Pingpong => Workload::Pingpong,
-        WorkloadArg::Flood => Workload::Flood,
-        WorkloadArg::Fanout => Workload::Fanout,
-        WorkloadArg::Mask => Workload::Mask,
-        WorkloadArg::Rebind => Workload::Rebind,
-        WorkloadArg::Callback => Workload::Callback,
-        WorkloadArg::Hostile => Workload::Hostile,
-        WorkloadArg::Backend => Workload::Backend,
-    };
+    let workload = args.workload;
+    if workload == Workload::Smoke {
+        return run_smoke(args, timeout);
+    }
     if args.vcpus < workload.min_vcpus() {
         return Err(UsageError(format!(
             "the {workload:?} workload needs at least {} vCPUs: pass --vcpus {}",

@@ -41,6 +41,7 @@ pub struct RunConfig {
 }
 
 pub fn execute(config: &RunConfig) -> Result<RunReport> {
+    anyhow::ensure!(config.workload != Workload::Smoke, "the smoke workload runs through run::smoke");
     let tasks = eventfd_task::runtime().context("starting the controller's task runtime")?;
     let mut vm = Vm::new(VmConfig { vcpus: config.vcpus, timeout: config.timeout, ..VmConfig::default() })
         .context("creating the VM")?;

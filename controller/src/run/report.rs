@@ -46,13 +46,15 @@ pub enum Workload {
     Hostile,
     /// vCPU 0 pings a host userspace backend (eventfd-woken) over an interdomain port.
     Backend,
+    /// No Xen: vCPU 0 makes --count MMIO writes, counted by the VMM and by BPF on kvm_mmio.
+    Smoke,
 }
 
 impl Workload {
     /// The fewest vCPUs the workload can run on.
     pub fn min_vcpus(self) -> u32 {
         match self {
-            Self::Hostile | Self::Backend => 1,
+            Self::Hostile | Self::Backend | Self::Smoke => 1,
             _ => 2,
         }
     }
@@ -68,6 +70,7 @@ impl Workload {
             Self::Callback => w::CALLBACK,
             Self::Hostile => w::HOSTILE,
             Self::Backend => w::BACKEND,
+            Self::Smoke => w::SMOKE,
         }
     }
 }
