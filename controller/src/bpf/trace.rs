@@ -28,6 +28,7 @@ const RAW_HOOKS: &[(&str, &str)] = &[
     ("trace_kvm_apic_accept_irq", "kvm_apic_accept_irq"),
     ("trace_kvm_msi_set_irq", "kvm_msi_set_irq"),
     ("trace_kvm_vcpu_wakeup", "kvm_vcpu_wakeup"),
+    ("trace_kvm_pio", "kvm_pio"),
 ];
 /// Classic tracepoints (category `kvm`), whose record layout these read.
 const HOOKS: &[(&str, &str)] = &[("trace_kvm_eoi", "kvm_eoi"), ("trace_kvm_set_irq", "kvm_set_irq")];
@@ -135,6 +136,7 @@ fn add_vm(a: VmCounters, b: &VmCounters) -> VmCounters {
         set_irq: a.set_irq + b.set_irq,
         vcpu_wakeups: a.vcpu_wakeups + b.vcpu_wakeups,
         xen_hypercalls: a.xen_hypercalls + b.xen_hypercalls,
+        pio: a.pio + b.pio,
     }
 }
 

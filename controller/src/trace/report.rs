@@ -69,6 +69,8 @@ pub struct VmRow {
     pub vcpu_wakeups: u64,
     /// kvm_xen_hypercall events (hosts with CONFIG_KVM_XEN only).
     pub xen_hypercalls: u64,
+    /// Port I/O (kvm_pio).
+    pub pio: u64,
     pub vectors: Vec<VectorRow>,
 }
 
@@ -97,6 +99,7 @@ fn diff_vm(now: &VmCounters, before: Option<&VmCounters>) -> VmCounters {
         set_irq: now.set_irq - b.set_irq,
         vcpu_wakeups: now.vcpu_wakeups - b.vcpu_wakeups,
         xen_hypercalls: now.xen_hypercalls - b.xen_hypercalls,
+        pio: now.pio - b.pio,
     }
 }
 
@@ -145,6 +148,7 @@ pub fn interval(before: &Snapshot, now: &Snapshot, seconds: f64) -> Interval {
                 set_irq: d.set_irq,
                 vcpu_wakeups: d.vcpu_wakeups,
                 xen_hypercalls: d.xen_hypercalls,
+                pio: d.pio,
                 vectors: vectors.remove(&pid).unwrap_or_default(),
             }
         })

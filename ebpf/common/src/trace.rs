@@ -59,8 +59,10 @@ pub struct VmCounters {
     pub vcpu_wakeups: u64,
     /// kvm_xen_hypercall events (only on hosts with CONFIG_KVM_XEN).
     pub xen_hypercalls: u64,
+    /// kvm_pio events (port I/O, any port).
+    pub pio: u64,
 }
-const _: () = assert!(core::mem::size_of::<VmCounters>() == 64);
+const _: () = assert!(core::mem::size_of::<VmCounters>() == 72);
 
 /// One slot of `TRACE_VMS` (a per-CPU array indexed by `vm_slot(tgid)`):
 /// the VM it counts for, and its counters. A slot another VM holds on this
@@ -72,7 +74,7 @@ pub struct VmSlot {
     pub _pad: u32,
     pub counters: VmCounters,
 }
-const _: () = assert!(core::mem::size_of::<VmSlot>() == 72);
+const _: () = assert!(core::mem::size_of::<VmSlot>() == 80);
 
 /// Slots of `TRACE_VMS` before the overflow slot.
 pub const VM_SLOTS: u32 = 256;
