@@ -4,11 +4,11 @@ use std::collections::BTreeMap;
 
 use aya::{
     Ebpf,
-    maps::{Array, MapData, PerCpuArray, PerCpuHashMap, RingBuf},
+    maps::{Array, MapData, PerCpuArray, RingBuf},
 };
 use xevtchn_common::{
     layout,
-    trace::{IrqCounters, IrqKey, TraceConfig, VM_SLOTS, VmCounters, VmSlot},
+    trace::{IRQ_SLOTS, IrqCounters, IrqKey, IrqSlot, TraceConfig, VM_SLOTS, VmCounters, VmSlot},
     two_level::NR_PORTS,
 };
 
@@ -44,7 +44,7 @@ pub struct Snapshot {
 
 pub struct Tracer {
     vms: PerCpuArray<MapData, VmSlot>,
-    irqs: PerCpuHashMap<MapData, IrqKey, IrqCounters>,
+    irqs: PerCpuArray<MapData, IrqSlot>,
     events: Option<RingBuf<MapData>>,
     drops: PerCpuArray<MapData, u64>,
     ports: PerCpuArray<MapData, u64>,
@@ -84,7 +84,7 @@ impl Tracer {
             PerCpuArray::try_from(ebpf.take_map(DROPS).ok_or(BpfError::NoMap(DROPS))?).map_err(BpfError::map(DROPS))?;
         let vms = PerCpuArray::try_from(ebpf.take_map(VMS).ok_or(BpfError::NoMap(VMS))?).map_err(BpfError::map(VMS))?;
         let irqs =
-            PerCpuHashMap::try_from(ebpf.take_map(IRQS).ok_or(BpfError::NoMap(IRQS))?).map_err(BpfError::map(IRQS))?;
+            PerCpuArray::try_from(ebpf.take_map(IRQS).ok_or(BpfError::NoMap(IRQS))?).map_err(BpfError::map(IRQS))?;
         let ports =
             PerCpuArray::try_from(ebpf.take_map(PORTS).ok_or(BpfError::NoMap(PORTS))?).map_err(BpfError::map(PORTS))?;
         Ok(Self { vms, irqs, events, drops, ports, _ebpf: ebpf })
@@ -112,9 +112,15 @@ impl Tracer {
                 }
             }
         }
-        for entry in self.irqs.iter() {
-            let (key, per_cpu) = entry.map_err(BpfError::map(IRQS))?;
-            snap.irqs.insert(key, per_cpu.iter().fold(IrqCounters::default(), add_irq));
+        // As for the VMs: each CPU's copy of a slot names its own key; the
+        // overflow slot (tgid u32::MAX) collects keys that found theirs taken.
+        for index in 0..=IRQ_SLOTS {
+            for slot in self.irqs.get(&index, 0).map_err(BpfError::map(IRQS))?.iter() {
+                if slot.key.tgid != 0 {
+                    let sum = snap.irqs.entry(slot.key).or_default();
+                    *sum = add_irq(*sum, &slot.counters);
+                }
+            }
         }
         for port in 0..NR_PORTS {
             let sends: u64 = self.ports.get(&port, 0).map_err(BpfError::map(PORTS))?.iter().sum();

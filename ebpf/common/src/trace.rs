@@ -95,6 +95,25 @@ pub struct IrqKey {
 }
 const _: () = assert!(core::mem::size_of::<IrqKey>() == 16);
 
+/// One slot of `TRACE_IRQS` (a per-CPU array indexed by `irq_slot`): the
+/// (VM, APIC, vector) it counts for, and its counters. A slot another
+/// (VM, APIC, vector) holds on this CPU sends the event to the overflow
+/// slot `IRQ_SLOTS` (tgid u32::MAX).
+#[repr(C)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct IrqSlot {
+    pub key: IrqKey,
+    pub counters: IrqCounters,
+}
+
+/// Slots of `TRACE_IRQS` before the overflow slot: 32 APICs x 256 vectors.
+pub const IRQ_SLOTS: u32 = 32 * 256;
+
+#[inline(always)]
+pub const fn irq_slot(apicid: u32, vector: u32) -> u32 {
+    (apicid % 32) * 256 + (vector % 256)
+}
+
 /// log2 buckets: bucket b counts latencies in [2^b, 2^(b+1)) ns (b = 0
 /// also holds 0 and 1 ns); the last bucket holds everything above.
 pub const BUCKETS: usize = 32;
@@ -112,6 +131,7 @@ pub struct IrqCounters {
     pub inject_to_eoi: [u64; BUCKETS],
 }
 const _: () = assert!(core::mem::size_of::<IrqCounters>() == 16 + 2 * 8 * BUCKETS);
+const _: () = assert!(core::mem::size_of::<IrqSlot>() == 16 + 16 + 2 * 8 * BUCKETS);
 
 impl Default for IrqCounters {
     fn default() -> Self {
@@ -169,6 +189,9 @@ unsafe impl aya::Pod for IrqKey {}
 #[cfg(feature = "user")]
 // SAFETY: repr(C), integers only.
 unsafe impl aya::Pod for IrqCounters {}
+#[cfg(feature = "user")]
+// SAFETY: repr(C), integers only, no padding (16 + 528 bytes).
+unsafe impl aya::Pod for IrqSlot {}
 
 #[cfg(test)]
 mod tests {

@@ -17,24 +17,26 @@ fn try_eoi(ctx: &TracePointContext) -> Result<(), i64> {
     let vector: i32 = unsafe { ctx.read_at(12)? };
     let key = IrqKey { tgid: ctx.tgid(), apicid, vector: vector as u32, _pad: 0 };
     let index = injection_slot(apicid, key.vector);
-    let joined = LAST_JOINED.get_ptr_mut(index);
-    // SAFETY: a shared slot, read once; a stamp of another VM, or one this
-    // slot's EOIs already joined, joins nothing.
-    let injected = LAST_INJECTION.get(index).and_then(|s| {
-        let fresh = s.ns != 0 && s.id == key.tgid && joined.is_some_and(|j| unsafe { *j } != s.ns);
-        fresh.then_some(s.ns)
-    });
+    // The injection this EOI ends, once: a stamp of another VM, or one
+    // this slot's EOIs already joined, joins nothing. (Plain branches: the
+    // verifier rejected what Option combinators compiled to here.)
+    let mut injected: u64 = 0;
+    if let (Some(stamp), Some(joined)) = (LAST_INJECTION.get(index), LAST_JOINED.get_ptr_mut(index)) {
+        let ns = stamp.ns;
+        // SAFETY: `joined` is written only here, by the EOIing side.
+        if ns != 0 && stamp.id == key.tgid && unsafe { *joined } != ns {
+            injected = ns;
+            // SAFETY: as above.
+            unsafe { *joined = ns };
+        }
+    }
     if let Some(c) = irq_counters(&key) {
         // SAFETY: a per-CPU value of this CPU; preemption is off in tracepoints.
         let c = unsafe { &mut *c };
         c.eois += 1;
-        if let Some(injected) = injected {
+        if injected != 0 {
             record(&mut c.inject_to_eoi, now().saturating_sub(injected));
         }
-    }
-    if let (Some(ns), Some(j)) = (injected, joined) {
-        // SAFETY: written only here, by the EOIing side.
-        unsafe { *j = ns };
     }
     Ok(())
 }

@@ -3,9 +3,11 @@
 use aya_ebpf::{
     EbpfContext,
     macros::map,
-    maps::{Array, PerCpuArray, PerCpuHashMap, RingBuf},
+    maps::{Array, PerCpuArray, RingBuf},
 };
-use xevtchn_common::trace::{IrqCounters, IrqKey, TraceConfig, VM_SLOTS, VmCounters, VmSlot, bucket, vm_slot};
+use xevtchn_common::trace::{
+    IRQ_SLOTS, IrqCounters, IrqKey, IrqSlot, TraceConfig, VM_SLOTS, VmCounters, VmSlot, bucket, irq_slot, vm_slot,
+};
 
 #[map]
 pub static TRACE_CONFIG: Array<TraceConfig> = Array::with_max_entries(1, 0);
@@ -16,7 +18,7 @@ pub static TRACE_CONFIG: Array<TraceConfig> = Array::with_max_entries(1, 0);
 pub static TRACE_VMS: PerCpuArray<VmSlot> = PerCpuArray::with_max_entries(VM_SLOTS + 1, 0);
 
 #[map]
-pub static TRACE_IRQS: PerCpuHashMap<IrqKey, IrqCounters> = PerCpuHashMap::with_max_entries(4096, 0);
+pub static TRACE_IRQS: PerCpuArray<IrqSlot> = PerCpuArray::with_max_entries(IRQ_SLOTS + 1, 0);
 
 /// Sends per port (doorbell index), per CPU. Keyed by port alone, so with
 /// several traced VMs their ports add up (`--pid` separates them).
@@ -41,11 +43,6 @@ pub fn emit(event: &xevtchn_common::trace::TraceEvent) {
         unsafe { *drops += 1 };
     }
 }
-
-/// A zeroed IrqCounters to insert from: the value is larger than the BPF
-/// stack allows to build on it.
-#[map]
-static ZERO_IRQ: Array<IrqCounters> = Array::with_max_entries(1, 0);
 
 /// The last doorbell write on this CPU (thread and time), until an
 /// injection in that thread on this CPU joins it. Per-CPU and lock-free:
@@ -112,13 +109,26 @@ pub fn vm_counters(tgid: u32) -> Option<*mut VmCounters> {
     }
 }
 
+/// This CPU's counters of `key`, in its slot (claimed on first use) or,
+/// when another key holds the slot, in the overflow slot.
 #[inline(always)]
 pub fn irq_counters(key: &IrqKey) -> Option<*mut IrqCounters> {
-    if let Some(p) = TRACE_IRQS.get_ptr_mut(key) {
-        return Some(p);
+    let slot = TRACE_IRQS.get_ptr_mut(irq_slot(key.apicid, key.vector))?;
+    // SAFETY: this CPU's copy of the slot; preemption is off in tracepoints.
+    unsafe {
+        if (*slot).key.tgid == 0 {
+            (*slot).key = *key;
+        }
+        if (*slot).key == *key {
+            return Some(core::ptr::addr_of_mut!((*slot).counters));
+        }
     }
-    let _ = TRACE_IRQS.insert(key, ZERO_IRQ.get(0)?, 0);
-    TRACE_IRQS.get_ptr_mut(key)
+    let overflow = TRACE_IRQS.get_ptr_mut(IRQ_SLOTS)?;
+    // SAFETY: as above.
+    unsafe {
+        (*overflow).key.tgid = u32::MAX;
+        Some(core::ptr::addr_of_mut!((*overflow).counters))
+    }
 }
 
 /// Adds one to `histogram`'s bucket for `ns`.
