@@ -63,6 +63,30 @@ pub struct InjectStats {
     pub undeliverable: AtomicU64,
 }
 
+/// A snapshot of `InjectStats`, for reports.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, serde::Serialize)]
+pub struct InjectCounts {
+    /// KVM_SIGNAL_MSI sent by the VMM (backend userspace).
+    pub msis: u64,
+    /// Upcall eventfds written by the VMM (irqfd routes, level lines).
+    pub eventfd_writes: u64,
+    /// Level lines re-asserted after an EOI.
+    pub level_reasserts: u64,
+    /// Raises for a vCPU with no deliverable callback.
+    pub undeliverable: u64,
+}
+
+impl InjectStats {
+    pub fn snapshot(&self) -> InjectCounts {
+        InjectCounts {
+            msis: self.msis.load(Ordering::Relaxed),
+            eventfd_writes: self.eventfd_writes.load(Ordering::Relaxed),
+            level_reasserts: self.level_reasserts.load(Ordering::Relaxed),
+            undeliverable: self.undeliverable.load(Ordering::Relaxed),
+        }
+    }
+}
+
 struct VcpuUpcall {
     route: Route,
     eventfd: Arc<EventFd>,

@@ -3,10 +3,7 @@
 //! "send to a port whose delivery is an eventfd". It is a Tokio task woken
 //! by its eventfd.
 
-use std::sync::{
-    Arc,
-    atomic::{AtomicU64, Ordering},
-};
+use std::sync::Arc;
 
 use anyhow::{Context, Result};
 use vmm_sys_util::eventfd::{EFD_NONBLOCK, EventFd};
@@ -16,7 +13,6 @@ use crate::platform::{XenPlatform, eventfd_task};
 pub struct EchoBackend {
     /// The backend port offered to the guest.
     pub port: u32,
-    pub answered: Arc<AtomicU64>,
     task: tokio::task::JoinHandle<()>,
 }
 
@@ -24,17 +20,13 @@ impl EchoBackend {
     pub fn start(platform: Arc<XenPlatform>, tasks: &tokio::runtime::Handle) -> Result<Self> {
         let eventfd = Arc::new(EventFd::new(EFD_NONBLOCK).context("creating the backend's eventfd")?);
         let port = platform.offer_backend_port(eventfd.clone()).context("offering a backend port")?;
-        let answered = Arc::new(AtomicU64::new(0));
-        let count = answered.clone();
         // One answer per wake-up: sends signalled together coalesce, as the
         // guest's own events do.
         let task = eventfd_task::watch(tasks, eventfd, move || match platform.backend_send(port) {
-            Ok(()) => {
-                count.fetch_add(1, Ordering::Relaxed);
-            }
+            Ok(()) => {}
             Err(e) => log::error!("backend port {port}: {e}"),
         })?;
-        Ok(Self { port, answered, task })
+        Ok(Self { port, task })
     }
 }
 

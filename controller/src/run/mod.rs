@@ -94,7 +94,15 @@ pub fn execute(config: &RunConfig) -> Result<RunReport> {
     };
     let outcome = vm.run(platform.clone()).context("running the VM")?;
     drop(echo);
-    report::build(config, backend, &vm, &outcome, &platform.stats.snapshot(), platform.fast_counts())
+    report::build(
+        config,
+        backend,
+        &vm,
+        &outcome,
+        &platform.stats.snapshot(),
+        platform.fast_counts(),
+        platform.upcalls().stats.snapshot(),
+    )
 }
 
 fn guest_params(config: &RunConfig, tsc_per_ms: u64) -> Params {

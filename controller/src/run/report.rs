@@ -8,7 +8,7 @@ use xevtchn_common::guest_abi::{self, error};
 use super::{RunConfig, guest_report, latency};
 use crate::{
     bpf::doorbell::DoorbellCounts,
-    platform::stats::PlatformCounts,
+    platform::{stats::PlatformCounts, upcalls::InjectCounts},
     vmm::{Vm, VmOutcome},
 };
 
@@ -126,6 +126,8 @@ pub struct RunReport {
     pub host: PlatformCounts,
     /// The doorbell program's counters (backend bpf).
     pub bpf: Option<DoorbellCounts>,
+    /// How the VMM itself raised upcalls.
+    pub injections: InjectCounts,
     /// KVM's own per-vCPU statistics (KVM_GET_STATS_FD), summed over vCPUs.
     pub kvm: std::collections::BTreeMap<String, u64>,
     /// Every latency sample in nanoseconds, for distributions (not printed).
@@ -147,6 +149,7 @@ pub fn build(
     outcome: &VmOutcome,
     host: &PlatformCounts,
     bpf: Option<DoorbellCounts>,
+    injections: InjectCounts,
 ) -> Result<RunReport> {
     let mut reports = Vec::new();
     let mut samples = Vec::new();
@@ -192,6 +195,7 @@ pub fn build(
         fallback_sends: host.userspace_sends,
         host: *host,
         bpf,
+        injections,
         kvm: vm.kvm_counters(),
     })
 }

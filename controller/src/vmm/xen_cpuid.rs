@@ -9,8 +9,6 @@ use xevtchn_common::xen::cpuid::{
 /// The MSR the guest writes the hypercall page's address to (leaf base+2,
 /// ebx); Xen uses the same number as the base leaf.
 pub const HYPERCALL_PAGE_MSR: u32 = 0x4000_0000;
-/// Xen version reported by leaf base+1 and xen_version: 4.17.
-pub const XEN_VERSION: u32 = (4 << 16) | 17;
 
 /// `supported` with KVM's own hypervisor leaves replaced by Xen's, as seen
 /// by vCPU `vcpu`.
@@ -28,7 +26,7 @@ pub fn with_xen_leaves(supported: &CpuId, vcpu: u32) -> CpuId {
     };
     let xen = [
         leaf(XEN_CPUID_BASE, XEN_CPUID_BASE + XEN_CPUID_MAX_NUM_LEAVES - 1, ebx, ecx, edx),
-        leaf(XEN_CPUID_BASE + 1, XEN_VERSION, 0, 0, 0),
+        leaf(XEN_CPUID_BASE + 1, xen_version(), 0, 0, 0),
         // One hypercall page, at the MSR in ebx.
         leaf(XEN_CPUID_BASE + 2, 1, HYPERCALL_PAGE_MSR, 0, 0),
         leaf(XEN_CPUID_BASE + 3, 0, 0, 0, 0),
@@ -42,6 +40,12 @@ pub fn with_xen_leaves(supported: &CpuId, vcpu: u32) -> CpuId {
         .collect();
     entries.extend(xen);
     CpuId::from_entries(&entries).expect("fewer entries than KVM supports")
+}
+
+/// Leaf base+1: the version xen_version reports (major << 16 | minor).
+fn xen_version() -> u32 {
+    let v = crate::xen::XenVersion::default();
+    (u32::from(v.major) << 16) | u32::from(v.minor)
 }
 
 #[cfg(test)]
