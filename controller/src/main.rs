@@ -6,7 +6,10 @@ use clap::Parser;
 use xevtchn::cli::{Cli, Command, bench, run, trace};
 
 fn main() -> ExitCode {
-    env_logger::Builder::from_env(env_logger::Env::default().default_filter_or("warn")).init();
+    // aya's feature probes fail without privileges; the error that follows
+    // says so in one line.
+    env_logger::Builder::from_env(env_logger::Env::default().default_filter_or("warn,aya::kernel_features=error"))
+        .init();
     let cli = match Cli::try_parse() {
         Ok(cli) => cli,
         Err(e) if e.use_stderr() => {

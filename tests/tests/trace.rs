@@ -10,10 +10,12 @@ use std::{
 use serde_json::Value;
 use xevtchn_tests::{controller_binary, privileged};
 
-/// Starts `xevtchn trace --json` on every KVM process and waits until it is attached.
-fn start_trace() -> Child {
+/// Starts `xevtchn trace --json` (and `extra`) on every KVM process and
+/// waits until it is attached.
+fn start_trace(extra: &[&str]) -> Child {
     let mut child = Command::new(controller_binary())
         .args(["trace", "--json", "--interval", "600000"])
+        .args(extra)
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())
         .spawn()
@@ -38,16 +40,39 @@ fn stop_trace(child: Child) -> Value {
     total
 }
 
+/// `field` summed over the rows of `vm[rows]` (vectors, fast_path).
+fn sum_of(vm: &Value, rows: &str, field: &str) -> u64 {
+    vm[rows].as_array().expect(rows).iter().map(|v| v[field].as_u64().expect(field)).sum()
+}
+
 fn sum(vm: &Value, field: &str) -> u64 {
-    vm["vectors"].as_array().expect("vectors").iter().map(|v| v[field].as_u64().expect(field)).sum()
+    sum_of(vm, "vectors", field)
+}
+
+fn count(v: &Value, field: &str) -> u64 {
+    v[field].as_u64().unwrap_or_else(|| panic!("{field} in {v}"))
+}
+
+/// Runs `xevtchn run ARGS --json` to its end; its report.
+fn run_vm(args: &[&str]) -> Value {
+    let out = Command::new(controller_binary()).arg("run").args(args).arg("--json").output().expect("xevtchn run");
+    assert!(out.status.success(), "xevtchn run {args:?}: {}", String::from_utf8_lossy(&out.stderr));
+    serde_json::from_slice(&out.stdout).expect("xevtchn run --json")
+}
+
+/// The one VM of a trace's totals.
+fn only_vm(total: &Value) -> Value {
+    let vms = total["vms"].as_array().expect("vms");
+    assert_eq!(vms.len(), 1, "exactly one KVM process ran: {vms:?}");
+    vms[0].clone()
 }
 
 #[test]
 fn trace_agrees_with_perf_and_with_the_guest() {
     let _vm = privileged();
-    let trace = start_trace();
+    let trace = start_trace(&["--msi"]);
     let run = Command::new("perf")
-        .args(["stat", "-a", "-x,", "-e", "kvm:kvm_apic_accept_irq,kvm:kvm_eoi,kvm:kvm_mmio", "--"])
+        .args(["stat", "-a", "-x,", "-e", "kvm:kvm_apic_accept_irq,kvm:kvm_eoi,kvm:kvm_mmio,kvm:kvm_msi_set_irq", "--"])
         .arg(controller_binary())
         .args(["run", "--backend", "bpf", "--workload", "pingpong", "--count", "2000", "--json"])
         .output()
@@ -66,6 +91,7 @@ fn trace_agrees_with_perf_and_with_the_guest() {
     assert_eq!(vm["mmio"].as_u64(), Some(perf_count("kvm:kvm_mmio")), "kvm_mmio events");
     assert_eq!(sum(vm, "injections"), perf_count("kvm:kvm_apic_accept_irq"), "kvm_apic_accept_irq events");
     assert_eq!(sum(vm, "eois"), perf_count("kvm:kvm_eoi"), "kvm_eoi events");
+    assert_eq!(vm["msi_set_irq"].as_u64(), Some(perf_count("kvm:kvm_msi_set_irq")), "kvm_msi_set_irq events (--msi)");
     // Every doorbell write the guest made was a send, all in the kernel.
     let sent = guest["sent"].as_u64().expect("sent");
     assert_eq!(vm["sends"].as_u64(), Some(sent));
@@ -88,7 +114,7 @@ fn trace_agrees_with_perf_and_with_the_guest() {
 #[test]
 fn a_vm_without_event_channels_shows_no_sends() {
     let _vm = privileged();
-    let trace = start_trace();
+    let trace = start_trace(&[]);
     let run = Command::new(controller_binary())
         .args(["run", "--workload", "smoke", "--count", "300", "--json"])
         .output()
@@ -99,6 +125,74 @@ fn a_vm_without_event_channels_shows_no_sends() {
     assert_eq!(vms.len(), 1, "{vms:?}");
     assert_eq!(vms[0]["sends"].as_u64(), Some(0));
     assert!(vms[0]["mmio"].as_u64().expect("mmio") >= 300, "the smoke writes are MMIO");
+    assert_eq!(vms[0]["fast_path"].as_array().map(Vec::len), Some(0), "no doorbell program, no fast path");
+    assert!(vms[0]["msi_set_irq"].is_null(), "MSIs are counted only with --msi");
+}
+
+#[test]
+fn fast_path_outcomes_agree_with_the_vm() {
+    let _vm = privileged();
+    for (workload, vcpus) in [("flood", "3"), ("mask", "2")] {
+        let trace = start_trace(&[]);
+        let run = run_vm(&["--backend", "bpf", "--workload", workload, "--vcpus", vcpus, "--count", "3000"]);
+        let vm = only_vm(&stop_trace(trace));
+        let fast = |field| sum_of(&vm, "fast_path", field);
+        let bpf = &run["bpf"];
+        assert_eq!(fast("fast_sends"), count(bpf, "fast_sends"), "{workload}");
+        assert_eq!(fast("raised"), count(bpf, "upcalls_raised"), "{workload}");
+        assert_eq!(fast("coalesced"), count(bpf, "coalesced"), "{workload}");
+        assert_eq!(fast("masked"), count(bpf, "masked"), "{workload}");
+        assert_eq!(fast("already_pending"), count(bpf, "spurious_injections"), "{workload}");
+        assert_eq!(fast("spurious_injections"), fast("fast_sends") - fast("raised"), "{workload}");
+        assert_eq!(count(&vm, "sends_in_kernel"), count(bpf, "fast_sends"), "{workload}: the tracer's own count");
+        let (what, n) = if workload == "mask" { ("masked", fast("masked")) } else { ("coalesced", fast("coalesced")) };
+        assert!(n > 0, "{workload} has {what} sends");
+    }
+}
+
+#[test]
+fn sends_through_userspace_split_by_whether_the_vmm_injected() {
+    let _vm = privileged();
+    let trace = start_trace(&[]);
+    let run = run_vm(&["--backend", "userspace", "--workload", "flood", "--count", "3000"]);
+    let vm = only_vm(&stop_trace(trace));
+    let sent = count(&run, "sent");
+    assert_eq!(count(&vm, "sends_to_userspace"), sent);
+    let (injected, not) = (count(&vm, "userspace_sends_injected"), count(&vm, "userspace_sends_not_injected"));
+    assert_eq!(injected + not, sent);
+    assert!(not > 0, "flood coalesces");
+    // Another injection in the sender's thread (its own timer) between a
+    // send that raised nothing and the thread's next MMIO is taken for that
+    // send's: allow 2%.
+    let raised = count(&run["host"], "upcalls_raised");
+    assert!(injected.abs_diff(raised) <= raised / 50 + 5, "{injected} sends injected, the VMM raised {raised}");
+    assert_eq!(vm["fast_path"].as_array().map(Vec::len), Some(0), "no fast path on userspace");
+}
+
+#[test]
+fn latencies_are_sampled_one_send_in_n() {
+    let _vm = privileged();
+    for (sample, one_in) in [(None, 16), (Some("1"), 1)] {
+        let flags: Vec<&str> = sample.map(|n| vec!["--latency-sample", n]).unwrap_or_default();
+        let trace = start_trace(&flags);
+        let run = run_vm(&["--backend", "bpf", "--workload", "pingpong", "--count", "1600"]);
+        let vm = only_vm(&stop_trace(trace));
+        let timed: u64 =
+            vm["vectors"].as_array().expect("vectors").iter().map(|v| count(&v["send_to_inject"], "samples")).sum();
+        // Each vCPU thread times every one_in-th of its sends (its slot may
+        // carry a count from an earlier thread: one either way).
+        let expected = count(&run, "sent") / one_in;
+        assert!(timed.abs_diff(expected) <= 2, "1 in {one_in}: {timed} sends timed, expected {expected}");
+        assert!(sum(&vm, "injections") >= count(&run, "sent"), "every send is counted, timed or not");
+    }
+}
+
+#[test]
+fn a_latency_sample_that_is_no_power_of_two_is_refused() {
+    let out =
+        Command::new(controller_binary()).args(["trace", "--latency-sample", "3"]).output().expect("xevtchn trace");
+    assert_eq!(out.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("power of two"));
 }
 
 #[test]
@@ -141,10 +235,10 @@ fn events_name_each_sends_path() {
             .filter_map(|l| serde_json::from_str::<Value>(l).ok())
             .filter(|v| v["kind"] == "send")
             .collect();
-        // A vCPU thread that migrates between its send and the injection
-        // leaves that send unjoined: allow a few.
+        // Sends are joined per thread, wherever it runs; allow 2% for a
+        // thread slot shared with an earlier thread (tids 4096 apart).
         assert!(
-            sends.len() as u64 * 10 >= sent * 9 && sends.len() as u64 <= sent,
+            sends.len() as u64 * 100 >= sent * 98 && sends.len() as u64 <= sent,
             "{} events for {sent} sends",
             sends.len()
         );

@@ -3,6 +3,7 @@
 
 pub mod plot;
 pub mod summary;
+pub mod trace_overhead;
 
 use std::time::Duration;
 
@@ -11,6 +12,7 @@ use serde::Serialize;
 
 use crate::run::{self, Backend, Callback, RunConfig, Workload};
 use summary::{Spread, ratio};
+pub use trace_overhead::TraceOverhead;
 
 /// Userspace (the baseline), bpf (the fast path), and the bare
 /// ioeventfd + irqfd chain (the kernel's own limit, as a reference).
@@ -75,15 +77,6 @@ pub struct WorkloadResult {
     pub workload: Workload,
     pub backends: Vec<BackendResult>,
     pub ratios: Ratios,
-}
-
-/// Flood on bpf with `xevtchn trace`'s programs attached, against without.
-#[derive(Debug, Clone, Serialize)]
-pub struct TraceOverhead {
-    pub sends_per_s_untraced: Spread,
-    pub sends_per_s_traced: Spread,
-    /// traced / untraced, of the medians (target: at least 0.9).
-    pub throughput_traced_over_untraced: f64,
 }
 
 #[derive(Debug, Clone, Serialize)]
@@ -210,26 +203,6 @@ pub fn run(config: &BenchConfig, mut progress: impl FnMut(Workload, Backend, u32
         })
         .collect();
     Ok(BenchReport { vcpus: config.vcpus, repeat: config.repeat, workloads, trace_overhead: None })
-}
-
-/// Flood on bpf, interleaved without and with the tracing programs
-/// attached to this process's VMs.
-pub fn trace_overhead(config: &BenchConfig, mut progress: impl FnMut(bool, u32)) -> Result<TraceOverhead> {
-    let (mut off, mut on) = (Vec::new(), Vec::new());
-    for round in 0..config.repeat {
-        off.push(measure(config, Workload::Flood, Backend::Bpf)?.0.sends_per_s);
-        progress(false, round);
-        let tracer = crate::bpf::trace::Tracer::attach(std::process::id(), false).context("attaching the tracer")?;
-        on.push(measure(config, Workload::Flood, Backend::Bpf)?.0.sends_per_s);
-        drop(tracer);
-        progress(true, round);
-    }
-    let (off, on) = (Spread::of(&off), Spread::of(&on));
-    Ok(TraceOverhead {
-        sends_per_s_untraced: off,
-        sends_per_s_traced: on,
-        throughput_traced_over_untraced: ratio(on.median, off.median),
-    })
 }
 
 #[cfg(test)]

@@ -14,8 +14,10 @@ use xevtchn_common::{
 use super::{BpfError, load};
 use crate::platform::shared_info::SharedInfoPage;
 
-const PROGRAM: &str = "kvm_mmio_doorbell";
-const CONFIG: &str = "DOORBELL_CONFIG";
+pub(crate) const PROGRAM: &str = "kvm_mmio_doorbell";
+pub(crate) const CONFIG: &str = "DOORBELL_CONFIG";
+/// Per target vCPU and outcome (read by `xevtchn trace`).
+pub(crate) const VCPU_STATS: &str = "DOORBELL_VCPU_STATS";
 const PORTS: &str = "DOORBELL_PORTS";
 const SHARED_INFO: &str = "SHARED_INFO";
 const STATS: &str = "DOORBELL_STATS";

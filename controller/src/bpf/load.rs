@@ -4,7 +4,10 @@ use std::path::Path;
 
 use aya::{
     Ebpf, EbpfError,
-    programs::{RawTracePoint, TracePoint},
+    programs::{
+        Program, ProgramError, RawTracePoint, TracePoint, raw_trace_point::RawTracePointLinkId,
+        trace_point::TracePointLinkId,
+    },
 };
 
 use super::BpfError;
@@ -30,17 +33,25 @@ pub fn load_object() -> Result<Ebpf, BpfError> {
     })
 }
 
-/// Loads `program` and attaches it to the classic tracepoint `category:name`.
+/// One attached program, which `detach` undoes.
+#[derive(Debug)]
+pub enum Attachment {
+    Classic { program: &'static str, link: TracePointLinkId },
+    Raw { program: &'static str, link: RawTracePointLinkId },
+}
+
+/// Loads `program` (once) and attaches it to the classic tracepoint `category:name`.
 pub fn attach_tracepoint(
     ebpf: &mut Ebpf,
     program: &'static str,
     category: &'static str,
     name: &'static str,
-) -> Result<(), BpfError> {
-    let tp: &mut TracePoint =
-        ebpf.program_mut(program).ok_or(BpfError::NoProgram(program))?.try_into().map_err(BpfError::load(program))?;
-    tp.load().map_err(BpfError::load(program))?;
-    tp.attach(category, name).map_err(|source| {
+) -> Result<Attachment, BpfError> {
+    let tp: &mut TracePoint = program_mut(ebpf, program)?;
+    if tp.fd().is_err() {
+        tp.load().map_err(BpfError::load(program))?;
+    }
+    let link = tp.attach(category, name).map_err(|source| {
         let hint = if !Path::new(TRACEFS_EVENTS).is_dir() {
             ": tracefs is not mounted (mount -t tracefs nodev /sys/kernel/tracing)"
         } else if !Path::new(TRACEFS_EVENTS).join(category).join(name).is_dir() {
@@ -50,21 +61,47 @@ pub fn attach_tracepoint(
         };
         BpfError::Attach { program, category, name, hint, source: Box::new(source) }
     })?;
-    Ok(())
+    Ok(Attachment::Classic { program, link })
 }
 
-/// Loads `program` and attaches it to the raw tracepoint `name` (its
-/// arguments are the tracepoint's TP_PROTO, and it does not go through perf).
-pub fn attach_raw_tracepoint(ebpf: &mut Ebpf, program: &'static str, name: &'static str) -> Result<(), BpfError> {
-    let tp: &mut RawTracePoint =
-        ebpf.program_mut(program).ok_or(BpfError::NoProgram(program))?.try_into().map_err(BpfError::load(program))?;
-    tp.load().map_err(BpfError::load(program))?;
-    tp.attach(name).map_err(|source| BpfError::Attach {
+/// Loads `program` (once) and attaches it to the raw tracepoint `name`
+/// (its arguments are the tracepoint's TP_PROTO, and it does not go
+/// through perf).
+pub fn attach_raw_tracepoint(
+    ebpf: &mut Ebpf,
+    program: &'static str,
+    name: &'static str,
+) -> Result<Attachment, BpfError> {
+    let tp: &mut RawTracePoint = program_mut(ebpf, program)?;
+    if tp.fd().is_err() {
+        tp.load().map_err(BpfError::load(program))?;
+    }
+    let link = tp.attach(name).map_err(|source| BpfError::Attach {
         program,
         category: "raw",
         name,
         hint: "",
         source: Box::new(source),
     })?;
-    Ok(())
+    Ok(Attachment::Raw { program, link })
+}
+
+/// Detaches what `attachment` attached (the program stays loaded).
+pub fn detach(ebpf: &mut Ebpf, attachment: Attachment) -> Result<(), BpfError> {
+    match attachment {
+        Attachment::Classic { program, link } => {
+            program_mut::<TracePoint>(ebpf, program)?.detach(link).map_err(BpfError::load(program))
+        }
+        Attachment::Raw { program, link } => {
+            program_mut::<RawTracePoint>(ebpf, program)?.detach(link).map_err(BpfError::load(program))
+        }
+    }
+}
+
+/// The object's program `name`, as its kind `P`.
+fn program_mut<'a, P>(ebpf: &'a mut Ebpf, name: &'static str) -> Result<&'a mut P, BpfError>
+where
+    &'a mut P: TryFrom<&'a mut Program, Error = ProgramError>,
+{
+    ebpf.program_mut(name).ok_or(BpfError::NoProgram(name))?.try_into().map_err(BpfError::load(name))
 }

@@ -37,9 +37,13 @@ pub struct BenchArgs {
     /// Draw the latency CDFs and throughput bars into this SVG file.
     #[arg(long)]
     pub plot: Option<PathBuf>,
-    /// Also measure flood on bpf with `xevtchn trace`'s programs attached.
+    /// Also measure flood on bpf with `xevtchn trace`'s programs attached
+    /// (as by default, and timing every send) against without.
     #[arg(long)]
     pub trace_overhead: bool,
+    /// Measure only the tracing overhead, not the backend matrix.
+    #[arg(long, conflicts_with = "workloads")]
+    pub trace_overhead_only: bool,
 }
 
 pub fn bench(args: &BenchArgs) -> Result<ExitCode> {
@@ -54,6 +58,9 @@ pub fn bench(args: &BenchArgs) -> Result<ExitCode> {
             other => Err(UsageError(format!("{other:?} is not a benchmark workload: use pingpong, flood or fanout"))),
         })
         .collect::<Result<Vec<_>, _>>()?;
+    if args.trace_overhead_only && args.plot.is_some() {
+        return Err(UsageError("--plot draws the backend matrix, which --trace-overhead-only skips".into()).into());
+    }
     for path in [&args.output, &args.plot].into_iter().flatten() {
         check_writable(path)?;
     }
@@ -64,20 +71,24 @@ pub fn bench(args: &BenchArgs) -> Result<ExitCode> {
         pingpong_count: args.count,
         duration: Duration::from_secs_f64(args.duration),
     };
-    let total = (config.workloads.len() * bench::BACKENDS.len() + if args.trace_overhead { 2 } else { 0 })
+    let matrix = !args.trace_overhead_only;
+    let overhead = args.trace_overhead || args.trace_overhead_only;
+    let total = (if matrix { config.workloads.len() * bench::BACKENDS.len() } else { 0 } + usize::from(overhead))
         * config.repeat as usize;
     let bar = indicatif::ProgressBar::new(total as u64).with_style(
         indicatif::ProgressStyle::with_template("{bar:30} {pos}/{len} runs, {elapsed} {msg}")
             .expect("a valid template"),
     );
-    let mut report = bench::run(&config, |workload, backend, round| {
+    let matrix_config =
+        BenchConfig { workloads: if matrix { config.workloads.clone() } else { Vec::new() }, ..config.clone() };
+    let mut report = bench::run(&matrix_config, |workload, backend, round| {
         bar.inc(1);
         bar.set_message(format!("round {} {workload:?} on {backend:?}", round + 1).to_lowercase());
     })?;
-    if args.trace_overhead {
-        report.trace_overhead = Some(bench::trace_overhead(&config, |traced, round| {
+    if overhead {
+        report.trace_overhead = Some(bench::trace_overhead::trace_overhead(&config, |round| {
             bar.inc(1);
-            bar.set_message(format!("round {} flood on bpf, traced: {traced}", round + 1));
+            bar.set_message(format!("round {} flood on bpf, traced in windows", round + 1));
         })?);
     }
     bar.finish_and_clear();
@@ -114,11 +125,23 @@ fn print_table(report: &BenchReport) {
     println!("{} vCPUs, {} interleaved runs per backend; median [min - max]", report.vcpus, report.repeat);
     if let Some(t) = &report.trace_overhead {
         let s = |x: &bench::summary::Spread| format!("{:.0} [{:.0}-{:.0}]", x.median, x.min, x.max);
+        let r = |x: &bench::summary::Spread| format!("{:.3}x [{:.3}-{:.3}]", x.median, x.min, x.max);
         println!(
-            "\nflood on bpf, sends/s: untraced {}, traced {}: traced/untraced {:.2}x",
+            "\nflood on bpf, the tracer attached and detached in {} ms windows ({} per state per run):\n\
+             \x20 untraced                     {} sends/s\n\
+             \x20 traced (xevtchn trace)       {} sends/s, {} of untraced\n\
+             \x20 traced, timing every send    {} sends/s, {}\n\
+             \x20 traced, counting MSIs        {} sends/s, {}\n\
+             (ratios per run, median [min - max])",
+            t.window_ms,
+            t.windows,
             s(&t.sends_per_s_untraced),
             s(&t.sends_per_s_traced),
-            t.throughput_traced_over_untraced
+            r(&t.throughput_traced_over_untraced),
+            s(&t.sends_per_s_traced_every_send_timed),
+            r(&t.throughput_every_send_timed_over_untraced),
+            s(&t.sends_per_s_traced_with_msi),
+            r(&t.throughput_with_msi_over_untraced),
         );
     }
     for w in &report.workloads {
@@ -149,13 +172,15 @@ fn print_table(report: &BenchReport) {
         }
         let r = &w.ratios;
         println!("\n{:?}\n{table}", w.workload);
+        // A ratio of 0 has no samples on one side (flood's coalesced sends).
+        let x = |r: f64| if r == 0.0 { "-".to_string() } else { format!("{r:.2}x") };
         println!(
-            "throughput bpf/userspace {:.2}x, bpf/bare {:.2}x; p50 userspace/bpf {:.2}x; p99 userspace/bpf {:.2}x; cpu per send userspace/bpf {:.2}x",
-            r.throughput_bpf_over_userspace,
-            r.throughput_bpf_over_bare,
-            r.p50_userspace_over_bpf,
-            r.p99_userspace_over_bpf,
-            r.cpu_per_send_userspace_over_bpf
+            "throughput bpf/userspace {}, bpf/bare {}; p50 userspace/bpf {}; p99 userspace/bpf {}; cpu per send userspace/bpf {}",
+            x(r.throughput_bpf_over_userspace),
+            x(r.throughput_bpf_over_bare),
+            x(r.p50_userspace_over_bpf),
+            x(r.p99_userspace_over_bpf),
+            x(r.cpu_per_send_userspace_over_bpf)
         );
     }
 }

@@ -11,7 +11,7 @@ use std::{
 };
 
 use crate::{
-    bpf::trace::Tracer,
+    bpf::trace::{TraceOptions, Tracer},
     trace::{report::interval, view::LiveView},
 };
 
@@ -33,7 +33,7 @@ pub fn spawn() -> Running {
     let stop = Arc::new(AtomicBool::new(false));
     let flag = stop.clone();
     let thread = thread::spawn(move || {
-        let Ok(tracer) = Tracer::attach(std::process::id(), false) else { return };
+        let Ok(mut tracer) = Tracer::attach(TraceOptions::new(std::process::id())) else { return };
         let Ok(mut view) = LiveView::start() else { return };
         let Ok(mut last) = tracer.snapshot() else { return };
         let mut at = std::time::Instant::now();

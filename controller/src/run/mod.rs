@@ -7,7 +7,13 @@ pub mod latency;
 pub mod report;
 pub mod smoke;
 
-use std::{sync::Arc, time::Duration};
+use std::{
+    sync::{
+        Arc,
+        atomic::{AtomicBool, Ordering},
+    },
+    time::Duration,
+};
 
 use anyhow::{Context, Result};
 use xevtchn_common::{
@@ -40,7 +46,34 @@ pub struct RunConfig {
     pub shared_info_in_ram: bool,
 }
 
+/// A look at a running VM from another thread (`execute_watched`).
+pub struct Watch {
+    platform: Arc<XenPlatform>,
+    finished: Arc<AtomicBool>,
+}
+
+impl Watch {
+    /// Sends the in-kernel path completed so far (None without one).
+    pub fn fast_sends(&self) -> Option<u64> {
+        self.platform.fast_counts().map(|c| c.fast_sends)
+    }
+
+    /// True once the VM has stopped running.
+    pub fn finished(&self) -> bool {
+        self.finished.load(Ordering::Acquire)
+    }
+}
+
 pub fn execute(config: &RunConfig) -> Result<RunReport> {
+    execute_watched(config, |_| ()).map(|(report, ())| report)
+}
+
+/// Runs like `execute`, with `watch` running on a thread of its own while
+/// the VM runs; returns what it returned.
+pub fn execute_watched<T: Send + 'static>(
+    config: &RunConfig,
+    watch: impl FnOnce(Watch) -> T + Send + 'static,
+) -> Result<(RunReport, T)> {
     anyhow::ensure!(config.workload != Workload::Smoke, "the smoke workload runs through run::smoke");
     let tasks = eventfd_task::runtime().context("starting the controller's task runtime")?;
     let mut vm = Vm::new(VmConfig { vcpus: config.vcpus, timeout: config.timeout, ..VmConfig::default() })
@@ -92,9 +125,17 @@ pub fn execute(config: &RunConfig) -> Result<RunReport> {
         }
         _ => None,
     };
-    let outcome = vm.run(platform.clone()).context("running the VM")?;
+    let finished = Arc::new(AtomicBool::new(false));
+    let watcher = {
+        let watch_state = Watch { platform: platform.clone(), finished: finished.clone() };
+        std::thread::Builder::new().name("run-watch".into()).spawn(move || watch(watch_state))?
+    };
+    let outcome = vm.run(platform.clone());
+    finished.store(true, Ordering::Release);
+    let watched = watcher.join().map_err(|_| anyhow::anyhow!("the run's watcher panicked"))?;
+    let outcome = outcome.context("running the VM")?;
     drop(echo);
-    report::build(
+    let report = report::build(
         config,
         backend,
         &vm,
@@ -102,7 +143,8 @@ pub fn execute(config: &RunConfig) -> Result<RunReport> {
         &platform.stats.snapshot(),
         platform.fast_counts(),
         platform.upcalls().stats.snapshot(),
-    )
+    )?;
+    Ok((report, watched))
 }
 
 fn guest_params(config: &RunConfig, tsc_per_ms: u64) -> Params {

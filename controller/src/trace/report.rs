@@ -4,9 +4,9 @@
 use std::collections::BTreeMap;
 
 use serde::Serialize;
-use xevtchn_common::trace::{BUCKETS, IrqCounters, VmCounters};
+use xevtchn_common::trace::BUCKETS;
 
-use crate::bpf::trace::Snapshot;
+use crate::bpf::trace::{Snapshot, fast_paths::VcpuOutcomes};
 
 /// A percentile from a log2 histogram: the upper bound of the bucket that
 /// holds it (bucket b covers [2^b, 2^(b+1)) ns). None without samples.
@@ -54,6 +54,17 @@ pub struct VectorRow {
     pub inject_to_eoi: Latency,
 }
 
+/// How one vCPU's in-kernel sends ended (xevtchn VMs on the bpf backend).
+#[derive(Debug, Clone, Serialize, PartialEq)]
+pub struct VcpuRow {
+    pub vcpu: u32,
+    pub fast_sends_per_s: f64,
+    #[serde(flatten)]
+    pub outcomes: VcpuOutcomes,
+    /// Injections that announced nothing new (fast sends - raised).
+    pub spurious_injections: u64,
+}
+
 #[derive(Debug, Clone, Serialize, PartialEq)]
 pub struct VmRow {
     pub pid: u32,
@@ -61,10 +72,16 @@ pub struct VmRow {
     pub sends: u64,
     pub sends_in_kernel: u64,
     pub sends_to_userspace: u64,
+    /// Of the sends through userspace: answered by an injection in the
+    /// same thread (the VMM raised an upcall), or not (it coalesced, was
+    /// masked or found an upcall pending: the VMM decided, unseen).
+    pub userspace_sends_injected: u64,
+    pub userspace_sends_not_injected: u64,
     pub sends_per_s: f64,
     pub userspace_exits: u64,
     pub mmio: u64,
-    pub msi_set_irq: u64,
+    /// kvm_msi_set_irq events; null unless counted (`--msi`).
+    pub msi_set_irq: Option<u64>,
     pub set_irq: u64,
     pub vcpu_wakeups: u64,
     /// kvm_xen_hypercall events (hosts with CONFIG_KVM_XEN only).
@@ -72,6 +89,9 @@ pub struct VmRow {
     /// Port I/O (kvm_pio).
     pub pio: u64,
     pub vectors: Vec<VectorRow>,
+    /// Per target vCPU, what the fast path decided (empty unless this is
+    /// an xevtchn VM on the bpf backend).
+    pub fast_path: Vec<VcpuRow>,
 }
 
 #[derive(Debug, Clone, Serialize, PartialEq)]
@@ -88,37 +108,12 @@ pub struct Interval {
     pub ports: Vec<PortRow>,
 }
 
-fn diff_vm(now: &VmCounters, before: Option<&VmCounters>) -> VmCounters {
-    let b = before.copied().unwrap_or_default();
-    VmCounters {
-        mmio: now.mmio - b.mmio,
-        sends: now.sends - b.sends,
-        sends_to_userspace: now.sends_to_userspace - b.sends_to_userspace,
-        userspace_exits: now.userspace_exits - b.userspace_exits,
-        msi_set_irq: now.msi_set_irq - b.msi_set_irq,
-        set_irq: now.set_irq - b.set_irq,
-        vcpu_wakeups: now.vcpu_wakeups - b.vcpu_wakeups,
-        xen_hypercalls: now.xen_hypercalls - b.xen_hypercalls,
-        pio: now.pio - b.pio,
-    }
-}
-
-fn diff_irq(now: &IrqCounters, before: Option<&IrqCounters>) -> IrqCounters {
-    let b = before.copied().unwrap_or_default();
-    let mut d = IrqCounters { injections: now.injections - b.injections, eois: now.eois - b.eois, ..*now };
-    for i in 0..BUCKETS {
-        d.send_to_inject[i] = now.send_to_inject[i] - b.send_to_inject[i];
-        d.inject_to_eoi[i] = now.inject_to_eoi[i] - b.inject_to_eoi[i];
-    }
-    d
-}
-
 /// What happened between `before` and `now` (cumulative snapshots).
 pub fn interval(before: &Snapshot, now: &Snapshot, seconds: f64) -> Interval {
     let per_s = |n: u64| if seconds > 0.0 { n as f64 / seconds } else { 0.0 };
     let mut vectors: BTreeMap<u32, Vec<VectorRow>> = BTreeMap::new();
     for (key, counters) in &now.irqs {
-        let d = diff_irq(counters, before.irqs.get(key));
+        let d = counters.zip_with(&before.irqs.get(key).copied().unwrap_or_default(), u64::wrapping_sub);
         vectors.entry(key.tgid).or_default().push(VectorRow {
             send_to_inject_histogram: d.send_to_inject,
             inject_to_eoi_histogram: d.inject_to_eoi,
@@ -135,21 +130,24 @@ pub fn interval(before: &Snapshot, now: &Snapshot, seconds: f64) -> Interval {
         .vms
         .iter()
         .map(|(&pid, counters)| {
-            let d = diff_vm(counters, before.vms.get(&pid));
+            let d = counters.zip_with(&before.vms.get(&pid).copied().unwrap_or_default(), u64::wrapping_sub);
             VmRow {
                 pid,
                 sends: d.sends,
                 sends_in_kernel: d.sends.saturating_sub(d.sends_to_userspace),
                 sends_to_userspace: d.sends_to_userspace,
+                userspace_sends_injected: d.userspace_sends_injected,
+                userspace_sends_not_injected: d.sends_to_userspace.saturating_sub(d.userspace_sends_injected),
                 sends_per_s: per_s(d.sends),
                 userspace_exits: d.userspace_exits,
                 mmio: d.mmio,
-                msi_set_irq: d.msi_set_irq,
+                msi_set_irq: now.msis_counted.then_some(d.msi_set_irq),
                 set_irq: d.set_irq,
                 vcpu_wakeups: d.vcpu_wakeups,
                 xen_hypercalls: d.xen_hypercalls,
                 pio: d.pio,
                 vectors: vectors.remove(&pid).unwrap_or_default(),
+                fast_path: fast_path_rows(before, now, pid, per_s),
             }
         })
         .collect();
@@ -163,10 +161,28 @@ pub fn interval(before: &Snapshot, now: &Snapshot, seconds: f64) -> Interval {
     Interval { seconds, vms, ports }
 }
 
+fn fast_path_rows(before: &Snapshot, now: &Snapshot, pid: u32, per_s: impl Fn(u64) -> f64) -> Vec<VcpuRow> {
+    let Some(vm) = now.fast_paths.get(&pid) else { return Vec::new() };
+    vm.vcpus
+        .iter()
+        .map(|(&vcpu, counts)| {
+            let earlier = before.fast_paths.get(&pid).and_then(|b| b.vcpus.get(&vcpu)).copied().unwrap_or_default();
+            // Saturating: a VM's counts leave the sum when its process exits.
+            let d = counts.zip_with(&earlier, u64::saturating_sub);
+            VcpuRow {
+                vcpu,
+                fast_sends_per_s: per_s(d.fast_sends),
+                outcomes: d,
+                spurious_injections: d.spurious_injections(),
+            }
+        })
+        .collect()
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
-    use xevtchn_common::trace::IrqKey;
+    use xevtchn_common::trace::{IrqCounters, IrqKey, VmCounters};
 
     #[test]
     fn percentile_is_the_upper_bound_of_its_bucket() {
@@ -200,5 +216,41 @@ mod tests {
         assert_eq!((v.injections, v.eois, v.injections_per_s), (10, 10, 5.0));
         assert_eq!(v.inject_to_eoi.p50_ns, Some(8192));
         assert_eq!(v.send_to_inject.samples, 0);
+    }
+
+    #[test]
+    fn userspace_sends_split_and_fast_path_rows_are_differences_too() {
+        use crate::bpf::trace::FastPathOutcomes;
+        let outcomes =
+            |fast_sends, raised, coalesced| VcpuOutcomes { fast_sends, raised, coalesced, ..Default::default() };
+        let mut before = Snapshot::default();
+        before.vms.insert(
+            9,
+            VmCounters { sends: 5, sends_to_userspace: 5, userspace_sends_injected: 2, ..Default::default() },
+        );
+        before.fast_paths.insert(9, FastPathOutcomes { vcpus: [(1, outcomes(100, 10, 90))].into() });
+        let mut now = before.clone();
+        now.vms.insert(
+            9,
+            VmCounters {
+                sends: 45,
+                sends_to_userspace: 15,
+                userspace_sends_injected: 6,
+                msi_set_irq: 3,
+                ..Default::default()
+            },
+        );
+        now.fast_paths.insert(9, FastPathOutcomes { vcpus: [(1, outcomes(130, 15, 115))].into() });
+        let vm = interval(&before, &now, 1.0).vms.remove(0);
+        assert_eq!((vm.sends_to_userspace, vm.userspace_sends_injected, vm.userspace_sends_not_injected), (10, 4, 6));
+        assert_eq!(vm.msi_set_irq, None, "not counted unless asked");
+        let row = &vm.fast_path[0];
+        assert_eq!((row.vcpu, row.outcomes.fast_sends, row.outcomes.raised, row.spurious_injections), (1, 30, 5, 25));
+        assert_eq!(row.fast_sends_per_s, 30.0);
+        now.msis_counted = true;
+        assert_eq!(interval(&before, &now, 1.0).vms[0].msi_set_irq, Some(3));
+        // A VM's fast-path counts leave the sum when its process exits.
+        now.fast_paths.insert(9, FastPathOutcomes { vcpus: [(1, outcomes(20, 1, 19))].into() });
+        assert_eq!(interval(&before, &now, 1.0).vms[0].fast_path[0].outcomes.fast_sends, 0);
     }
 }

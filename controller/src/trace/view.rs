@@ -102,11 +102,25 @@ fn render(frame: &mut Frame, title: &str, now: &Interval) {
                 format!("inject→EOI p50 {} p99 {}", ns(v.inject_to_eoi.p50_ns), ns(v.inject_to_eoi.p99_ns)),
             ]));
         }
+        for v in &vm.fast_path {
+            let o = &v.outcomes;
+            rows.push(
+                Row::new(vec![
+                    format!("  vcpu {} fast path", v.vcpu),
+                    format!("{:.0} sends/s", v.fast_sends_per_s),
+                    format!("{} raised", o.raised),
+                    format!("{} coalesced", o.coalesced),
+                    format!("{} masked", o.masked),
+                    format!("{} pending, {} spurious", o.already_pending, v.spurious_injections),
+                ])
+                .style(Style::new().dim()),
+            );
+        }
     }
     if rows.is_empty() {
         rows.push(Row::new(vec!["no KVM activity".to_string()]));
     }
-    let widths = [18, 18, 14, 24, 12, 34].map(Constraint::Length);
+    let widths = [18, 18, 14, 26, 16, 34].map(Constraint::Length);
     frame.render_widget(Table::new(rows, widths).block(Block::bordered().title(" VMs and vCPUs ")), tables);
     let [left, right] = Layout::horizontal([Constraint::Percentage(50); 2]).areas(charts);
     frame.render_widget(histogram(" send → inject (log2 ns) ", &s2i), left);

@@ -12,7 +12,11 @@ pub struct TraceConfig {
     pub doorbell_end: u64,
     /// 1: stream a `TraceEvent` per joined send and per Xen hypercall.
     pub events: u32,
-    pub _pad: u32,
+    /// Latencies are sampled: a send, or an injection, is timed when its
+    /// per-CPU sequence number `& timing_mask` is 0 (0: time every one).
+    /// Reading the clock is the costliest step of a hook; every event is
+    /// still counted.
+    pub timing_mask: u32,
 }
 const _: () = assert!(core::mem::size_of::<TraceConfig>() == 32);
 
@@ -61,8 +65,30 @@ pub struct VmCounters {
     pub xen_hypercalls: u64,
     /// kvm_pio events (port I/O, any port).
     pub pio: u64,
+    /// Sends through a userspace exit that an injection then answered in
+    /// the same thread (the VMM raised an upcall); the others coalesced,
+    /// were masked or found an upcall pending.
+    pub userspace_sends_injected: u64,
 }
-const _: () = assert!(core::mem::size_of::<VmCounters>() == 72);
+const _: () = assert!(core::mem::size_of::<VmCounters>() == 80);
+
+impl VmCounters {
+    /// `f` applied field by field (summing CPUs, differencing snapshots).
+    pub fn zip_with(&self, other: &Self, f: impl Fn(u64, u64) -> u64) -> Self {
+        Self {
+            mmio: f(self.mmio, other.mmio),
+            sends: f(self.sends, other.sends),
+            sends_to_userspace: f(self.sends_to_userspace, other.sends_to_userspace),
+            userspace_exits: f(self.userspace_exits, other.userspace_exits),
+            msi_set_irq: f(self.msi_set_irq, other.msi_set_irq),
+            set_irq: f(self.set_irq, other.set_irq),
+            vcpu_wakeups: f(self.vcpu_wakeups, other.vcpu_wakeups),
+            xen_hypercalls: f(self.xen_hypercalls, other.xen_hypercalls),
+            pio: f(self.pio, other.pio),
+            userspace_sends_injected: f(self.userspace_sends_injected, other.userspace_sends_injected),
+        }
+    }
+}
 
 /// One slot of `TRACE_VMS` (a per-CPU array indexed by `vm_slot(tgid)`):
 /// the VM it counts for, and its counters. A slot another VM holds on this
@@ -74,7 +100,7 @@ pub struct VmSlot {
     pub _pad: u32,
     pub counters: VmCounters,
 }
-const _: () = assert!(core::mem::size_of::<VmSlot>() == 80);
+const _: () = assert!(core::mem::size_of::<VmSlot>() == 88);
 
 /// Slots of `TRACE_VMS` before the overflow slot.
 pub const VM_SLOTS: u32 = 256;
@@ -114,6 +140,15 @@ pub const fn irq_slot(apicid: u32, vector: u32) -> u32 {
     (apicid % 32) * 256 + (vector % 256)
 }
 
+/// Slots of `TRACE_PORT_SENDS`: one per 2-level port.
+pub const PORT_SLOTS: u32 = 4096;
+
+/// Words of a bitmap with one bit per slot (`TRACE_*_USED`: the slots any
+/// CPU has used, so that a snapshot reads only those).
+pub const fn bitmap_words(slots: u32) -> u32 {
+    slots.div_ceil(64)
+}
+
 /// log2 buckets: bucket b counts latencies in [2^b, 2^(b+1)) ns (b = 0
 /// also holds 0 and 1 ns); the last bucket holds everything above.
 pub const BUCKETS: usize = 32;
@@ -136,6 +171,19 @@ const _: () = assert!(core::mem::size_of::<IrqSlot>() == 16 + 16 + 2 * 8 * BUCKE
 impl Default for IrqCounters {
     fn default() -> Self {
         Self { injections: 0, eois: 0, send_to_inject: [0; BUCKETS], inject_to_eoi: [0; BUCKETS] }
+    }
+}
+
+impl IrqCounters {
+    /// `f` applied field by field, histogram buckets included.
+    pub fn zip_with(&self, other: &Self, f: impl Fn(u64, u64) -> u64) -> Self {
+        let mut out =
+            Self { injections: f(self.injections, other.injections), eois: f(self.eois, other.eois), ..*self };
+        for b in 0..BUCKETS {
+            out.send_to_inject[b] = f(self.send_to_inject[b], other.send_to_inject[b]);
+            out.inject_to_eoi[b] = f(self.inject_to_eoi[b], other.inject_to_eoi[b]);
+        }
+        out
     }
 }
 
@@ -210,5 +258,33 @@ mod tests {
             assert_eq!(bucket(1 << b), b);
             assert_eq!(bucket((1 << (b + 1)) - 1), b);
         }
+    }
+
+    #[test]
+    fn zip_with_pairs_each_field_with_itself() {
+        let a = VmCounters {
+            mmio: 1,
+            sends: 2,
+            sends_to_userspace: 3,
+            userspace_exits: 4,
+            msi_set_irq: 5,
+            set_irq: 6,
+            vcpu_wakeups: 7,
+            xen_hypercalls: 8,
+            pio: 9,
+            userspace_sends_injected: 10,
+        };
+        let zero = VmCounters::default();
+        assert_eq!(a.zip_with(&zero, |x, _| x), a);
+        assert_eq!(zero.zip_with(&a, |_, y| y), a);
+        let mut irq = IrqCounters { injections: 3, eois: 2, ..Default::default() };
+        irq.send_to_inject[4] = 7;
+        irq.inject_to_eoi[9] = 5;
+        let doubled = irq.zip_with(&irq, |x, y| x + y);
+        assert_eq!(
+            (doubled.injections, doubled.eois, doubled.send_to_inject[4], doubled.inject_to_eoi[9]),
+            (6, 4, 14, 10)
+        );
+        assert_eq!(IrqCounters::default().zip_with(&irq, |_, y| y), irq);
     }
 }

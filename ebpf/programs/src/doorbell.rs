@@ -36,13 +36,10 @@ static SHARED_INFO: Array<SharedInfoWords> = Array::with_max_entries(1, BPF_F_MM
 #[map]
 static DOORBELL_STATS: PerCpuArray<u64> = PerCpuArray::with_max_entries(doorbell_stat::COUNT, 0);
 
-/// Fast sends per target vCPU and outcome: index vcpu * OUTCOME_COUNT + outcome.
+/// Fast sends per target vCPU and outcome: index vcpu * OUTCOME_COUNT +
+/// outcome. `xevtchn trace` reads it, finding the program by name.
 #[map]
 static DOORBELL_VCPU_STATS: PerCpuArray<u64> = PerCpuArray::with_max_entries(32 * OUTCOME_COUNT as u32, 0);
-
-/// Fast sends per port.
-#[map]
-static DOORBELL_PORT_SENDS: PerCpuArray<u64> = PerCpuArray::with_max_entries(4096, 0);
 
 const DOORBELL_STRIDE: u64 = xevtchn_common::layout::DOORBELL_STRIDE;
 
@@ -116,6 +113,5 @@ fn try_doorbell(ctx: &RawTracePointContext) -> Result<(), i64> {
     if entry.vcpu < 32 {
         count(&DOORBELL_VCPU_STATS, entry.vcpu * OUTCOME_COUNT as u32 + outcome);
     }
-    count(&DOORBELL_PORT_SENDS, port);
     Ok(())
 }

@@ -3,18 +3,18 @@
 //! The hot ones are raw tracepoints (no perf-event submission per event).
 
 use aya_ebpf::{
-    EbpfContext,
     macros::raw_tracepoint,
     programs::{RawTracePointContext, TracePointContext},
 };
 use xevtchn_common::trace::VmCounters;
 
-use super::maps::{traced, vm_counters};
+use super::maps::{current, traced, vm_counters};
 
 #[inline(always)]
-fn bump(ctx: &impl EbpfContext, field: fn(&mut VmCounters) -> &mut u64) -> Result<(), i64> {
-    if traced(ctx).is_some()
-        && let Some(c) = vm_counters(ctx.tgid())
+fn bump(field: fn(&mut VmCounters) -> &mut u64) -> Result<(), i64> {
+    let (tgid, _) = current();
+    if traced(tgid).is_some()
+        && let Some(c) = vm_counters(tgid)
     {
         // SAFETY: a per-CPU value of this CPU; preemption is off in tracepoints.
         *field(unsafe { &mut *c }) += 1;
@@ -24,19 +24,19 @@ fn bump(ctx: &impl EbpfContext, field: fn(&mut VmCounters) -> &mut u64) -> Resul
 
 /// Raw (every in-kernel injection passes here): TP_PROTO(__u64 address, __u64 data).
 #[raw_tracepoint(tracepoint = "kvm_msi_set_irq")]
-pub fn trace_kvm_msi_set_irq(ctx: RawTracePointContext) -> i32 {
-    let _ = bump(&ctx, |c| &mut c.msi_set_irq);
+pub fn trace_kvm_msi_set_irq(_ctx: RawTracePointContext) -> i32 {
+    let _ = bump(|c| &mut c.msi_set_irq);
     0
 }
 
-fn set_irq(ctx: &TracePointContext) -> Result<(), i64> {
-    bump(ctx, |c| &mut c.set_irq)
+fn set_irq(_ctx: &TracePointContext) -> Result<(), i64> {
+    bump(|c| &mut c.set_irq)
 }
 
 /// Raw: TP_PROTO(__u64 ns, bool waited, bool valid).
 #[raw_tracepoint(tracepoint = "kvm_vcpu_wakeup")]
-pub fn trace_kvm_vcpu_wakeup(ctx: RawTracePointContext) -> i32 {
-    let _ = bump(&ctx, |c| &mut c.vcpu_wakeups);
+pub fn trace_kvm_vcpu_wakeup(_ctx: RawTracePointContext) -> i32 {
+    let _ = bump(|c| &mut c.vcpu_wakeups);
     0
 }
 
@@ -45,7 +45,7 @@ passing_tracepoint!(trace_kvm_set_irq, set_irq);
 /// Raw: TP_PROTO(unsigned int rw, unsigned int port, unsigned int size,
 /// unsigned int count, const void *data).
 #[raw_tracepoint(tracepoint = "kvm_pio")]
-pub fn trace_kvm_pio(ctx: RawTracePointContext) -> i32 {
-    let _ = bump(&ctx, |c| &mut c.pio);
+pub fn trace_kvm_pio(_ctx: RawTracePointContext) -> i32 {
+    let _ = bump(|c| &mut c.pio);
     0
 }

@@ -1,12 +1,14 @@
 //! The tracing maps and the helpers the hooks share.
 
 use aya_ebpf::{
-    EbpfContext,
     macros::map,
     maps::{Array, PerCpuArray, RingBuf},
 };
+use core::intrinsics::{AtomicOrdering, atomic_or};
+
 use xevtchn_common::trace::{
-    IRQ_SLOTS, IrqCounters, IrqKey, IrqSlot, TraceConfig, VM_SLOTS, VmCounters, VmSlot, bucket, irq_slot, vm_slot,
+    IRQ_SLOTS, IrqCounters, IrqKey, IrqSlot, PORT_SLOTS, TraceConfig, VM_SLOTS, VmCounters, VmSlot, bitmap_words,
+    bucket, irq_slot, vm_slot,
 };
 
 #[map]
@@ -23,7 +25,31 @@ pub static TRACE_IRQS: PerCpuArray<IrqSlot> = PerCpuArray::with_max_entries(IRQ_
 /// Sends per port (doorbell index), per CPU. Keyed by port alone, so with
 /// several traced VMs their ports add up (`--pid` separates them).
 #[map]
-pub static TRACE_PORT_SENDS: PerCpuArray<u64> = PerCpuArray::with_max_entries(4096, 0);
+pub static TRACE_PORT_SENDS: PerCpuArray<u64> = PerCpuArray::with_max_entries(PORT_SLOTS, 0);
+
+/// The slots of the three maps above that some CPU has used, one bit each:
+/// a snapshot reads those alone instead of thousands of empty slots.
+#[map]
+pub static TRACE_VMS_USED: Array<u64> = Array::with_max_entries(bitmap_words(VM_SLOTS + 1), 0);
+#[map]
+pub static TRACE_IRQS_USED: Array<u64> = Array::with_max_entries(bitmap_words(IRQ_SLOTS + 1), 0);
+#[map]
+pub static TRACE_PORTS_USED: Array<u64> = Array::with_max_entries(bitmap_words(PORT_SLOTS), 0);
+
+/// Sets `slot`'s bit in `bitmap` (a load, and an atomic only the first time).
+#[inline(always)]
+pub fn mark_used(bitmap: &Array<u64>, slot: u32) {
+    if let Some(word) = bitmap.get_ptr_mut(slot / 64) {
+        let bit = 1u64 << (slot % 64);
+        // SAFETY: an aligned u64 of the map's value, shared by all CPUs:
+        // read, then set atomically.
+        unsafe {
+            if core::ptr::read_volatile(word) & bit == 0 {
+                atomic_or::<u64, u64, { AtomicOrdering::SeqCst }>(word, bit);
+            }
+        }
+    }
+}
 
 /// The event stream (`xevtchn trace --events`).
 #[map]
@@ -44,18 +70,44 @@ pub fn emit(event: &xevtchn_common::trace::TraceEvent) {
     }
 }
 
-/// The last doorbell write on this CPU (thread and time), until an
-/// injection in that thread on this CPU joins it. Per-CPU and lock-free:
-/// the send and its in-kernel injection run back to back in one thread; a
-/// thread that migrated in between leaves its send unjoined.
+/// Each vCPU thread's last doorbell write, until an injection in the same
+/// thread joins it or the thread's next MMIO ends it. Slot `tid %
+/// SEND_SLOTS`, tagged with the thread: a thread that migrates between its
+/// send and the injection (a send through userspace returns to the VMM in
+/// between) still finds its slot. A plain array: lookups are inlined.
 #[map]
-pub static PENDING_SEND: PerCpuArray<Stamp> = PerCpuArray::with_max_entries(1, 0);
+pub static PENDING_SEND: Array<PendingSend> = Array::with_max_entries(SEND_SLOTS, 0);
+pub const SEND_SLOTS: u32 = 4096;
 
-/// The last injection per (APIC, vector) slot. The stamp names its VM: a
-/// slot another VM reused meanwhile joins nothing. Written only by the
-/// injecting side, so that its cache line does not bounce on every EOI.
+/// `tid`'s slot of PENDING_SEND.
+#[inline(always)]
+pub fn pending_send(tid: u32) -> Option<&'static mut PendingSend> {
+    let slot = PENDING_SEND.get_ptr_mut(tid % SEND_SLOTS)?;
+    // SAFETY: an in-bounds slot of the map. Only threads whose tids are
+    // SEND_SLOTS apart share it; readers check the tag, so sharing (or a
+    // write torn by it) at worst drops or mis-times one send's sample.
+    Some(unsafe { &mut *slot })
+}
+
+#[repr(C)]
+#[derive(Clone, Copy)]
+pub struct PendingSend {
+    /// The sending thread; 0 (the idle task, never a vCPU): none pending.
+    pub tid: u32,
+    /// 1 once the send exited to userspace.
+    pub via_userspace: u32,
+    /// When it was sent; 0 when this send is not timed (see `timed`).
+    pub ns: u64,
+    /// Doorbell writes of the slot's threads: picks the timed ones.
+    pub seq: u64,
+}
+
+/// The last timed injection per (APIC, vector) slot, which the next EOI
+/// of that slot completes. The stamp names its VM: a slot another VM
+/// reused meanwhile joins nothing. Written only by the injecting side, so
+/// that its cache line does not bounce on every EOI.
 #[map]
-pub static LAST_INJECTION: Array<Stamp> = Array::with_max_entries(INJECTION_SLOTS, 0);
+pub static LAST_INJECTION: Array<InjectionStamp> = Array::with_max_entries(INJECTION_SLOTS, 0);
 
 /// The injection time each slot's EOI last joined, written only by the
 /// EOI side: an EOI joins an injection once.
@@ -63,13 +115,11 @@ pub static LAST_INJECTION: Array<Stamp> = Array::with_max_entries(INJECTION_SLOT
 pub static LAST_JOINED: Array<u64> = Array::with_max_entries(INJECTION_SLOTS, 0);
 pub const INJECTION_SLOTS: u32 = 64 * 256;
 
-/// Who and when: a thread (or VM) id and a time; `flags` 1 marks a send
-/// that went through a userspace exit.
 #[repr(C)]
 #[derive(Clone, Copy)]
-pub struct Stamp {
-    pub id: u32,
-    pub flags: u32,
+pub struct InjectionStamp {
+    pub tgid: u32,
+    pub _pad: u32,
     pub ns: u64,
 }
 
@@ -79,29 +129,47 @@ pub fn injection_slot(apicid: u32, vector: u32) -> u32 {
     (apicid % 64) * 256 + (vector % 256)
 }
 
-/// The config, if this event's process is traced.
+/// The current thread: (tgid, tid) from one helper call (each call into
+/// the kernel costs; the hot hooks make one).
 #[inline(always)]
-pub fn traced(ctx: &impl EbpfContext) -> Option<TraceConfig> {
-    let config = *TRACE_CONFIG.get(0)?;
-    if config.enabled == 0 || (config.tgid != 0 && config.tgid != ctx.tgid()) {
+pub fn current() -> (u32, u32) {
+    let id = aya_ebpf::helpers::bpf_get_current_pid_tgid();
+    ((id >> 32) as u32, id as u32)
+}
+
+/// The config, if process `tgid` is traced.
+#[inline(always)]
+pub fn traced(tgid: u32) -> Option<&'static TraceConfig> {
+    let config = TRACE_CONFIG.get(0)?;
+    if config.enabled == 0 || (config.tgid != 0 && config.tgid != tgid) {
         return None;
     }
     Some(config)
 }
 
+/// Whether the event numbered `seq` (per CPU) is timed: reading the clock
+/// costs more than the rest of a hook, so latencies are sampled.
+#[inline(always)]
+pub fn timed(config: &TraceConfig, seq: u64) -> bool {
+    seq & u64::from(config.timing_mask) == 0
+}
+
 #[inline(always)]
 pub fn vm_counters(tgid: u32) -> Option<*mut VmCounters> {
-    let slot = TRACE_VMS.get_ptr_mut(vm_slot(tgid))?;
+    let index = vm_slot(tgid);
+    let slot = TRACE_VMS.get_ptr_mut(index)?;
     // SAFETY: this CPU's copy of the slot; preemption is off in tracepoints.
     unsafe {
         if (*slot).tgid == 0 {
             (*slot).tgid = tgid;
+            mark_used(&TRACE_VMS_USED, index);
         }
         if (*slot).tgid == tgid {
             return Some(core::ptr::addr_of_mut!((*slot).counters));
         }
     }
     let overflow = TRACE_VMS.get_ptr_mut(VM_SLOTS)?;
+    mark_used(&TRACE_VMS_USED, VM_SLOTS);
     // SAFETY: as above.
     unsafe {
         (*overflow).tgid = u32::MAX;
@@ -113,17 +181,20 @@ pub fn vm_counters(tgid: u32) -> Option<*mut VmCounters> {
 /// when another key holds the slot, in the overflow slot.
 #[inline(always)]
 pub fn irq_counters(key: &IrqKey) -> Option<*mut IrqCounters> {
-    let slot = TRACE_IRQS.get_ptr_mut(irq_slot(key.apicid, key.vector))?;
+    let index = irq_slot(key.apicid, key.vector);
+    let slot = TRACE_IRQS.get_ptr_mut(index)?;
     // SAFETY: this CPU's copy of the slot; preemption is off in tracepoints.
     unsafe {
         if (*slot).key.tgid == 0 {
             (*slot).key = *key;
+            mark_used(&TRACE_IRQS_USED, index);
         }
         if (*slot).key == *key {
             return Some(core::ptr::addr_of_mut!((*slot).counters));
         }
     }
     let overflow = TRACE_IRQS.get_ptr_mut(IRQ_SLOTS)?;
+    mark_used(&TRACE_IRQS_USED, IRQ_SLOTS);
     // SAFETY: as above.
     unsafe {
         (*overflow).key.tgid = u32::MAX;

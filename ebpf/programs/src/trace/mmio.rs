@@ -1,10 +1,12 @@
 //! `kvm:kvm_mmio`: every MMIO event counts; a doorbell write is a send,
-//! stamped per vCPU thread until the injection it causes.
+//! pending in its vCPU thread until the injection it causes.
 
-use aya_ebpf::{EbpfContext, macros::raw_tracepoint, programs::RawTracePointContext};
+use aya_ebpf::{macros::raw_tracepoint, programs::RawTracePointContext};
 use xevtchn_common::wire::KVM_TRACE_MMIO_WRITE;
 
-use super::maps::{PENDING_SEND, Stamp, TRACE_PORT_SENDS, now, traced, vm_counters};
+use super::maps::{
+    PendingSend, TRACE_PORT_SENDS, TRACE_PORTS_USED, current, mark_used, now, pending_send, timed, traced, vm_counters,
+};
 
 const DOORBELL_STRIDE: u64 = xevtchn_common::layout::DOORBELL_STRIDE;
 
@@ -16,11 +18,12 @@ pub fn trace_kvm_mmio(ctx: RawTracePointContext) -> i32 {
 }
 
 fn try_mmio(ctx: &RawTracePointContext) -> Result<(), i64> {
-    let Some(config) = traced(ctx) else { return Ok(()) };
+    let (tgid, tid) = current();
+    let Some(config) = traced(tgid) else { return Ok(()) };
     let kind = ctx.arg::<u64>(0) as u32;
     let gpa = ctx.arg::<u64>(2);
     let send = kind == KVM_TRACE_MMIO_WRITE && gpa >= config.doorbell_base && gpa < config.doorbell_end;
-    if let Some(c) = vm_counters(ctx.tgid()) {
+    if let Some(c) = vm_counters(tgid) {
         // SAFETY: a per-CPU value of this CPU; preemption is off in tracepoints.
         unsafe {
             (*c).mmio += 1;
@@ -29,13 +32,23 @@ fn try_mmio(ctx: &RawTracePointContext) -> Result<(), i64> {
             }
         }
     }
-    if send && let Some(count) = TRACE_PORT_SENDS.get_ptr_mut(((gpa - config.doorbell_base) / DOORBELL_STRIDE) as u32) {
-        // SAFETY: a per-CPU slot of this CPU; preemption is off in tracepoints.
-        unsafe { *count += 1 };
+    if send {
+        let port = ((gpa - config.doorbell_base) / DOORBELL_STRIDE) as u32;
+        if let Some(count) = TRACE_PORT_SENDS.get_ptr_mut(port) {
+            // SAFETY: a per-CPU slot of this CPU; preemption is off in tracepoints.
+            unsafe { *count += 1 };
+            mark_used(&TRACE_PORTS_USED, port);
+        }
     }
-    if send && let Some(slot) = PENDING_SEND.get_ptr_mut(0) {
-        // SAFETY: this CPU's slot; preemption is off in tracepoints.
-        unsafe { *slot = Stamp { id: ctx.pid(), flags: 0, ns: now() } };
+    let Some(pending) = pending_send(tid) else { return Ok(()) };
+    if send {
+        let seq = pending.seq.wrapping_add(1);
+        let ns = if timed(config, seq) { now() } else { 0 };
+        *pending = PendingSend { tid, via_userspace: 0, ns, seq };
+    } else if pending.tid == tid {
+        // The thread moved on without an injection (the send coalesced in
+        // userspace): no later injection may join it.
+        pending.tid = 0;
     }
     Ok(())
 }

@@ -2,16 +2,17 @@
 //! emulation): counted per VM, and with --events the raw record goes to
 //! the controller, which decodes it (minding the a4/a5 bug of older kernels).
 
-use aya_ebpf::{EbpfContext, programs::TracePointContext};
+use aya_ebpf::programs::TracePointContext;
 use xevtchn_common::trace::{EVENT_XEN_HYPERCALL, TraceEvent, XEN_HYPERCALL_RECORD};
 
-use super::maps::{emit, now, traced, vm_counters};
+use super::maps::{current, emit, now, traced, vm_counters};
 
 passing_tracepoint!(trace_kvm_xen_hypercall, try_hypercall);
 
 fn try_hypercall(ctx: &TracePointContext) -> Result<(), i64> {
-    let Some(config) = traced(ctx) else { return Ok(()) };
-    if let Some(c) = vm_counters(ctx.tgid()) {
+    let (tgid, tid) = current();
+    let Some(config) = traced(tgid) else { return Ok(()) };
+    if let Some(c) = vm_counters(tgid) {
         // SAFETY: a per-CPU value of this CPU; preemption is off in tracepoints.
         unsafe { (*c).xen_hypercalls += 1 };
     }
@@ -20,8 +21,8 @@ fn try_hypercall(ctx: &TracePointContext) -> Result<(), i64> {
     }
     let mut event = TraceEvent {
         kind: EVENT_XEN_HYPERCALL,
-        tgid: ctx.tgid(),
-        tid: ctx.pid(),
+        tgid,
+        tid,
         apicid: 0,
         vector: 0,
         via_userspace: 1,

@@ -1,0 +1,201 @@
+//! What xevtchn's own fast paths decided: each VM on the bpf backend has a
+//! doorbell program that counts, per target vCPU, how each send ended
+//! (raised an upcall, coalesced, masked, found one pending). `xevtchn
+//! trace` finds those programs in the kernel's list of loaded programs, so
+//! it sees the VMs of any xevtchn process, and reads their counters.
+//! Sends decided in a VMM's userspace leave no such record.
+
+use std::collections::BTreeMap;
+
+use aya::{
+    maps::{Array, Map, MapData, PerCpuArray},
+    programs::{ProgramInfo, loaded_programs},
+};
+use serde::Serialize;
+use xevtchn_common::{
+    two_level::{OUTCOME_COUNT, Outcome},
+    wire::DoorbellConfig,
+};
+
+use crate::bpf::doorbell::{CONFIG, PROGRAM, VCPU_STATS};
+
+/// vCPUs the doorbell program counts (those with a vcpu_info in shared_info).
+const VCPUS: u32 = 32;
+
+/// The kernel keeps 15 bytes of a program's or map's name.
+fn kernel_name(name: &str) -> &str {
+    &name[..name.len().min(15)]
+}
+
+/// How the fast sends to one vCPU ended.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize)]
+pub struct VcpuOutcomes {
+    /// Sends completed in the kernel (each one's irqfd injected the vector).
+    pub fast_sends: u64,
+    /// Sends that raised the upcall (evtchn_upcall_pending went 0 -> 1).
+    pub raised: u64,
+    /// Sends to a port already pending.
+    pub coalesced: u64,
+    /// Sends to a masked port.
+    pub masked: u64,
+    /// Sends whose selector bit or upcall was already pending.
+    pub already_pending: u64,
+}
+
+impl VcpuOutcomes {
+    /// Injections that announced nothing new: every fast send injects, and
+    /// only the raised ones were needed. Harmless (the guest finds nothing
+    /// or merges them), but each costs the target an interrupt.
+    pub fn spurious_injections(&self) -> u64 {
+        self.fast_sends.saturating_sub(self.raised)
+    }
+
+    pub fn zip_with(&self, other: &Self, f: impl Fn(u64, u64) -> u64) -> Self {
+        Self {
+            fast_sends: f(self.fast_sends, other.fast_sends),
+            raised: f(self.raised, other.raised),
+            coalesced: f(self.coalesced, other.coalesced),
+            masked: f(self.masked, other.masked),
+            already_pending: f(self.already_pending, other.already_pending),
+        }
+    }
+}
+
+/// One VM's fast-path outcomes, by target vCPU (vCPUs with no send left out).
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct FastPathOutcomes {
+    pub vcpus: BTreeMap<u32, VcpuOutcomes>,
+}
+
+struct Doorbell {
+    tgid: u32,
+    stats: PerCpuArray<MapData, u64>,
+}
+
+enum Known {
+    /// A program of that name whose maps could not be read.
+    Unreadable,
+    /// The open map keeps the counts readable after the VM is gone.
+    Open(Doorbell),
+    /// Its process exited: the final counts, the map closed.
+    Exited { tgid: u32, vcpus: BTreeMap<u32, VcpuOutcomes> },
+}
+
+/// Exited VMs kept (their counts stay in the totals); beyond, the oldest go.
+const EXITED_KEPT: usize = 4096;
+
+/// The doorbell programs of the traced VMs, found anew at each read.
+pub struct FastPaths {
+    /// The traced process; 0: every one.
+    tgid: u32,
+    /// By program id.
+    known: BTreeMap<u32, Known>,
+}
+
+impl FastPaths {
+    pub fn new(tgid: u32) -> Self {
+        Self { tgid, known: BTreeMap::new() }
+    }
+
+    /// Every traced VM's outcomes so far, summed per process (a process may
+    /// run several VMs). Best effort: a program whose maps cannot be opened
+    /// is left out.
+    pub fn read(&mut self) -> BTreeMap<u32, FastPathOutcomes> {
+        for program in loaded_programs().filter_map(Result::ok) {
+            if program.name_as_str() == Some(kernel_name(PROGRAM)) {
+                self.known.entry(program.id()).or_insert_with(|| open(&program).map_or(Known::Unreadable, Known::Open));
+            }
+        }
+        let mut out: BTreeMap<u32, FastPathOutcomes> = BTreeMap::new();
+        for known in self.known.values_mut() {
+            let (tgid, vcpus) = match known {
+                Known::Unreadable => continue,
+                Known::Open(d) => {
+                    let Some(vcpus) = read_vcpus(&d.stats) else { continue };
+                    let tgid = d.tgid;
+                    if !std::path::Path::new(&format!("/proc/{tgid}")).exists() {
+                        // Nothing more will be counted: keep the counts, close the map.
+                        *known = Known::Exited { tgid, vcpus: vcpus.clone() };
+                    }
+                    (tgid, vcpus)
+                }
+                Known::Exited { tgid, vcpus } => (*tgid, vcpus.clone()),
+            };
+            if self.tgid != 0 && tgid != self.tgid {
+                continue;
+            }
+            let sums = &mut out.entry(tgid).or_default().vcpus;
+            for (vcpu, outcomes) in vcpus {
+                let sum = sums.entry(vcpu).or_default();
+                *sum = sum.zip_with(&outcomes, u64::wrapping_add);
+            }
+        }
+        let exited: Vec<u32> =
+            self.known.iter().filter(|(_, k)| matches!(k, Known::Exited { .. })).map(|(&id, _)| id).collect();
+        for id in exited.iter().take(exited.len().saturating_sub(EXITED_KEPT)) {
+            self.known.remove(id);
+        }
+        out
+    }
+}
+
+/// The program's VM (from its config) and its per-vCPU counters.
+fn open(program: &ProgramInfo) -> Option<Doorbell> {
+    let (mut tgid, mut stats) = (None, None);
+    for id in program.map_ids().ok()??.into_iter() {
+        let Ok(data) = MapData::from_id(id) else { continue };
+        let name = data.info().ok().and_then(|i| i.name_as_str().map(str::to_owned));
+        match name.as_deref() {
+            Some(n) if n == kernel_name(CONFIG) => {
+                let config: Array<MapData, DoorbellConfig> = Array::try_from(Map::Array(data)).ok()?;
+                tgid = config.get(&0, 0).ok().map(|c| c.tgid);
+            }
+            Some(n) if n == kernel_name(VCPU_STATS) => {
+                stats = PerCpuArray::try_from(Map::PerCpuArray(data)).ok();
+            }
+            _ => {}
+        }
+    }
+    Some(Doorbell { tgid: tgid.filter(|&t| t != 0)?, stats: stats? })
+}
+
+fn read_vcpus(stats: &PerCpuArray<MapData, u64>) -> Option<BTreeMap<u32, VcpuOutcomes>> {
+    let mut vcpus = BTreeMap::new();
+    for vcpu in 0..VCPUS {
+        let mut by_outcome = [0u64; OUTCOME_COUNT];
+        for (outcome, count) in by_outcome.iter_mut().enumerate() {
+            *count = stats.get(&(vcpu * OUTCOME_COUNT as u32 + outcome as u32), 0).ok()?.iter().sum();
+        }
+        let n = |o: Outcome| by_outcome[o as usize];
+        let outcomes = VcpuOutcomes {
+            fast_sends: by_outcome.iter().sum(),
+            raised: n(Outcome::UpcallRaised),
+            coalesced: n(Outcome::Coalesced),
+            masked: n(Outcome::Masked),
+            already_pending: n(Outcome::SelectorAlreadySet) + n(Outcome::UpcallAlreadyPending),
+        };
+        if outcomes.fast_sends > 0 {
+            vcpus.insert(vcpu, outcomes);
+        }
+    }
+    Some(vcpus)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn names_are_compared_as_the_kernel_keeps_them() {
+        assert_eq!(kernel_name(PROGRAM), "kvm_mmio_doorbe");
+        assert_eq!(kernel_name(CONFIG), "DOORBELL_CONFIG");
+        assert_eq!(kernel_name(VCPU_STATS), "DOORBELL_VCPU_S");
+    }
+
+    #[test]
+    fn spurious_injections_are_the_sends_that_raised_nothing() {
+        let o = VcpuOutcomes { fast_sends: 10, raised: 3, coalesced: 6, masked: 1, already_pending: 0 };
+        assert_eq!(o.spurious_injections(), 7);
+        assert_eq!(o.zip_with(&o, u64::saturating_sub), VcpuOutcomes::default());
+    }
+}
