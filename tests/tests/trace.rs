@@ -135,6 +135,9 @@ fn fast_path_outcomes_agree_with_the_vm() {
     for (workload, vcpus) in [("flood", "3"), ("mask", "2")] {
         let trace = start_trace(&[]);
         let run = run_vm(&["--backend", "bpf", "--workload", workload, "--vcpus", vcpus, "--count", "3000"]);
+        // Long after the VM and its doorbell program are gone: the tracer
+        // found the program while it ran and kept its counts.
+        std::thread::sleep(std::time::Duration::from_secs(1));
         let vm = only_vm(&stop_trace(trace));
         let fast = |field| sum_of(&vm, "fast_path", field);
         let bpf = &run["bpf"];
@@ -143,7 +146,11 @@ fn fast_path_outcomes_agree_with_the_vm() {
         assert_eq!(fast("coalesced"), count(bpf, "coalesced"), "{workload}");
         assert_eq!(fast("masked"), count(bpf, "masked"), "{workload}");
         assert_eq!(fast("already_pending"), count(bpf, "spurious_injections"), "{workload}");
-        assert_eq!(fast("spurious_injections"), fast("fast_sends") - fast("raised"), "{workload}");
+        assert_eq!(
+            fast("spurious_injections"),
+            count(bpf, "fast_sends") - count(bpf, "upcalls_raised"),
+            "{workload}: every fast send injected, the raised ones were needed"
+        );
         assert_eq!(count(&vm, "sends_in_kernel"), count(bpf, "fast_sends"), "{workload}: the tracer's own count");
         let (what, n) = if workload == "mask" { ("masked", fast("masked")) } else { ("coalesced", fast("coalesced")) };
         assert!(n > 0, "{workload} has {what} sends");
@@ -158,9 +165,8 @@ fn sends_through_userspace_split_by_whether_the_vmm_injected() {
     let vm = only_vm(&stop_trace(trace));
     let sent = count(&run, "sent");
     assert_eq!(count(&vm, "sends_to_userspace"), sent);
-    let (injected, not) = (count(&vm, "userspace_sends_injected"), count(&vm, "userspace_sends_not_injected"));
-    assert_eq!(injected + not, sent);
-    assert!(not > 0, "flood coalesces");
+    let injected = count(&vm, "userspace_sends_injected");
+    assert!(count(&vm, "userspace_sends_not_injected") > 0, "flood coalesces");
     // Another injection in the sender's thread (its own timer) between a
     // send that raised nothing and the thread's next MMIO is taken for that
     // send's: allow 2%.
@@ -183,7 +189,7 @@ fn latencies_are_sampled_one_send_in_n() {
         // carry a count from an earlier thread: one either way).
         let expected = count(&run, "sent") / one_in;
         assert!(timed.abs_diff(expected) <= 2, "1 in {one_in}: {timed} sends timed, expected {expected}");
-        assert!(sum(&vm, "injections") >= count(&run, "sent"), "every send is counted, timed or not");
+        assert_eq!(count(&vm, "sends"), count(&run, "sent"), "every send is counted, timed or not");
     }
 }
 

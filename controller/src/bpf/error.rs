@@ -29,6 +29,8 @@ pub enum BpfError {
         #[source]
         source: Box<aya::programs::ProgramError>,
     },
+    #[error("starting the thread that finds the traced VMs' doorbell programs")]
+    Discovery(#[source] std::io::Error),
     #[error("map {map}")]
     Map {
         map: &'static str,

@@ -43,8 +43,9 @@ pub struct TraceArgs {
     /// one with the totals.
     #[arg(long)]
     pub json: bool,
-    /// Time one send, and one injection, in N per CPU for the latency
-    /// histograms (a power of two; 1: every one). Reading the clock is the
+    /// Time one send in N of each vCPU thread, and one injection in N of
+    /// each APIC and vector, for the latency histograms (a power of two;
+    /// 1: every one). Reading the clock is the
     /// dearest step of a hook; counts are exact whatever N is. --events
     /// times every send.
     #[arg(long, value_name = "N", default_value_t = DEFAULT_TIME_ONE_IN,
@@ -120,25 +121,25 @@ pub fn trace(args: &TraceArgs) -> Result<ExitCode> {
         let ctrl_c = tokio::signal::ctrl_c();
         tokio::pin!(ctrl_c);
         loop {
-            let mut wait = Duration::from_millis(args.interval);
-            if let Some(deadline) = deadline {
-                wait = wait.min(deadline.saturating_duration_since(Instant::now()));
-            }
+            let report_at = last_at + Duration::from_millis(args.interval);
             let stop = tokio::select! {
-                _ = tokio::time::sleep(wait) => false,
+                _ = tokio::time::sleep(next_wait(report_at, deadline)) => false,
                 _ = &mut ctrl_c => true,
             };
-            let now = tracer.snapshot()?;
-            let at = Instant::now();
-            if !args.events {
-                print(args.json, "interval", &interval(&last, &now, (at - last_at).as_secs_f64()))?;
-            }
-            (last, last_at) = (now, at);
             let exited = args.pid.is_some_and(|p| !Path::new("/proc").join(p.to_string()).exists());
+            let done = stop || exited || deadline.is_some_and(|d| Instant::now() >= d);
+            if Instant::now() >= report_at || done {
+                let now = tracer.snapshot()?;
+                let at = Instant::now();
+                if !args.events {
+                    print(args.json, "interval", &interval(&last, &now, (at - last_at).as_secs_f64()))?;
+                }
+                (last, last_at) = (now, at);
+            }
             if exited {
                 eprintln!("xevtchn: process {} exited; detaching", args.pid.unwrap_or(0));
             }
-            if stop || exited || deadline.is_some_and(|d| Instant::now() >= d) {
+            if done {
                 return anyhow::Ok(());
             }
         }
@@ -165,14 +166,11 @@ fn live(args: &TraceArgs, tracer: &mut Tracer) -> Result<ExitCode> {
         let mut view = LiveView::start().context("starting the terminal view")?;
         view.draw(&format!("xevtchn trace: {what}"), &interval(&last, &last, 0.0))?;
         loop {
-            let mut wait = Duration::from_millis(args.interval);
-            if let Some(deadline) = deadline {
-                wait = wait.min(deadline.saturating_duration_since(Instant::now()));
-            }
-            let quit = LiveView::quit_requested(wait)?;
-            let now = tracer.snapshot()?;
-            let at = Instant::now();
-            if at - last_at >= Duration::from_millis(args.interval) || quit {
+            let report_at = last_at + Duration::from_millis(args.interval);
+            let quit = LiveView::quit_requested(next_wait(report_at, deadline))?;
+            if Instant::now() >= report_at || quit {
+                let now = tracer.snapshot()?;
+                let at = Instant::now();
                 view.draw(&format!("xevtchn trace: {what}"), &interval(&last, &now, (at - last_at).as_secs_f64()))?;
                 (last, last_at) = (now, at);
             }
@@ -185,6 +183,12 @@ fn live(args: &TraceArgs, tracer: &mut Tracer) -> Result<ExitCode> {
     let now = tracer.snapshot()?;
     print(false, "total", &interval(&first, &now, start.elapsed().as_secs_f64()))?;
     Ok(ExitCode::SUCCESS)
+}
+
+/// How long to wait: until the next report or the deadline, whichever
+/// comes first.
+fn next_wait(report_at: Instant, deadline: Option<Instant>) -> Duration {
+    deadline.map_or(report_at, |d| d.min(report_at)).saturating_duration_since(Instant::now())
 }
 
 /// What is traced, and how finely, in words.

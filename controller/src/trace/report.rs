@@ -167,7 +167,8 @@ fn fast_path_rows(before: &Snapshot, now: &Snapshot, pid: u32, per_s: impl Fn(u6
         .iter()
         .map(|(&vcpu, counts)| {
             let earlier = before.fast_paths.get(&pid).and_then(|b| b.vcpus.get(&vcpu)).copied().unwrap_or_default();
-            // Saturating: a VM's counts leave the sum when its process exits.
+            // Saturating: counts only grow while kept, but an ended VM's go
+            // once more than FastPaths keeps have ended.
             let d = counts.zip_with(&earlier, u64::saturating_sub);
             VcpuRow {
                 vcpu,
@@ -249,7 +250,7 @@ mod tests {
         assert_eq!(row.fast_sends_per_s, 30.0);
         now.msis_counted = true;
         assert_eq!(interval(&before, &now, 1.0).vms[0].msi_set_irq, Some(3));
-        // A VM's fast-path counts leave the sum when its process exits.
+        // A VM's fast-path counts may leave the sum (FastPaths keeps so many).
         now.fast_paths.insert(9, FastPathOutcomes { vcpus: [(1, outcomes(20, 1, 19))].into() });
         assert_eq!(interval(&before, &now, 1.0).vms[0].fast_path[0].outcomes.fast_sends, 0);
     }

@@ -13,7 +13,8 @@ pub struct TraceConfig {
     /// 1: stream a `TraceEvent` per joined send and per Xen hypercall.
     pub events: u32,
     /// Latencies are sampled: a send, or an injection, is timed when its
-    /// per-CPU sequence number `& timing_mask` is 0 (0: time every one).
+    /// sequence number (per sending thread; per APIC and vector) `&
+    /// timing_mask` is 0 (0: time every one).
     /// Reading the clock is the costliest step of a hook; every event is
     /// still counted.
     pub timing_mask: u32,

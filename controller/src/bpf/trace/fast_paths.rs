@@ -5,7 +5,7 @@
 //! it sees the VMs of any xevtchn process, and reads their counters.
 //! Sends decided in a VMM's userspace leave no such record.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 
 use aya::{
     maps::{Array, Map, MapData, PerCpuArray},
@@ -73,18 +73,20 @@ struct Doorbell {
 }
 
 enum Known {
-    /// A program of that name whose maps could not be read.
-    Unreadable,
-    /// The open map keeps the counts readable after the VM is gone.
+    /// Not read: its maps could not be opened, or its VM is not traced.
+    Ignored,
+    /// Loaded: the open map keeps its counts readable even after the
+    /// program is gone.
     Open(Doorbell),
-    /// Its process exited: the final counts, the map closed.
-    Exited { tgid: u32, vcpus: BTreeMap<u32, VcpuOutcomes> },
+    /// Unloaded (its VM ended): the final counts, the map closed.
+    Ended { tgid: u32, vcpus: BTreeMap<u32, VcpuOutcomes> },
 }
 
-/// Exited VMs kept (their counts stay in the totals); beyond, the oldest go.
-const EXITED_KEPT: usize = 4096;
+/// Ended VMs kept (their counts stay in the totals); beyond, the oldest go.
+const ENDED_KEPT: usize = 4096;
 
-/// The doorbell programs of the traced VMs, found anew at each read.
+/// The doorbell programs of the traced VMs. `discover` must run while a VM
+/// lives (see `discovery`): its maps go with its program.
 pub struct FastPaths {
     /// The traced process; 0: every one.
     tgid: u32,
@@ -97,50 +99,62 @@ impl FastPaths {
         Self { tgid, known: BTreeMap::new() }
     }
 
-    /// Every traced VM's outcomes so far, summed per process (a process may
-    /// run several VMs). Best effort: a program whose maps cannot be opened
-    /// is left out.
-    pub fn read(&mut self) -> BTreeMap<u32, FastPathOutcomes> {
+    /// Opens the maps of doorbell programs loaded since the last call, and
+    /// keeps the final counts of those unloaded since.
+    pub fn discover(&mut self) {
+        let mut listed = BTreeSet::new();
         for program in loaded_programs().filter_map(Result::ok) {
             if program.name_as_str() == Some(kernel_name(PROGRAM)) {
-                self.known.entry(program.id()).or_insert_with(|| open(&program).map_or(Known::Unreadable, Known::Open));
+                let tgid = self.tgid;
+                self.known
+                    .entry(program.id())
+                    .or_insert_with(|| open(&program, tgid).map_or(Known::Ignored, Known::Open));
+                listed.insert(program.id());
             }
         }
-        let mut out: BTreeMap<u32, FastPathOutcomes> = BTreeMap::new();
-        for known in self.known.values_mut() {
-            let (tgid, vcpus) = match known {
-                Known::Unreadable => continue,
-                Known::Open(d) => {
-                    let Some(vcpus) = read_vcpus(&d.stats) else { continue };
-                    let tgid = d.tgid;
-                    if !std::path::Path::new(&format!("/proc/{tgid}")).exists() {
-                        // Nothing more will be counted: keep the counts, close the map.
-                        *known = Known::Exited { tgid, vcpus: vcpus.clone() };
-                    }
-                    (tgid, vcpus)
-                }
-                Known::Exited { tgid, vcpus } => (*tgid, vcpus.clone()),
-            };
-            if self.tgid != 0 && tgid != self.tgid {
-                continue;
+        for (id, known) in &mut self.known {
+            if let Known::Open(d) = known
+                && !listed.contains(id)
+            {
+                // Gone, so nothing more is counted: keep the counts, close the map.
+                *known = Known::Ended { tgid: d.tgid, vcpus: read_vcpus(&d.stats).unwrap_or_default() };
             }
+        }
+        self.known.retain(|id, k| listed.contains(id) || !matches!(k, Known::Ignored));
+        let ended: Vec<u32> =
+            self.known.iter().filter(|(_, k)| matches!(k, Known::Ended { .. })).map(|(&id, _)| id).collect();
+        for id in ended.iter().take(ended.len().saturating_sub(ENDED_KEPT)) {
+            self.known.remove(id);
+        }
+    }
+
+    /// Every traced VM's outcomes so far, summed per process (a process may
+    /// run several VMs).
+    pub fn read(&mut self) -> BTreeMap<u32, FastPathOutcomes> {
+        self.discover();
+        let mut out: BTreeMap<u32, FastPathOutcomes> = BTreeMap::new();
+        for known in self.known.values() {
+            let (tgid, vcpus) = match known {
+                Known::Ignored => continue,
+                Known::Open(d) => match read_vcpus(&d.stats) {
+                    Some(vcpus) => (d.tgid, vcpus),
+                    None => continue,
+                },
+                Known::Ended { tgid, vcpus } => (*tgid, vcpus.clone()),
+            };
             let sums = &mut out.entry(tgid).or_default().vcpus;
             for (vcpu, outcomes) in vcpus {
                 let sum = sums.entry(vcpu).or_default();
                 *sum = sum.zip_with(&outcomes, u64::wrapping_add);
             }
         }
-        let exited: Vec<u32> =
-            self.known.iter().filter(|(_, k)| matches!(k, Known::Exited { .. })).map(|(&id, _)| id).collect();
-        for id in exited.iter().take(exited.len().saturating_sub(EXITED_KEPT)) {
-            self.known.remove(id);
-        }
         out
     }
 }
 
-/// The program's VM (from its config) and its per-vCPU counters.
-fn open(program: &ProgramInfo) -> Option<Doorbell> {
+/// The program's VM (from its config) and its per-vCPU counters; None if
+/// they cannot be read or the VM is not `traced` (0: every one).
+fn open(program: &ProgramInfo, traced: u32) -> Option<Doorbell> {
     let (mut tgid, mut stats) = (None, None);
     for id in program.map_ids().ok()??.into_iter() {
         let Ok(data) = MapData::from_id(id) else { continue };
@@ -156,7 +170,8 @@ fn open(program: &ProgramInfo) -> Option<Doorbell> {
             _ => {}
         }
     }
-    Some(Doorbell { tgid: tgid.filter(|&t| t != 0)?, stats: stats? })
+    let tgid = tgid.filter(|&t| t != 0 && (traced == 0 || t == traced))?;
+    Some(Doorbell { tgid, stats: stats? })
 }
 
 fn read_vcpus(stats: &PerCpuArray<MapData, u64>) -> Option<BTreeMap<u32, VcpuOutcomes>> {

@@ -2,6 +2,7 @@
 //! What they counted is read by `snapshot`, what xevtchn's own fast paths
 //! decided by `fast_paths`.
 
+mod discovery;
 pub mod fast_paths;
 mod snapshot;
 
@@ -18,6 +19,7 @@ use super::{BpfError, load};
 
 const CONFIG: &str = "TRACE_CONFIG";
 const EVENTS: &str = "TRACE_EVENTS";
+const NEW_VMS: &str = "TRACE_NEW_VMS";
 
 /// (program, tracepoint) pairs, raw tracepoints: the hot ones (no perf
 /// submission per event).
@@ -42,9 +44,10 @@ pub struct TraceOptions {
     /// Also stream one event per joined send and Xen hypercall (then every
     /// send is timed).
     pub events: bool,
-    /// Time one send, and one injection, in this many per CPU for the
-    /// latency histograms (rounded up to a power of two; 1: every one).
-    /// Counts are exact either way.
+    /// Time one send in this many of each vCPU thread, and one injection
+    /// in this many of each APIC and vector, for the latency histograms
+    /// (rounded up to a power of two; 1: every one). Counts are exact
+    /// either way.
     pub time_one_in: u32,
     /// Also count MSIs (kvm_msi_set_irq).
     pub msi: bool,
@@ -81,7 +84,7 @@ pub struct Tracer {
     config: Array<MapData, TraceConfig>,
     events: Option<RingBuf<MapData>>,
     snapshot: snapshot::Maps,
-    fast_paths: FastPaths,
+    discovery: discovery::Discovery,
     options: TraceOptions,
     /// Empty while detached.
     attachments: Vec<load::Attachment>,
@@ -98,26 +101,41 @@ impl Tracer {
         let attachments = attach_hooks(&mut ebpf, &options)?;
         let events = ebpf.take_map(EVENTS).map(RingBuf::try_from).transpose().map_err(BpfError::map(EVENTS))?;
         let snapshot = snapshot::Maps::take(&mut ebpf)?;
-        let fast_paths = FastPaths::new(options.tgid);
-        Ok(Self { config, events, snapshot, fast_paths, options, attachments, ebpf })
+        let new_vms = RingBuf::try_from(ebpf.take_map(NEW_VMS).ok_or(BpfError::NoMap(NEW_VMS))?)
+            .map_err(BpfError::map(NEW_VMS))?;
+        let discovery =
+            discovery::Discovery::start(FastPaths::new(options.tgid), new_vms).map_err(BpfError::Discovery)?;
+        Ok(Self { config, events, snapshot, discovery, options, attachments, ebpf })
     }
 
     /// Detaches every hook (maps and loaded programs stay): the traced VMs
     /// run as if untraced until `reattach`. For measuring the overhead.
     pub fn detach(&mut self) -> Result<(), BpfError> {
-        for attachment in self.attachments.drain(..) {
-            load::detach(&mut self.ebpf, attachment)?;
+        let mut first_error = None;
+        for attachment in std::mem::take(&mut self.attachments) {
+            if let Err(e) = load::detach(&mut self.ebpf, attachment) {
+                first_error.get_or_insert(e);
+            }
         }
-        Ok(())
+        first_error.map_or(Ok(()), Err)
     }
 
-    /// Attaches the hooks again, configured by `options`.
+    /// Attaches the hooks again, configured by `options`. On error nothing
+    /// is attached and the configuration is the previous one.
     pub fn reattach(&mut self, options: TraceOptions) -> Result<(), BpfError> {
         self.detach()?;
         self.config.set(0, &options.config(), 0).map_err(BpfError::map(CONFIG))?;
-        self.attachments = attach_hooks(&mut self.ebpf, &options)?;
-        self.options = options;
-        Ok(())
+        match attach_hooks(&mut self.ebpf, &options) {
+            Ok(attachments) => {
+                self.attachments = attachments;
+                self.options = options;
+                Ok(())
+            }
+            Err(e) => {
+                let _ = self.config.set(0, &self.options.config(), 0);
+                Err(e)
+            }
+        }
     }
 
     /// The event stream, once (None after the first call).
@@ -134,27 +152,38 @@ impl Tracer {
     /// xevtchn VMs' fast paths decided.
     pub fn snapshot(&mut self) -> Result<Snapshot, BpfError> {
         let mut snapshot = self.snapshot.read()?;
-        snapshot.fast_paths = self.fast_paths.read();
+        snapshot.fast_paths = self.discovery.fast_paths().read();
         snapshot.msis_counted = self.options.msi;
         Ok(snapshot)
     }
 }
 
-/// Attaches the tracing programs `options` asks for to their tracepoints.
+/// Attaches the tracing programs `options` asks for to their tracepoints:
+/// all of them, or (on error) none.
 fn attach_hooks(ebpf: &mut Ebpf, options: &TraceOptions) -> Result<Vec<load::Attachment>, BpfError> {
     let mut attachments = Vec::new();
+    if let Err(e) = attach_each(ebpf, options, &mut attachments) {
+        for attachment in attachments {
+            let _ = load::detach(ebpf, attachment);
+        }
+        return Err(e);
+    }
+    Ok(attachments)
+}
+
+fn attach_each(ebpf: &mut Ebpf, options: &TraceOptions, out: &mut Vec<load::Attachment>) -> Result<(), BpfError> {
     let msi = options.msi.then_some(&MSI_HOOK);
     for (program, tracepoint) in RAW_HOOKS.iter().chain(msi) {
-        attachments.push(load::attach_raw_tracepoint(ebpf, program, tracepoint)?);
+        out.push(load::attach_raw_tracepoint(ebpf, program, tracepoint)?);
     }
     for (program, tracepoint) in HOOKS {
-        attachments.push(load::attach_tracepoint(ebpf, program, "kvm", tracepoint)?);
+        out.push(load::attach_tracepoint(ebpf, program, "kvm", tracepoint)?);
     }
     // Only hosts with KVM's Xen support have (and fire) this one.
     if std::path::Path::new("/sys/kernel/tracing/events/kvm/kvm_xen_hypercall").is_dir() {
-        attachments.push(load::attach_tracepoint(ebpf, "trace_kvm_xen_hypercall", "kvm", "kvm_xen_hypercall")?);
+        out.push(load::attach_tracepoint(ebpf, "trace_kvm_xen_hypercall", "kvm", "kvm_xen_hypercall")?);
     }
-    Ok(attachments)
+    Ok(())
 }
 
 #[cfg(test)]

@@ -55,6 +55,11 @@ pub fn mark_used(bitmap: &Array<u64>, slot: u32) {
 #[map]
 pub static TRACE_EVENTS: RingBuf = RingBuf::with_byte_size(1 << 20, 0);
 
+/// The tgid of each VM a CPU sees for the first time: the controller then
+/// looks for its doorbell program at once (its counters go with it).
+#[map]
+pub static TRACE_NEW_VMS: RingBuf = RingBuf::with_byte_size(4096, 0);
+
 /// Events dropped because the ring buffer was full (per CPU, index 0).
 #[map]
 pub static TRACE_DROPS: PerCpuArray<u64> = PerCpuArray::with_max_entries(1, 0);
@@ -89,7 +94,9 @@ pub fn pending_send(tid: u32) -> Option<&'static mut PendingSend> {
     Some(unsafe { &mut *slot })
 }
 
-#[repr(C)]
+/// A cache line each: vCPU threads have consecutive tids, and each slot is
+/// written on every send of its thread.
+#[repr(C, align(64))]
 #[derive(Clone, Copy)]
 pub struct PendingSend {
     /// The sending thread; 0 (the idle task, never a vCPU): none pending.
@@ -137,17 +144,19 @@ pub fn current() -> (u32, u32) {
     ((id >> 32) as u32, id as u32)
 }
 
-/// The config, if process `tgid` is traced.
+/// The config, if process `tgid` is traced. Never tgid 0: an interrupt
+/// on an idle CPU, which no VM's slot or pending send may take for its own.
 #[inline(always)]
 pub fn traced(tgid: u32) -> Option<&'static TraceConfig> {
     let config = TRACE_CONFIG.get(0)?;
-    if config.enabled == 0 || (config.tgid != 0 && config.tgid != tgid) {
+    if tgid == 0 || config.enabled == 0 || (config.tgid != 0 && config.tgid != tgid) {
         return None;
     }
     Some(config)
 }
 
-/// Whether the event numbered `seq` (per CPU) is timed: reading the clock
+/// Whether the event numbered `seq` (of its thread, or its APIC and
+/// vector) is timed: reading the clock
 /// costs more than the rest of a hook, so latencies are sampled.
 #[inline(always)]
 pub fn timed(config: &TraceConfig, seq: u64) -> bool {
@@ -163,6 +172,8 @@ pub fn vm_counters(tgid: u32) -> Option<*mut VmCounters> {
         if (*slot).tgid == 0 {
             (*slot).tgid = tgid;
             mark_used(&TRACE_VMS_USED, index);
+            // A full buffer drops it: the controller rescans every second.
+            let _ = TRACE_NEW_VMS.output(&tgid, 0);
         }
         if (*slot).tgid == tgid {
             return Some(core::ptr::addr_of_mut!((*slot).counters));

@@ -1,0 +1,71 @@
+//! Finding the traced VMs' doorbell programs while they exist: a VM's
+//! fast-path counters go with its program, and a VM of a test lives a tenth
+//! of a second. The tracing programs announce each VM they see for the
+//! first time (`TRACE_NEW_VMS`); a thread then looks for its program at
+//! once, and at least every second anyway.
+
+use std::{
+    os::fd::{AsFd, AsRawFd},
+    sync::{Arc, Mutex, MutexGuard},
+    thread,
+};
+
+use aya::maps::{MapData, RingBuf};
+use vmm_sys_util::eventfd::{EFD_NONBLOCK, EventFd};
+
+use super::FastPaths;
+
+/// The longest wait between two looks.
+const RESCAN_MS: i32 = 1000;
+
+pub(super) struct Discovery {
+    fast_paths: Arc<Mutex<FastPaths>>,
+    stop: Arc<EventFd>,
+    thread: Option<thread::JoinHandle<()>>,
+}
+
+impl Discovery {
+    pub(super) fn start(fast_paths: FastPaths, mut new_vms: RingBuf<MapData>) -> std::io::Result<Self> {
+        let fast_paths = Arc::new(Mutex::new(fast_paths));
+        let stop = Arc::new(EventFd::new(EFD_NONBLOCK)?);
+        let (paths, stopped) = (fast_paths.clone(), stop.clone());
+        let thread = thread::Builder::new().name("trace-discovery".into()).spawn(move || {
+            loop {
+                let mut fds = [
+                    libc::pollfd { fd: new_vms.as_fd().as_raw_fd(), events: libc::POLLIN, revents: 0 },
+                    libc::pollfd { fd: stopped.as_raw_fd(), events: libc::POLLIN, revents: 0 },
+                ];
+                // SAFETY: `fds` is a valid array of two pollfds for the call.
+                let ready = unsafe { libc::poll(fds.as_mut_ptr(), fds.len() as libc::nfds_t, RESCAN_MS) };
+                if ready < 0 && std::io::Error::last_os_error().kind() != std::io::ErrorKind::Interrupted {
+                    log::warn!("tracing: waiting for new VMs failed: {}", std::io::Error::last_os_error());
+                    return;
+                }
+                if fds[1].revents != 0 {
+                    return;
+                }
+                while new_vms.next().is_some() {}
+                lock(&paths).discover();
+            }
+        })?;
+        Ok(Self { fast_paths, stop, thread: Some(thread) })
+    }
+
+    pub(super) fn fast_paths(&self) -> MutexGuard<'_, FastPaths> {
+        lock(&self.fast_paths)
+    }
+}
+
+fn lock(paths: &Mutex<FastPaths>) -> MutexGuard<'_, FastPaths> {
+    // A panic while holding the lock leaves counts that are still readable.
+    paths.lock().unwrap_or_else(|p| p.into_inner())
+}
+
+impl Drop for Discovery {
+    fn drop(&mut self) {
+        let _ = self.stop.write(1);
+        if let Some(thread) = self.thread.take() {
+            let _ = thread.join();
+        }
+    }
+}
