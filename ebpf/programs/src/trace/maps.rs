@@ -156,8 +156,8 @@ pub fn traced(tgid: u32) -> Option<&'static TraceConfig> {
 }
 
 /// Whether the event numbered `seq` (of its thread, or its APIC and
-/// vector) is timed: reading the clock
-/// costs more than the rest of a hook, so latencies are sampled.
+/// vector) is timed: reading the clock costs more than the rest of a hook,
+/// so latencies are sampled.
 #[inline(always)]
 pub fn timed(config: &TraceConfig, seq: u64) -> bool {
     seq & u64::from(config.timing_mask) == 0
