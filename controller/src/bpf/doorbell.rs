@@ -7,7 +7,7 @@ use aya::{
     maps::{Array, Map, MapData, PerCpuArray},
 };
 use xevtchn_common::{
-    two_level::Outcome,
+    two_level::{OUTCOME_COUNT, Outcome},
     wire::{DoorbellConfig, PortEntry, doorbell_stat},
 };
 
@@ -35,6 +35,52 @@ pub struct DoorbellCounts {
     pub spurious_injections: u64,
     /// Doorbell writes to ports not marked fast (left to userspace).
     pub not_fast: u64,
+}
+
+/// How fast sends ended, from the program's counts per `Outcome`.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, serde::Serialize)]
+pub struct SendOutcomes {
+    /// Sends completed in the kernel (each one's irqfd injected the vector).
+    pub fast_sends: u64,
+    /// Sends that raised the upcall (evtchn_upcall_pending went 0 -> 1).
+    pub raised: u64,
+    /// Sends to a port already pending.
+    pub coalesced: u64,
+    /// Sends to a masked port.
+    pub masked: u64,
+    /// Sends whose selector bit or upcall was already pending.
+    pub already_pending: u64,
+}
+
+impl SendOutcomes {
+    /// From counts indexed by `Outcome` (each fast send has one).
+    pub fn from_counts(by_outcome: &[u64; OUTCOME_COUNT]) -> Self {
+        let n = |o: Outcome| by_outcome[o as usize];
+        Self {
+            fast_sends: by_outcome.iter().sum(),
+            raised: n(Outcome::UpcallRaised),
+            coalesced: n(Outcome::Coalesced),
+            masked: n(Outcome::Masked),
+            already_pending: n(Outcome::SelectorAlreadySet) + n(Outcome::UpcallAlreadyPending),
+        }
+    }
+
+    /// Injections that announced nothing new: every fast send injects, and
+    /// only the raised ones were needed. Harmless (the guest finds nothing
+    /// or merges them), but each costs the target an interrupt.
+    pub fn spurious_injections(&self) -> u64 {
+        self.fast_sends.saturating_sub(self.raised)
+    }
+
+    pub fn zip_with(&self, other: &Self, f: impl Fn(u64, u64) -> u64) -> Self {
+        Self {
+            fast_sends: f(self.fast_sends, other.fast_sends),
+            raised: f(self.raised, other.raised),
+            coalesced: f(self.coalesced, other.coalesced),
+            masked: f(self.masked, other.masked),
+            already_pending: f(self.already_pending, other.already_pending),
+        }
+    }
 }
 
 pub struct DoorbellPath {
@@ -88,13 +134,17 @@ impl DoorbellPath {
         let stat = |index: u32| -> Result<u64, BpfError> {
             Ok(self.stats.get(&index, 0).map_err(BpfError::map(STATS))?.iter().sum())
         };
-        let outcome = |o: Outcome| stat(o as u32);
+        let mut by_outcome = [0u64; OUTCOME_COUNT];
+        for (outcome, count) in by_outcome.iter_mut().enumerate() {
+            *count = stat(outcome as u32)?;
+        }
+        let outcomes = SendOutcomes::from_counts(&by_outcome);
         Ok(DoorbellCounts {
             fast_sends: stat(doorbell_stat::FAST_SENDS)?,
-            coalesced: outcome(Outcome::Coalesced)?,
-            masked: outcome(Outcome::Masked)?,
-            upcalls_raised: outcome(Outcome::UpcallRaised)?,
-            spurious_injections: outcome(Outcome::SelectorAlreadySet)? + outcome(Outcome::UpcallAlreadyPending)?,
+            coalesced: outcomes.coalesced,
+            masked: outcomes.masked,
+            upcalls_raised: outcomes.raised,
+            spurious_injections: outcomes.already_pending,
             not_fast: stat(doorbell_stat::NOT_FAST)?,
         })
     }
@@ -124,5 +174,17 @@ fn forward_logs(ebpf: &mut Ebpf, tasks: &tokio::runtime::Handle) {
             });
         }
         Err(e) => log::warn!("BPF log forwarding unavailable: {e}"),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn spurious_injections_are_the_sends_that_raised_nothing() {
+        let o = SendOutcomes { fast_sends: 10, raised: 3, coalesced: 6, masked: 1, already_pending: 0 };
+        assert_eq!(o.spurious_injections(), 7);
+        assert_eq!(o.zip_with(&o, u64::saturating_sub), SendOutcomes::default());
     }
 }

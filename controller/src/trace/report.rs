@@ -6,7 +6,7 @@ use std::collections::BTreeMap;
 use serde::Serialize;
 use xevtchn_common::trace::BUCKETS;
 
-use crate::bpf::trace::{Snapshot, fast_paths::VcpuOutcomes};
+use crate::bpf::trace::{Snapshot, fast_paths::SendOutcomes};
 
 /// A percentile from a log2 histogram: the upper bound of the bucket that
 /// holds it (bucket b covers [2^b, 2^(b+1)) ns). None without samples.
@@ -60,7 +60,7 @@ pub struct VcpuRow {
     pub vcpu: u32,
     pub fast_sends_per_s: f64,
     #[serde(flatten)]
-    pub outcomes: VcpuOutcomes,
+    pub outcomes: SendOutcomes,
     /// Injections that announced nothing new (fast sends - raised).
     pub spurious_injections: u64,
 }
@@ -223,7 +223,7 @@ mod tests {
     fn userspace_sends_split_and_fast_path_rows_are_differences_too() {
         use crate::bpf::trace::FastPathOutcomes;
         let outcomes =
-            |fast_sends, raised, coalesced| VcpuOutcomes { fast_sends, raised, coalesced, ..Default::default() };
+            |fast_sends, raised, coalesced| SendOutcomes { fast_sends, raised, coalesced, ..Default::default() };
         let mut before = Snapshot::default();
         before.vms.insert(
             9,

@@ -25,7 +25,10 @@ pub(super) struct Discovery {
 }
 
 impl Discovery {
-    pub(super) fn start(fast_paths: FastPaths, mut new_vms: RingBuf<MapData>) -> std::io::Result<Self> {
+    /// Finds the VMs running now, then starts the thread that finds the
+    /// ones to come.
+    pub(super) fn start(mut fast_paths: FastPaths, mut new_vms: RingBuf<MapData>) -> std::io::Result<Self> {
+        fast_paths.discover();
         let fast_paths = Arc::new(Mutex::new(fast_paths));
         let stop = Arc::new(EventFd::new(EFD_NONBLOCK)?);
         let (paths, stopped) = (fast_paths.clone(), stop.clone());

@@ -11,12 +11,9 @@ use aya::{
     maps::{Array, Map, MapData, PerCpuArray},
     programs::{ProgramInfo, loaded_programs},
 };
-use serde::Serialize;
-use xevtchn_common::{
-    two_level::{OUTCOME_COUNT, Outcome},
-    wire::DoorbellConfig,
-};
+use xevtchn_common::{two_level::OUTCOME_COUNT, wire::DoorbellConfig};
 
+pub use crate::bpf::doorbell::SendOutcomes;
 use crate::bpf::doorbell::{CONFIG, PROGRAM, VCPU_STATS};
 
 /// vCPUs the doorbell program counts (those with a vcpu_info in shared_info).
@@ -27,44 +24,10 @@ fn kernel_name(name: &str) -> &str {
     &name[..name.len().min(15)]
 }
 
-/// How the fast sends to one vCPU ended.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize)]
-pub struct VcpuOutcomes {
-    /// Sends completed in the kernel (each one's irqfd injected the vector).
-    pub fast_sends: u64,
-    /// Sends that raised the upcall (evtchn_upcall_pending went 0 -> 1).
-    pub raised: u64,
-    /// Sends to a port already pending.
-    pub coalesced: u64,
-    /// Sends to a masked port.
-    pub masked: u64,
-    /// Sends whose selector bit or upcall was already pending.
-    pub already_pending: u64,
-}
-
-impl VcpuOutcomes {
-    /// Injections that announced nothing new: every fast send injects, and
-    /// only the raised ones were needed. Harmless (the guest finds nothing
-    /// or merges them), but each costs the target an interrupt.
-    pub fn spurious_injections(&self) -> u64 {
-        self.fast_sends.saturating_sub(self.raised)
-    }
-
-    pub fn zip_with(&self, other: &Self, f: impl Fn(u64, u64) -> u64) -> Self {
-        Self {
-            fast_sends: f(self.fast_sends, other.fast_sends),
-            raised: f(self.raised, other.raised),
-            coalesced: f(self.coalesced, other.coalesced),
-            masked: f(self.masked, other.masked),
-            already_pending: f(self.already_pending, other.already_pending),
-        }
-    }
-}
-
 /// One VM's fast-path outcomes, by target vCPU (vCPUs with no send left out).
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct FastPathOutcomes {
-    pub vcpus: BTreeMap<u32, VcpuOutcomes>,
+    pub vcpus: BTreeMap<u32, SendOutcomes>,
 }
 
 struct Doorbell {
@@ -79,7 +42,7 @@ enum Known {
     /// program is gone.
     Open(Doorbell),
     /// Unloaded (its VM ended): the final counts, the map closed.
-    Ended { tgid: u32, vcpus: BTreeMap<u32, VcpuOutcomes> },
+    Ended { tgid: u32, vcpus: BTreeMap<u32, SendOutcomes> },
 }
 
 /// Ended VMs kept (their counts stay in the totals); beyond, the oldest go.
@@ -129,9 +92,8 @@ impl FastPaths {
     }
 
     /// Every traced VM's outcomes so far, summed per process (a process may
-    /// run several VMs).
-    pub fn read(&mut self) -> BTreeMap<u32, FastPathOutcomes> {
-        self.discover();
+    /// run several VMs), of the programs `discover` found.
+    pub fn read(&self) -> BTreeMap<u32, FastPathOutcomes> {
         let mut out: BTreeMap<u32, FastPathOutcomes> = BTreeMap::new();
         for known in self.known.values() {
             let (tgid, vcpus) = match known {
@@ -174,21 +136,14 @@ fn open(program: &ProgramInfo, traced: u32) -> Option<Doorbell> {
     Some(Doorbell { tgid, stats: stats? })
 }
 
-fn read_vcpus(stats: &PerCpuArray<MapData, u64>) -> Option<BTreeMap<u32, VcpuOutcomes>> {
+fn read_vcpus(stats: &PerCpuArray<MapData, u64>) -> Option<BTreeMap<u32, SendOutcomes>> {
     let mut vcpus = BTreeMap::new();
     for vcpu in 0..VCPUS {
         let mut by_outcome = [0u64; OUTCOME_COUNT];
         for (outcome, count) in by_outcome.iter_mut().enumerate() {
             *count = stats.get(&(vcpu * OUTCOME_COUNT as u32 + outcome as u32), 0).ok()?.iter().sum();
         }
-        let n = |o: Outcome| by_outcome[o as usize];
-        let outcomes = VcpuOutcomes {
-            fast_sends: by_outcome.iter().sum(),
-            raised: n(Outcome::UpcallRaised),
-            coalesced: n(Outcome::Coalesced),
-            masked: n(Outcome::Masked),
-            already_pending: n(Outcome::SelectorAlreadySet) + n(Outcome::UpcallAlreadyPending),
-        };
+        let outcomes = SendOutcomes::from_counts(&by_outcome);
         if outcomes.fast_sends > 0 {
             vcpus.insert(vcpu, outcomes);
         }
@@ -205,12 +160,5 @@ mod tests {
         assert_eq!(kernel_name(PROGRAM), "kvm_mmio_doorbe");
         assert_eq!(kernel_name(CONFIG), "DOORBELL_CONFIG");
         assert_eq!(kernel_name(VCPU_STATS), "DOORBELL_VCPU_S");
-    }
-
-    #[test]
-    fn spurious_injections_are_the_sends_that_raised_nothing() {
-        let o = VcpuOutcomes { fast_sends: 10, raised: 3, coalesced: 6, masked: 1, already_pending: 0 };
-        assert_eq!(o.spurious_injections(), 7);
-        assert_eq!(o.zip_with(&o, u64::saturating_sub), VcpuOutcomes::default());
     }
 }
