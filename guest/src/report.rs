@@ -24,6 +24,8 @@ pub struct Counters {
     pub masked_sends: AtomicU64,
     pub play_start_tsc: AtomicU64,
     pub play_end_tsc: AtomicU64,
+    pub moves: AtomicU64,
+    pub move_tsc: AtomicU64,
 }
 
 static COUNTERS: [Counters; MAX_VCPUS] = [const {
@@ -40,6 +42,8 @@ static COUNTERS: [Counters; MAX_VCPUS] = [const {
         masked_sends: AtomicU64::new(0),
         play_start_tsc: AtomicU64::new(0),
         play_end_tsc: AtomicU64::new(0),
+        moves: AtomicU64::new(0),
+        move_tsc: AtomicU64::new(0),
     }
 }; MAX_VCPUS];
 
@@ -90,7 +94,8 @@ pub fn publish(vcpu: u32) {
         fault_rip: FAULT_RIP.load(Relaxed),
         play_start_tsc: c.play_start_tsc.load(Relaxed),
         play_end_tsc: c.play_end_tsc.load(Relaxed),
-        _reserved: [0; 2],
+        moves: c.moves.load(Relaxed),
+        move_tsc: c.move_tsc.load(Relaxed),
     };
     // SAFETY: the report slot is guest RAM reserved for this vCPU.
     unsafe { core::ptr::write_volatile(layout::report(vcpu) as *mut VcpuReport, report) };

@@ -109,6 +109,7 @@ fn measure(config: &BenchConfig, workload: Workload, backend: Backend) -> Result
         callback: Callback::Vector,
         timeout: Duration::from_secs(120),
         shared_info_in_ram: false,
+        rate: None,
     };
     let before = cpu_time();
     let r = run::execute(&run).with_context(|| format!("{workload:?} on {backend:?}"))?;

@@ -1,28 +1,33 @@
-//! The in-kernel send path: the `kvm_mmio_doorbell` program and its maps.
+//! The in-kernel send path: the `kvm_mmio_doorbell` program and its maps
+//! (layouts in `xevtchn_common::doorbell`).
 
-use std::os::fd::{AsFd, AsRawFd};
+use std::{
+    os::fd::{AsFd, AsRawFd},
+    sync::atomic::Ordering::SeqCst,
+    time::{Duration, Instant},
+};
 
 use aya::{
     Ebpf,
-    maps::{Array, Map, MapData, PerCpuArray},
+    maps::{Array, Map, MapData},
 };
 use xevtchn_common::{
-    two_level::{OUTCOME_COUNT, Outcome},
-    wire::{DoorbellConfig, PortEntry, doorbell_stat},
+    doorbell::{CpuActivity, DoorbellConfig, PortEntry, stat},
+    two_level::{NR_PORTS, NR_VCPUS, OUTCOME_COUNT, Outcome},
 };
 
-use super::{BpfError, load};
+use super::{BpfError, load, mapped::MappedWords, whoami};
 use crate::platform::shared_info::SharedInfoPage;
 
 pub(crate) const PROGRAM: &str = "kvm_mmio_doorbell";
 pub(crate) const CONFIG: &str = "DOORBELL_CONFIG";
-/// Per target vCPU and outcome (read by `xevtchn trace`).
-pub(crate) const VCPU_STATS: &str = "DOORBELL_VCPU_STATS";
+/// Counters (`doorbell::stat`), also read by `xevtchn trace`.
+pub(crate) const STATS: &str = "DOORBELL_STATS";
 const PORTS: &str = "DOORBELL_PORTS";
+const ACTIVE: &str = "DOORBELL_ACTIVE";
 const SHARED_INFO: &str = "SHARED_INFO";
-const STATS: &str = "DOORBELL_STATS";
 
-/// What the program counted, summed over CPUs.
+/// What the program counted.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, serde::Serialize)]
 pub struct DoorbellCounts {
     /// Sends completed in the kernel.
@@ -30,11 +35,20 @@ pub struct DoorbellCounts {
     pub coalesced: u64,
     pub masked: u64,
     pub upcalls_raised: u64,
-    /// Sends that found the target's upcall already pending or its
-    /// selector set: the irqfd injects anyway, a spurious upcall.
+    /// Sends that found the target's selector bit or upcall already pending.
+    pub already_pending: u64,
+    /// Injections that announced nothing new: every fast send injects,
+    /// and only `upcalls_raised` of them were needed.
     pub spurious_injections: u64,
-    /// Doorbell writes to ports not marked fast (left to userspace).
+    /// Doorbell writes to ports not served in the kernel (left to userspace).
     pub not_fast: u64,
+    /// Writes in the doorbell window that are no doorbell (left to userspace).
+    pub bad_writes: u64,
+    /// Sends handled while the port's ioeventfd was being registered (such
+    /// a write may also have exited to userspace and been sent again).
+    pub unarmed_sends: u64,
+    /// Canary doorbells seen (the start-up check: 1).
+    pub canary: u64,
 }
 
 /// How fast sends ended, from the program's counts per `Outcome`.
@@ -65,6 +79,15 @@ impl SendOutcomes {
         }
     }
 
+    /// From the program's counter words, vCPU `vcpu`'s line.
+    pub fn of_vcpu(word: impl Fn(u32) -> u64, vcpu: u32) -> Self {
+        let mut by_outcome = [0u64; OUTCOME_COUNT];
+        for (outcome, count) in by_outcome.iter_mut().enumerate().take(stat::LINE_WORDS as usize) {
+            *count = word((1 + vcpu) * stat::LINE_WORDS + outcome as u32);
+        }
+        Self::from_counts(&by_outcome)
+    }
+
     /// Injections that announced nothing new: every fast send injects, and
     /// only the raised ones were needed. Harmless (the guest finds nothing
     /// or merges them), but each costs the target an interrupt.
@@ -84,9 +107,12 @@ impl SendOutcomes {
 }
 
 pub struct DoorbellPath {
-    ports: Array<MapData, PortEntry>,
     config: Array<MapData, DoorbellConfig>,
-    stats: PerCpuArray<MapData, u64>,
+    host_tgid: u32,
+    vcpus: u32,
+    ports: MappedWords,
+    stats: MappedWords,
+    active: MappedWords,
     shared_info: MapData,
     // Keeps the program attached for as long as the path exists.
     _ebpf: Ebpf,
@@ -96,23 +122,50 @@ fn take(ebpf: &mut Ebpf, name: &'static str) -> Result<Map, BpfError> {
     ebpf.take_map(name).ok_or(BpfError::NoMap(name))
 }
 
+fn map_words(map: &Map, name: &'static str, bytes: usize) -> Result<MappedWords, BpfError> {
+    let data = match map {
+        Map::Array(data) => data,
+        _ => return Err(BpfError::NoMap(name)),
+    };
+    MappedWords::map(data.fd().as_fd(), bytes).map_err(|source| BpfError::Mmap { map: name, source })
+}
+
 impl DoorbellPath {
-    /// Loads the program and attaches it to `kvm:kvm_mmio`, serving the
-    /// doorbells of process `tgid` (disabled until `enable`).
-    pub fn attach(tgid: u32, tasks: &tokio::runtime::Handle) -> Result<Self, BpfError> {
-        let mut ebpf = load::load_object()?;
-        forward_logs(&mut ebpf, tasks);
+    /// Loads the program for a VM of `vcpus` vCPUs run by this process and
+    /// attaches it to `kvm:kvm_mmio` (disabled until `enable`).
+    pub fn attach(vcpus: u32, tasks: &tokio::runtime::Handle) -> Result<Self, BpfError> {
+        let cpus = aya::util::nr_cpus().map_err(|(path, e)| BpfError::WhoAmI(format!("reading {path}: {e}")))?.get();
+        let mut ebpf = load::load_sized(&[(STATS, stat::entries(vcpus)), (ACTIVE, cpus)])?;
+        super::forward_logs(&mut ebpf, tasks);
+        let host_tgid = whoami::host_tgid(&mut ebpf)?;
         let mut config: Array<MapData, DoorbellConfig> =
             Array::try_from(take(&mut ebpf, CONFIG)?).map_err(BpfError::map(CONFIG))?;
-        config.set(0, &DoorbellConfig { tgid, ..Default::default() }, 0).map_err(BpfError::map(CONFIG))?;
-        let ports = Array::try_from(take(&mut ebpf, PORTS)?).map_err(BpfError::map(PORTS))?;
-        let stats = PerCpuArray::try_from(take(&mut ebpf, STATS)?).map_err(BpfError::map(STATS))?;
+        config.set(0, &DoorbellConfig { host_tgid, ..Default::default() }, 0).map_err(BpfError::map(CONFIG))?;
+        let ports = take(&mut ebpf, PORTS)?;
+        let stats = take(&mut ebpf, STATS)?;
+        let active = take(&mut ebpf, ACTIVE)?;
         let shared_info = match take(&mut ebpf, SHARED_INFO)? {
             Map::Array(data) => data,
             _ => return Err(BpfError::NoMap(SHARED_INFO)),
         };
-        load::attach_raw_tracepoint(&mut ebpf, PROGRAM, "kvm_mmio")?;
-        Ok(Self { ports, config, stats, shared_info, _ebpf: ebpf })
+        let path = Self {
+            config,
+            host_tgid,
+            vcpus,
+            ports: map_words(&ports, PORTS, NR_PORTS as usize * 8)?,
+            stats: map_words(&stats, STATS, stat::entries(vcpus) as usize * 8)?,
+            active: map_words(&active, ACTIVE, cpus as usize * size_of::<CpuActivity>())?,
+            shared_info,
+            _ebpf: ebpf,
+        };
+        let mut path = path;
+        load::attach_raw_tracepoint(&mut path._ebpf, PROGRAM, "kvm_mmio")?;
+        Ok(path)
+    }
+
+    /// This process's tgid as the program sees it (initial PID namespace).
+    pub fn host_tgid(&self) -> u32 {
+        self.host_tgid
     }
 
     /// The map's page, mapped here, to be mapped into the guest too.
@@ -120,60 +173,67 @@ impl DoorbellPath {
         SharedInfoPage::map_shared(self.shared_info.fd().as_fd().as_raw_fd())
     }
 
-    /// Starts serving doorbells of ports below `fast_ports`.
-    pub fn enable(&mut self, tgid: u32, fast_ports: u32, doorbell_base: u64) -> Result<(), BpfError> {
-        let config = DoorbellConfig { tgid, fast_ports, doorbell_base, enabled: 1, _pad: 0 };
+    /// Starts (or stops) serving this VM's doorbells at `doorbell_base`.
+    pub fn enable(&mut self, doorbell_base: u64, enabled: bool) -> Result<(), BpfError> {
+        let config = DoorbellConfig { host_tgid: self.host_tgid, enabled: u32::from(enabled), doorbell_base };
         self.config.set(0, &config, 0).map_err(BpfError::map(CONFIG))
     }
 
-    pub fn set_port(&mut self, port: u32, entry: PortEntry) -> Result<(), BpfError> {
-        self.ports.set(port, &entry, 0).map_err(BpfError::map(PORTS))
+    /// Stores `port`'s entry; the program's next load sees it whole.
+    pub fn set_port(&self, port: u32, entry: PortEntry) {
+        if let Some(word) = self.ports.word(port as usize) {
+            word.store(entry.0, SeqCst);
+        }
     }
 
-    pub fn counts(&self) -> Result<DoorbellCounts, BpfError> {
-        let stat = |index: u32| -> Result<u64, BpfError> {
-            Ok(self.stats.get(&index, 0).map_err(BpfError::map(STATS))?.iter().sum())
-        };
-        let mut by_outcome = [0u64; OUTCOME_COUNT];
-        for (outcome, count) in by_outcome.iter_mut().enumerate() {
-            *count = stat(outcome as u32)?;
+    /// Waits until no program that may have read a replaced entry still
+    /// runs: each CPU that was inside the program (odd count) has left it.
+    /// Programs run with preemption off and take about a microsecond.
+    pub fn grace_period(&self) {
+        let cpus = self.active.words() / 8;
+        let inside: Vec<(usize, u64)> = (0..cpus)
+            .filter_map(|cpu| {
+                let seq = self.active.word(cpu * 8)?.load(SeqCst);
+                (seq % 2 == 1).then_some((cpu, seq))
+            })
+            .collect();
+        let start = Instant::now();
+        for (cpu, seq) in inside {
+            while self.active.word(cpu * 8).is_some_and(|w| w.load(SeqCst) == seq) {
+                if start.elapsed() > Duration::from_millis(1) {
+                    std::thread::yield_now();
+                } else {
+                    std::hint::spin_loop();
+                }
+            }
         }
-        let outcomes = SendOutcomes::from_counts(&by_outcome);
-        Ok(DoorbellCounts {
-            fast_sends: stat(doorbell_stat::FAST_SENDS)?,
+    }
+
+    fn stat(&self, index: u32) -> u64 {
+        self.stats.word(index as usize).map_or(0, |w| w.load(SeqCst))
+    }
+
+    /// vCPU `vcpu`'s fast sends by outcome.
+    pub fn vcpu_outcomes(&self, vcpu: u32) -> SendOutcomes {
+        SendOutcomes::of_vcpu(|i| self.stat(i), vcpu)
+    }
+
+    pub fn counts(&self) -> DoorbellCounts {
+        let outcomes = (0..self.vcpus.min(NR_VCPUS))
+            .map(|v| self.vcpu_outcomes(v))
+            .fold(SendOutcomes::default(), |a, b| a.zip_with(&b, u64::wrapping_add));
+        DoorbellCounts {
+            fast_sends: outcomes.fast_sends,
             coalesced: outcomes.coalesced,
             masked: outcomes.masked,
             upcalls_raised: outcomes.raised,
-            spurious_injections: outcomes.already_pending,
-            not_fast: stat(doorbell_stat::NOT_FAST)?,
-        })
-    }
-}
-
-/// Forwards the program's aya-log records (diagnostics off the hot path)
-/// to the controller's logger, from a Tokio task.
-fn forward_logs(ebpf: &mut Ebpf, tasks: &tokio::runtime::Handle) {
-    let logger = match aya_log::EbpfLogger::init(ebpf) {
-        Ok(logger) => logger,
-        Err(e) => {
-            log::debug!("no BPF log forwarding: {e}");
-            return;
+            already_pending: outcomes.already_pending,
+            spurious_injections: outcomes.spurious_injections(),
+            not_fast: self.stat(stat::NOT_FAST),
+            bad_writes: self.stat(stat::BAD_WRITE),
+            unarmed_sends: self.stat(stat::UNARMED),
+            canary: self.stat(stat::CANARY),
         }
-    };
-    let _entered = tasks.enter();
-    // SAFETY: the logger owns its ring buffer's fd and flushing neither
-    // closes nor replaces it, as AsyncFd::register_with_interest requires.
-    let registered = unsafe { tokio::io::unix::AsyncFd::register_with_interest(logger, tokio::io::Interest::READABLE) };
-    match registered {
-        Ok(mut logger) => {
-            tasks.spawn(async move {
-                while let Ok(mut ready) = logger.readable_mut().await {
-                    ready.get_inner_mut().flush();
-                    ready.clear_ready();
-                }
-            });
-        }
-        Err(e) => log::warn!("BPF log forwarding unavailable: {e}"),
     }
 }
 
@@ -186,5 +246,14 @@ mod tests {
         let o = SendOutcomes { fast_sends: 10, raised: 3, coalesced: 6, masked: 1, already_pending: 0 };
         assert_eq!(o.spurious_injections(), 7);
         assert_eq!(o.zip_with(&o, u64::saturating_sub), SendOutcomes::default());
+    }
+
+    #[test]
+    fn a_vcpus_outcomes_come_from_its_own_line() {
+        let word = |i: u32| if i / stat::LINE_WORDS == 2 { u64::from(i % stat::LINE_WORDS) } else { 100 };
+        let o = SendOutcomes::of_vcpu(word, 1);
+        assert_eq!(o.raised, Outcome::UpcallRaised as u64);
+        assert_eq!(o.coalesced, Outcome::Coalesced as u64);
+        assert_eq!(o.fast_sends, (0..stat::LINE_WORDS as u64).sum::<u64>());
     }
 }

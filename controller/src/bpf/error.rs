@@ -29,6 +29,14 @@ pub enum BpfError {
         #[source]
         source: Box<aya::programs::ProgramError>,
     },
+    #[error("finding this process's PID in the initial PID namespace: {0}")]
+    WhoAmI(String),
+    #[error("mapping BPF map {map} into the controller")]
+    Mmap {
+        map: &'static str,
+        #[source]
+        source: std::io::Error,
+    },
     #[error("starting the thread that finds the traced VMs' doorbell programs")]
     Discovery(#[source] std::io::Error),
     #[error("map {map}")]

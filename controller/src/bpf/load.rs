@@ -3,7 +3,7 @@
 use std::path::Path;
 
 use aya::{
-    Ebpf, EbpfError,
+    Ebpf, EbpfError, EbpfLoader,
     programs::{
         Program, ProgramError, RawTracePoint, TracePoint, raw_trace_point::RawTracePointLinkId,
         trace_point::TracePointLinkId,
@@ -20,10 +20,20 @@ const TRACEFS_EVENTS: &str = "/sys/kernel/tracing/events";
 
 /// Loads the embedded object into the kernel (maps created, no program yet).
 pub fn load_object() -> Result<Ebpf, BpfError> {
+    load_sized(&[])
+}
+
+/// Loads the object with the maps named in `sizes` created with that many
+/// entries instead of the object's own count.
+pub fn load_sized(sizes: &[(&'static str, u32)]) -> Result<Ebpf, BpfError> {
     if OBJECT.is_empty() {
         return Err(BpfError::NotBuilt);
     }
-    Ebpf::load(OBJECT).map_err(|e| match &e {
+    let mut loader = EbpfLoader::new();
+    for &(map, entries) in sizes {
+        loader.map_max_entries(map, entries);
+    }
+    loader.load(OBJECT).map_err(|e| match &e {
         EbpfError::MapError(aya::maps::MapError::CreateError { io_error, .. })
             if io_error.raw_os_error() == Some(libc::EPERM) =>
         {

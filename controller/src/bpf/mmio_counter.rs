@@ -7,7 +7,7 @@ use aya::{
 };
 use xevtchn_common::wire::MmioFilter;
 
-use super::{BpfError, load};
+use super::{BpfError, load, whoami};
 
 const PROGRAM: &str = "kvm_mmio_count";
 const FILTER: &str = "MMIO_FILTER";
@@ -18,10 +18,11 @@ pub struct MmioCounter {
 }
 
 impl MmioCounter {
-    /// Loads the object and attaches to `kvm:kvm_mmio`, counting writes by
-    /// process `tgid` to guest-physical `[start, end)`.
-    pub fn attach(tgid: u32, start: u64, end: u64) -> Result<Self, BpfError> {
+    /// Loads the object and attaches to `kvm:kvm_mmio`, counting this
+    /// process's writes to guest-physical `[start, end)`.
+    pub fn attach(start: u64, end: u64) -> Result<Self, BpfError> {
         let mut ebpf = load::load_object()?;
+        let tgid = whoami::host_tgid(&mut ebpf)?;
         let mut filter: Array<_, MmioFilter> =
             Array::try_from(ebpf.map_mut(FILTER).ok_or(BpfError::NoMap(FILTER))?).map_err(BpfError::map(FILTER))?;
         filter

@@ -36,6 +36,11 @@ pub struct RunArgs {
     /// the VMM splits RAM's memslot around it.
     #[arg(long)]
     pub shared_info_in_ram: bool,
+    /// Pace each sender of flood, fanout and rebind to this many sends per
+    /// second (default: as fast as it can), so that backends carry the
+    /// same event load.
+    #[arg(long, value_parser = clap::value_parser!(u32).range(1..=10_000_000))]
+    pub rate: Option<u32>,
     /// Print exactly one JSON object on stdout.
     #[arg(long)]
     pub json: bool,
@@ -70,6 +75,12 @@ pub fn run(args: &RunArgs) -> Result<ExitCode> {
         ))
         .into());
     }
+    if args.rate.is_some() && !matches!(workload, Workload::Flood | Workload::Fanout | Workload::Rebind) {
+        return Err(UsageError(format!(
+            "--rate paces the senders of flood, fanout and rebind; {workload:?} has none to pace"
+        ))
+        .into());
+    }
     let config = RunConfig {
         backend: args.backend,
         workload,
@@ -79,6 +90,7 @@ pub fn run(args: &RunArgs) -> Result<ExitCode> {
         callback: args.callback,
         timeout,
         shared_info_in_ram: args.shared_info_in_ram,
+        rate: args.rate,
     };
     let live = (std::io::stdout().is_terminal() && !args.json && !args.quiet).then(live_view::spawn);
     let report = run::execute(&config);

@@ -6,6 +6,9 @@
 pub mod backends;
 pub mod eventfd_task;
 pub mod fast_path;
+pub mod gsi_routes;
+pub mod guest_log;
+pub mod route_commit;
 pub mod shared_info;
 pub mod stats;
 pub mod upcalls;
@@ -16,7 +19,8 @@ use kvm_bindings::kvm_userspace_memory_region;
 use kvm_ioctls::{VcpuFd, VmFd};
 use vm_memory::{Bytes, GuestAddress, GuestMemoryBackend, GuestMemoryRegion};
 use xevtchn_common::{
-    two_level::upcall_pending,
+    doorbell::DOORBELL_WIDTH,
+    two_level::{NR_PORTS, upcall_pending},
     xen::{
         evtchn::EVTCHNOP_send,
         hvm::{CallbackVia, pci_intx_gsi},
@@ -38,13 +42,10 @@ use crate::{
     xen::{Action, Domain, GuestFault, GuestMemory, Hypercall},
 };
 use fast_path::FastPath;
+use guest_log::GuestLog;
 use shared_info::SharedInfoPage;
 use stats::PlatformStats;
 use upcalls::{Injection, Route, Upcalls};
-
-/// Ports below this send through their doorbell (the rest through the
-/// general hypercall path).
-pub const FAST_PORTS: u32 = 1024;
 
 pub struct XenPlatform {
     vm: Arc<VmFd>,
@@ -58,6 +59,8 @@ pub struct XenPlatform {
     /// The in-kernel send path (backend `bpf`); None for `userspace`.
     fast: Option<FastPath>,
     backends: backends::Backends,
+    /// Lines the guest can cause, rate-limited.
+    log: Arc<GuestLog>,
     pub stats: PlatformStats,
 }
 
@@ -70,6 +73,7 @@ impl XenPlatform {
         domain: Domain,
         shared_info: SharedInfoPage,
         fast: Option<FastPath>,
+        log: Arc<GuestLog>,
         tasks: tokio::runtime::Handle,
     ) -> std::io::Result<Self> {
         let shared_info = Arc::new(shared_info);
@@ -84,6 +88,7 @@ impl XenPlatform {
             shared_info,
             fast,
             backends: backends::Backends::default(),
+            log,
             stats: PlatformStats::default(),
         })
     }
@@ -186,7 +191,7 @@ impl XenPlatform {
                         // Read the port under the domain lock, so that two
                         // vCPUs changing one port converge on its last state.
                         let domain = self.domain();
-                        fast.sync_port(port, domain.port_info(port), &self.upcalls, &self.shared_info);
+                        fast.sync_port(port, &domain, &self.upcalls, &self.shared_info);
                     }
                 }
                 Action::NotifyBackend { backend_port, .. } => self.backends.notify(backend_port),
@@ -203,11 +208,13 @@ impl XenPlatform {
             // The global VECTOR callback bypasses the LAPIC: impossible
             // without CONFIG_KVM_XEN (the guest should use per-vCPU vectors).
             CallbackVia::Vector(vector) => {
-                log::warn!(
-                    "the guest asked for the global VECTOR callback ({vector:#x}): it needs an injection that \
-                     bypasses the LAPIC, which only KVM's Xen support (CONFIG_KVM_XEN) has; vCPUs without a \
-                     per-vCPU upcall vector (HVMOP_set_evtchn_upcall_vector) get no upcall"
-                );
+                self.log.warn(|| {
+                    format!(
+                        "the guest asked for the global VECTOR callback ({vector:#x}): it needs an injection that \
+                         bypasses the LAPIC, which only KVM's Xen support (CONFIG_KVM_XEN) has; vCPUs without a \
+                         per-vCPU upcall vector (HVMOP_set_evtchn_upcall_vector) get no upcall"
+                    )
+                });
                 None
             }
             CallbackVia::None | CallbackVia::Unknown { .. } => None,
@@ -221,7 +228,7 @@ impl XenPlatform {
 
     fn set_route(&self, vcpu: u32, route: Route) {
         if let Err(e) = self.upcalls.set_route(vcpu, route) {
-            log::error!("vCPU {vcpu}: routing its upcall to {route:?}: {e}");
+            self.log.warn(|| format!("vCPU {vcpu}: routing its upcall to {route:?}: {e}"));
         }
     }
 
@@ -254,15 +261,21 @@ impl XenPlatform {
                 .map_err(crate::vmm::VmmError::kvm("KVM_SET_USER_MEMORY_REGION"))
         });
         if let Err(e) = result {
-            log::error!("mapping shared_info at gfn {gfn:#x}: {:#}", anyhow::Error::from(e));
+            self.log.warn(|| format!("mapping shared_info at gfn {gfn:#x}: {:#}", anyhow::Error::from(e)));
         }
+    }
+
+    /// An MMIO access nothing decodes: counted, and logged (rate-limited).
+    fn stray_access(&self, vcpu: u32, addr: u64, what: &str) {
+        self.stats.count_stray_access();
+        self.log.warn(|| format!("vCPU {vcpu}: {what} of MMIO address {addr:#x}, which nothing decodes (ignored)"));
     }
 
     /// Writes the hypercall page into guest RAM (the hypercall-page MSR).
     fn write_hypercall_page(&self, value: u64) -> bool {
         let gpa = value & !0xfff;
         // Bits 11:0 select the page of a multi-page area; there is one.
-        value & 0xfff == 0 && self.ram.write_slice(&hypercall_page::build(FAST_PORTS), GuestAddress(gpa)).is_ok()
+        value & 0xfff == 0 && self.ram.write_slice(&hypercall_page::build(NR_PORTS), GuestAddress(gpa)).is_ok()
     }
 }
 
@@ -273,13 +286,13 @@ impl Platform for XenPlatform {
             Mmio::Hypercall(nr) => self.hypercall(vcpu, fd, nr),
             // Like an unclaimed bus: all ones. The guest runs on.
             _ => {
-                self.stats.count_stray_access(vcpu, addr, "read");
+                self.stray_access(vcpu, addr, "read");
                 Ok(u64::MAX)
             }
         }
     }
 
-    fn mmio_write(&self, vcpu: u32, fd: &VcpuFd, addr: u64, value: u64) -> Result<(), Stop> {
+    fn mmio_write(&self, vcpu: u32, fd: &VcpuFd, addr: u64, value: u64, len: usize) -> Result<(), Stop> {
         self.stats.count_exit();
         match classify(addr) {
             Mmio::Exit => Err(Stop::GuestExit(value as u32)),
@@ -287,10 +300,14 @@ impl Platform for XenPlatform {
                 self.stats.count_smoke();
                 Ok(())
             }
-            Mmio::Doorbell(port) => self.doorbell(vcpu, fd, port),
+            // A doorbell is exactly what its ioeventfd would match (see
+            // xevtchn_common::doorbell); the program ignores the rest too.
+            Mmio::Doorbell(port) if len == DOORBELL_WIDTH as usize && value == u64::from(port) => {
+                self.doorbell(vcpu, fd, port)
+            }
             // Dropped, like a write nothing claims. The guest runs on.
-            Mmio::Hypercall(_) | Mmio::Unknown => {
-                self.stats.count_stray_access(vcpu, addr, "write");
+            Mmio::Doorbell(_) | Mmio::Hypercall(_) | Mmio::Unknown => {
+                self.stray_access(vcpu, addr, "write");
                 Ok(())
             }
         }
@@ -310,7 +327,7 @@ impl Platform for XenPlatform {
 impl Drop for XenPlatform {
     fn drop(&mut self) {
         if let Some(fast) = &self.fast {
-            fast.shut_down();
+            fast.shut_down(&self.upcalls);
         }
         self.upcalls.shut_down();
     }

@@ -20,15 +20,16 @@ use std::sync::{
     atomic::{AtomicU64, Ordering},
 };
 
-use kvm_bindings::{
-    KVM_IRQ_ROUTING_IRQCHIP, KVM_IRQ_ROUTING_MSI, KVM_IRQCHIP_IOAPIC, KVM_IRQCHIP_PIC_MASTER, KVM_IRQCHIP_PIC_SLAVE,
-    KvmIrqRouting, kvm_irq_routing_entry, kvm_msi,
-};
 use kvm_ioctls::VmFd;
 use vmm_sys_util::eventfd::{EFD_NONBLOCK, EventFd};
 use xevtchn_common::two_level::upcall_pending;
 
-use super::{eventfd_task, shared_info::SharedInfoPage};
+use super::{
+    eventfd_task,
+    gsi_routes::{IOAPIC_PINS, Routes, msi, vcpu_gsi},
+    route_commit::Committing,
+    shared_info::SharedInfoPage,
+};
 
 /// Where a vCPU's upcall goes.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
@@ -49,11 +50,6 @@ pub enum Injection {
     /// Writing E_v, an irqfd on an MSI route (what ioeventfds can do in-kernel).
     Irqfd,
 }
-
-/// GSIs of the per-vCPU MSI routes: above every GSI a Xen PCI INTx line
-/// can map to (hvm_pci_intx_gsi gives 16..47).
-const MSI_GSI_BASE: u32 = 48;
-const IOAPIC_PINS: u32 = 24;
 
 #[derive(Debug, Default)]
 pub struct InjectStats {
@@ -109,6 +105,8 @@ pub struct Upcalls {
     injection: Injection,
     shared_info: Arc<SharedInfoPage>,
     vcpus: RwLock<Vec<VcpuUpcall>>,
+    /// The VM's routing table (also holds the fast path's port routes).
+    routes: Arc<Routes>,
     level: RwLock<Option<LevelLine>>,
     pub stats: Arc<InjectStats>,
 }
@@ -121,6 +119,7 @@ impl Upcalls {
         shared_info: Arc<SharedInfoPage>,
         tasks: tokio::runtime::Handle,
     ) -> std::io::Result<Self> {
+        let routes = Arc::new(Routes::new(vcpus));
         let vcpus = (0..vcpus)
             .map(|_| {
                 Ok(VcpuUpcall { route: Route::None, eventfd: Arc::new(EventFd::new(EFD_NONBLOCK)?), irqfd_gsi: None })
@@ -132,6 +131,7 @@ impl Upcalls {
             injection,
             shared_info,
             vcpus: RwLock::new(vcpus),
+            routes,
             level: RwLock::new(None),
             stats: Arc::default(),
         })
@@ -148,6 +148,23 @@ impl Upcalls {
     /// E_v: what an ioeventfd for a port bound to `vcpu` signals.
     pub fn eventfd(&self, vcpu: u32) -> Option<Arc<EventFd>> {
         self.vcpus.read().expect("upcalls lock").get(vcpu as usize).map(|v| v.eventfd.clone())
+    }
+
+    /// The VM's routing table. Lock order: the vCPU table, then this.
+    pub fn routes(&self) -> &Routes {
+        &self.routes
+    }
+
+    /// What a thread committing routes off the vCPUs' paths needs.
+    pub fn committing(&self) -> Committing {
+        let vcpus = self.vcpus.read().expect("upcalls lock");
+        Committing {
+            vm: self.vm.clone(),
+            routes: self.routes.clone(),
+            upcall_eventfds: vcpus.iter().map(|v| v.eventfd.clone()).collect(),
+            shared_info: self.shared_info.clone(),
+            stats: self.stats.clone(),
+        }
     }
 
     /// Raises the upcall on `vcpu`. Spurious raises are harmless.
@@ -181,6 +198,16 @@ impl Upcalls {
         if v.route == route {
             return Ok(());
         }
+        if let (Route::Vector(_), Route::Vector(vector), Injection::Irqfd) = (v.route, route, self.injection) {
+            // A new vector: the same irqfd, on a route that changes.
+            v.route = route;
+            self.routes.edit().set_vector(vcpu, Some(vector));
+            return self.routes.commit(&self.vm);
+        }
+        if matches!(v.route, Route::Vector(_)) {
+            // Xen never takes a per-vCPU vector back; keep the table true anyway.
+            self.routes.edit().set_vector(vcpu, None);
+        }
         if let Some(gsi) = v.irqfd_gsi.take() {
             let _ = self.vm.unregister_irqfd(&v.eventfd, gsi);
         }
@@ -190,10 +217,11 @@ impl Upcalls {
             self.stop_level_line();
         }
         let wired = match (route, self.injection) {
-            (Route::Vector(_), Injection::Irqfd) => (|| {
-                self.vm.set_gsi_routing(&routing_table(&vcpus)).map_err(io)?;
+            (Route::Vector(vector), Injection::Irqfd) => (|| {
+                self.routes.edit().set_vector(vcpu, Some(vector));
+                self.routes.commit(&self.vm)?;
                 let v = &mut vcpus[vcpu as usize];
-                let gsi = MSI_GSI_BASE + vcpu;
+                let gsi = vcpu_gsi(vcpu);
                 self.vm.register_irqfd(&v.eventfd, gsi).map_err(io)?;
                 v.irqfd_gsi = Some(gsi);
                 Ok(())
@@ -252,43 +280,4 @@ impl Upcalls {
 
 fn io(e: kvm_ioctls::Error) -> std::io::Error {
     std::io::Error::from_raw_os_error(e.errno())
-}
-
-/// A fixed, edge, physical-destination MSI to `vcpu`'s APIC (ID = index).
-fn msi(vcpu: u32, vector: u8) -> kvm_msi {
-    kvm_msi { address_lo: 0xfee0_0000 | (vcpu << 12), address_hi: 0, data: u32::from(vector), ..Default::default() }
-}
-
-/// KVM's default routes (PIC and IOAPIC pins, which KVM_SET_GSI_ROUTING
-/// replaces) plus one MSI route per vCPU with a vector.
-fn routing_table(vcpus: &[VcpuUpcall]) -> KvmIrqRouting {
-    let mut entries = Vec::new();
-    let irqchip = |gsi: u32, chip: u32, pin: u32| {
-        let mut e = kvm_irq_routing_entry { gsi, type_: KVM_IRQ_ROUTING_IRQCHIP, ..Default::default() };
-        e.u.irqchip.irqchip = chip;
-        e.u.irqchip.pin = pin;
-        e
-    };
-    for gsi in 0..IOAPIC_PINS {
-        if gsi < 16 {
-            let (chip, pin) = if gsi < 8 { (KVM_IRQCHIP_PIC_MASTER, gsi) } else { (KVM_IRQCHIP_PIC_SLAVE, gsi - 8) };
-            entries.push(irqchip(gsi, chip, pin));
-        }
-        entries.push(irqchip(gsi, KVM_IRQCHIP_IOAPIC, gsi));
-    }
-    for (vcpu, v) in vcpus.iter().enumerate() {
-        if let Route::Vector(vector) = v.route {
-            let m = msi(vcpu as u32, vector);
-            let mut e = kvm_irq_routing_entry {
-                gsi: MSI_GSI_BASE + vcpu as u32,
-                type_: KVM_IRQ_ROUTING_MSI,
-                ..Default::default()
-            };
-            e.u.msi.address_lo = m.address_lo;
-            e.u.msi.address_hi = m.address_hi;
-            e.u.msi.data = m.data;
-            entries.push(e);
-        }
-    }
-    KvmIrqRouting::from_entries(&entries).expect("fewer routes than KVM allows")
 }

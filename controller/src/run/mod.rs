@@ -23,7 +23,7 @@ use xevtchn_common::{
 
 use crate::{
     bpf::doorbell::DoorbellPath,
-    platform::{XenPlatform, eventfd_task, fast_path::FastPath, shared_info::SharedInfoPage},
+    platform::{XenPlatform, eventfd_task, fast_path::FastPath, guest_log::GuestLog, shared_info::SharedInfoPage},
     vmm::{Vm, VmConfig},
     xen::{Domain, DomainConfig},
 };
@@ -44,6 +44,9 @@ pub struct RunConfig {
     pub timeout: Duration,
     /// The guest places shared_info over a RAM page (the VMM splits RAM).
     pub shared_info_in_ram: bool,
+    /// Sends per second of each sender of flood, fanout and rebind (None:
+    /// as fast as it can).
+    pub rate: Option<u32>,
 }
 
 /// A look at a running VM from another thread (`execute_watched`).
@@ -82,12 +85,11 @@ pub fn execute_watched<T: Send + 'static>(
     vm.set_params(guest_params(config, tsc_per_ms)).context("writing the guest's parameters")?;
     let domain = Domain::new(DomainConfig { nr_vcpus: config.vcpus, ..DomainConfig::default() })
         .context("configuring the Xen domain")?;
+    let log = Arc::new(GuestLog::default());
     let doorbell = match config.backend {
         Backend::Userspace | Backend::Bare => None,
-        Backend::Bpf => {
-            Some(DoorbellPath::attach(std::process::id(), tasks.handle()).context("loading the doorbell program")?)
-        }
-        Backend::Auto => match DoorbellPath::attach(std::process::id(), tasks.handle()) {
+        Backend::Bpf => Some(DoorbellPath::attach(config.vcpus, tasks.handle()).context("loading the doorbell program")?),
+        Backend::Auto => match DoorbellPath::attach(config.vcpus, tasks.handle()) {
             Ok(path) => Some(path),
             Err(e) => {
                 eprintln!("xevtchn: backend auto: using userspace, since the bpf backend is unavailable: {e:#}");
@@ -95,21 +97,30 @@ pub fn execute_watched<T: Send + 'static>(
             }
         },
     };
+    let mut fast_path_unavailable = None;
     let (backend, shared_info, fast) = match (config.backend, doorbell) {
         (Backend::Bare, _) => (
             Backend::Bare,
             SharedInfoPage::anonymous().context("allocating shared_info")?,
-            Some(FastPath::bare(vm.fd().clone())),
+            Some(FastPath::bare(vm.fd().clone(), log.clone())),
         ),
         (_, None) => (Backend::Userspace, SharedInfoPage::anonymous().context("allocating shared_info")?, None),
         (_, Some(doorbell)) => {
             let page = doorbell.shared_info_page().context("mapping the BPF shared_info page")?;
-            let fast = FastPath::new(vm.fd().clone(), doorbell).context("enabling the doorbell program")?;
-            (Backend::Bpf, page, Some(fast))
+            let mut fast = FastPath::new(vm.fd().clone(), doorbell, log.clone())?;
+            let canary = vm.run_canary().context("running the doorbell canary")?;
+            match fast.judge_canary(canary) {
+                Ok(()) => (Backend::Bpf, page, Some(fast)),
+                Err(why) => {
+                    eprintln!("xevtchn: the in-kernel fast path cannot serve this VM, delivering in userspace: {why}");
+                    fast_path_unavailable = Some(why);
+                    (Backend::Userspace, page, None)
+                }
+            }
         }
     };
     let platform = Arc::new(
-        XenPlatform::new(&vm, domain, shared_info, fast, tasks.handle().clone())
+        XenPlatform::new(&vm, domain, shared_info, fast, log, tasks.handle().clone())
             .context("setting up upcall delivery")?,
     );
     let echo = match config.workload {
@@ -135,7 +146,7 @@ pub fn execute_watched<T: Send + 'static>(
     let watched = watcher.join().map_err(|_| anyhow::anyhow!("the run's watcher panicked"))?;
     let outcome = outcome.context("running the VM")?;
     drop(echo);
-    let report = report::build(
+    let mut report = report::build(
         config,
         backend,
         &vm,
@@ -144,6 +155,7 @@ pub fn execute_watched<T: Send + 'static>(
         platform.fast_counts(),
         platform.upcalls().stats.snapshot(),
     )?;
+    report.fast_path_unavailable = fast_path_unavailable;
     Ok((report, watched))
 }
 
@@ -167,5 +179,6 @@ fn guest_params(config: &RunConfig, tsc_per_ms: u64) -> Params {
         bare: u32::from(config.backend == Backend::Bare),
         _pad: 0,
         shared_info_gpa: if config.shared_info_in_ram { layout::SHARED_INFO_IN_RAM_GPA } else { 0 },
+        send_interval_tsc: config.rate.map_or(0, |rate| tsc_per_ms * 1000 / u64::from(rate.max(1))),
     }
 }

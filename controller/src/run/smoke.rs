@@ -39,14 +39,15 @@ impl SmokeReport {
 
 pub fn run(vcpus: u32, writes: u64, timeout: Duration) -> Result<SmokeReport> {
     // The filter is this process: two VMs in one process would add up.
-    let counter = MmioCounter::attach(std::process::id(), CONTROL_SMOKE, CONTROL_SMOKE + 4)
+    let counter = MmioCounter::attach(CONTROL_SMOKE, CONTROL_SMOKE + 4)
         .context("attaching the kvm_mmio counter")?;
     let tasks = eventfd_task::runtime()?;
     let params = Params { workload: workload::SMOKE, count: writes, ..Params::default() };
     let mut vm = Vm::new(VmConfig { vcpus, params, timeout, ..VmConfig::default() }).context("creating the VM")?;
     let domain = Domain::new(DomainConfig { nr_vcpus: vcpus, ..DomainConfig::default() })?;
     let shared_info = SharedInfoPage::anonymous()?;
-    let platform = Arc::new(XenPlatform::new(&vm, domain, shared_info, None, tasks.handle().clone())?);
+    let log = Arc::default();
+    let platform = Arc::new(XenPlatform::new(&vm, domain, shared_info, None, log, tasks.handle().clone())?);
     let outcome = vm.run(platform.clone()).context("running the VM")?;
     Ok(SmokeReport {
         vcpus,

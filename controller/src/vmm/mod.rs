@@ -2,6 +2,7 @@
 //! vCPU threads and the handling of their exits.
 
 pub mod boot;
+pub mod canary;
 pub mod error;
 pub mod exit;
 pub mod gate;

@@ -22,8 +22,8 @@ pub enum Stop {
 pub trait Platform: Send + Sync {
     /// An MMIO read: the value the guest reads, or a reason to stop.
     fn mmio_read(&self, vcpu: u32, fd: &VcpuFd, addr: u64) -> Result<u64, Stop>;
-    /// An MMIO write.
-    fn mmio_write(&self, vcpu: u32, fd: &VcpuFd, addr: u64, value: u64) -> Result<(), Stop>;
+    /// An MMIO write of `len` bytes (`value` holds them, little-endian).
+    fn mmio_write(&self, vcpu: u32, fd: &VcpuFd, addr: u64, value: u64, len: usize) -> Result<(), Stop>;
     /// A WRMSR KVM did not handle: true if accepted (false injects #GP).
     fn msr_write(&self, vcpu: u32, index: u32, value: u64) -> bool;
     /// A RDMSR KVM did not handle: the value, or None for #GP.
@@ -45,7 +45,7 @@ pub fn install_kick_handler() {
 
 enum Access {
     Read { addr: u64, len: usize },
-    Write { addr: u64, value: u64 },
+    Write { addr: u64, value: u64, len: usize },
 }
 
 /// Runs `fd` until the VM stops; returns why this vCPU stopped it, or None
@@ -77,7 +77,7 @@ fn run_loop(
                 let mut bytes = [0u8; 8];
                 let n = data.len().min(8);
                 bytes[..n].copy_from_slice(&data[..n]);
-                Access::Write { addr, value: u64::from_le_bytes(bytes) }
+                Access::Write { addr, value: u64::from_le_bytes(bytes), len: data.len() }
             }
             Ok(VcpuExit::X86Wrmsr(exit)) => {
                 *exit.error = u8::from(!platform.msr_write(index, exit.index, exit.data));
@@ -106,7 +106,7 @@ fn run_loop(
             Access::Read { addr, len } => platform.mmio_read(index, &fd, addr).map(|value| {
                 complete_read(&mut fd, value, len);
             }),
-            Access::Write { addr, value } => platform.mmio_write(index, &fd, addr, value),
+            Access::Write { addr, value, len } => platform.mmio_write(index, &fd, addr, value, len),
         };
         if let Err(why) = handled {
             return Some(why);

@@ -25,6 +25,7 @@ use xevtchn_common::{
 
 use super::{
     VmmError, boot,
+    canary::{self, CanaryRun},
     gate::VcpuGate,
     kvm_stats::{self, VcpuStats},
     loader,
@@ -147,6 +148,11 @@ impl Vm {
     /// Rewrites the guest's parameters before `run` (e.g. with the TSC rate).
     pub fn set_params(&mut self, params: Params) -> Result<(), VmmError> {
         write_params(&self.ram, Params { vcpus: self.config.vcpus, ..params })
+    }
+
+    /// Runs the doorbell canary on vCPU 0 (before `run`; see vmm::canary).
+    pub fn run_canary(&mut self) -> Result<CanaryRun, VmmError> {
+        canary::run(&mut self.vcpus[0], &self.ram)
     }
 
     /// Runs every vCPU on its own thread until the guest exits, a vCPU

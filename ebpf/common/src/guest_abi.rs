@@ -26,6 +26,9 @@ pub mod workload {
     /// vCPU 0 pings a host-side userspace backend over an interdomain
     /// port; the backend (woken by an eventfd) answers on the same port.
     pub const BACKEND: u32 = 9;
+    /// vCPU 0 fills the port table (alloc_unbound until -ENOSPC), binds
+    /// IPI and interdomain ports at its top and sends on them.
+    pub const PORTS: u32 = 10;
 }
 
 /// How vCPU 0 is called back (`Params::callback`); other vCPUs always use
@@ -63,8 +66,11 @@ pub struct Params {
     /// yet seen, instead of scanning shared_info (benchmark reference only).
     pub bare: u32,
     pub _pad: u32,
+    /// Senders of flood, fanout and rebind send at most one event per this
+    /// many TSC ticks (0: as fast as they can).
+    pub send_interval_tsc: u64,
 }
-const _: () = assert!(size_of::<Params>() == 64);
+const _: () = assert!(size_of::<Params>() == 72);
 const _: () = assert!(offset_of!(Params, tsc_per_ms) == 32);
 
 /// Written by each vCPU of the guest at `layout::report(vcpu)`.
@@ -101,7 +107,10 @@ pub struct VcpuReport {
     /// TSC when this vCPU started and ended its part of the workload.
     pub play_start_tsc: u64,
     pub play_end_tsc: u64,
-    pub _reserved: [u64; 2],
+    /// Ports this vCPU moved with EVTCHNOP_bind_vcpu (rebind workload),
+    /// and the TSC ticks it spent in those hypercalls.
+    pub moves: u64,
+    pub move_tsc: u64,
 }
 const _: () = assert!(size_of::<VcpuReport>() == 128);
 

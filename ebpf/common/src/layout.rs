@@ -1,7 +1,8 @@
 //! The guest-physical memory map shared by the VMM and the built-in guest.
 //!
 //! ```text
-//! 0x0000_0000  RAM (the VMM's page tables, GDT, IDT, TSS live in its first pages)
+//! 0x0000_0000  RAM (the VMM's page tables, GDT, IDT, TSS and the doorbell
+//!              canary live in its first pages)
 //! 0x0020_0000  the guest image (linked here by guest/link.ld)
 //! 0x00e0_0000  vCPU stacks (64 KiB each, vCPU 0 at the top)
 //! 0x0100_0000  Params, then the per-vCPU reports
@@ -17,6 +18,9 @@
 pub const PAGE_TABLES: u64 = 0x1_0000;
 /// GDT, IDT and TSS page.
 pub const DESCRIPTOR_PAGE: u64 = 0x8000;
+/// Where the VMM places the doorbell canary's few instructions, run on
+/// vCPU 0 before the guest starts (the page is cleared afterwards).
+pub const CANARY_CODE: u64 = 0x9000;
 /// Where the guest image is linked and loaded.
 pub const IMAGE_BASE: u64 = 0x20_0000;
 /// Initial stack pointer of vCPU 0 (stacks grow down; one 64 KiB stack per vCPU).
@@ -58,14 +62,16 @@ pub const CONTROL_BASE: u64 = MMIO_BASE;
 pub const CONTROL_EXIT: u64 = CONTROL_BASE;
 /// The smoke workload writes its counter here; the VMM only counts.
 pub const CONTROL_SMOKE: u64 = CONTROL_BASE + 0x100;
+/// The doorbell canary writes here when it is done (VMM start-up only).
+pub const CONTROL_CANARY: u64 = CONTROL_BASE + 0x200;
 pub const CONTROL_SIZE: u64 = 0x1000;
 
 /// Hypercall window: a general hypercall is a read from here.
 pub const HYPERCALL_BASE: u64 = MMIO_BASE + 0x1000;
 pub const HYPERCALL_SIZE: u64 = 0x1000;
 
-/// Doorbells: EVTCHNOP_send on a fast port is a 4-byte write of the port
-/// number to `DOORBELL_BASE + port * DOORBELL_STRIDE`.
+/// Doorbells: EVTCHNOP_send on port p is a 4-byte write of p to
+/// `DOORBELL_BASE + p * DOORBELL_STRIDE` (the contract is `doorbell`).
 pub const DOORBELL_BASE: u64 = MMIO_BASE + 0x1_0000;
 pub const DOORBELL_STRIDE: u64 = 8;
 

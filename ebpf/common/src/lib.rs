@@ -4,6 +4,7 @@
 //! and in the guest.
 #![no_std]
 
+pub mod doorbell;
 pub mod guest_abi;
 pub mod layout;
 pub mod trace;

@@ -6,7 +6,7 @@
 //! volatile: the BPF backend rejects seq_cst atomic loads, and a plain
 //! 64-bit load is single-copy atomic on every host.
 
-use core::intrinsics::{AtomicOrdering, atomic_and, atomic_or, atomic_xchg};
+use core::intrinsics::{AtomicOrdering, atomic_and, atomic_or, atomic_xadd, atomic_xchg};
 
 use xevtchn_common::{two_level::EventWords, wire::SharedInfoWords};
 
@@ -50,4 +50,19 @@ impl EventWords for MapWords {
         // SAFETY: as above.
         self.word(word).map_or(0, |p| unsafe { atomic_xchg::<u64, { AtomicOrdering::SeqCst }>(p, value) })
     }
+}
+
+/// Atomically adds `n` to the u64 at `p` (a map value's word), fully
+/// ordered (BPF_ATOMIC | BPF_FETCH, a lock-prefixed add on x86).
+#[inline(always)]
+pub fn add(p: *mut u64, n: u64) {
+    // SAFETY: the callers pass aligned u64s of map values from lookups.
+    unsafe { atomic_xadd::<u64, u64, { AtomicOrdering::SeqCst }>(p, n) };
+}
+
+/// A single-copy atomic load of the u64 at `p` (a map value's word).
+#[inline(always)]
+pub fn load(p: *const u64) -> u64 {
+    // SAFETY: as for `add`.
+    unsafe { core::ptr::read_volatile(p) }
 }

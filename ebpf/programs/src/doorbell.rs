@@ -1,47 +1,52 @@
 //! `kvm:kvm_mmio`: a doorbell write of the VMM's guest is EVTCHNOP_send on
-//! a fast port, done here, in the sending vCPU's thread, before KVM's I/O
+//! a served port, done here, in the sending vCPU's thread, before KVM's I/O
 //! bus write. The 2-level algorithm (xevtchn_common::two_level) runs with
 //! BPF atomics on the shared_info page, which lives in `SHARED_INFO`, a
 //! BPF_F_MMAPABLE map the controller maps into the guest. KVM's ioeventfd
-//! on the doorbell then signals the target vCPU's eventfd, whose irqfd
-//! injects the upcall: no userspace on the path.
+//! on the doorbell then signals the port's eventfd, whose irqfd injects
+//! the upcall: no userspace on the path. The contract (what a doorbell
+//! is, the map layouts) is `xevtchn_common::doorbell`.
 
 use aya_ebpf::{
     EbpfContext,
     bindings::BPF_F_MMAPABLE,
+    helpers::{bpf_get_smp_processor_id, bpf_probe_read_kernel},
     macros::{map, raw_tracepoint},
-    maps::{Array, PerCpuArray},
+    maps::Array,
     programs::RawTracePointContext,
 };
-use aya_log_ebpf::warn;
 use xevtchn_common::{
-    two_level::{OUTCOME_COUNT, raise_on_vcpu, set_pending},
-    wire::{DoorbellConfig, KVM_TRACE_MMIO_WRITE, PortEntry, SharedInfoWords, doorbell_stat},
+    doorbell::{
+        CANARY_PORT, CpuActivity, DOORBELL_STRIDE, DOORBELL_WIDTH, DoorbellConfig, KVM_TRACE_MMIO_WRITE, PortEntry,
+        stat,
+    },
+    two_level::{NR_PORTS, set_pending},
+    wire::SharedInfoWords,
 };
 
-use crate::atomics::MapWords;
+use crate::atomics::{MapWords, add, load};
 
 #[map]
 static DOORBELL_CONFIG: Array<DoorbellConfig> = Array::with_max_entries(1, 0);
 
-/// Per port: served in the kernel or not, target vCPU, port set pending.
+/// Per port: served in the kernel or not, delivery port, target vCPU. The
+/// controller maps it and stores entries atomically.
 #[map]
-static DOORBELL_PORTS: Array<PortEntry> = Array::with_max_entries(4096, 0);
+static DOORBELL_PORTS: Array<PortEntry> = Array::with_max_entries(NR_PORTS, BPF_F_MMAPABLE);
 
 /// The shared_info page (mapped into the guest by the controller).
 #[map]
 static SHARED_INFO: Array<SharedInfoWords> = Array::with_max_entries(1, BPF_F_MMAPABLE);
 
-/// Outcomes and counters (wire::doorbell_stat), per CPU.
+/// Counters (`doorbell::stat`); the controller sizes it to the VM's vCPUs
+/// and maps it, as does `xevtchn trace`.
 #[map]
-static DOORBELL_STATS: PerCpuArray<u64> = PerCpuArray::with_max_entries(doorbell_stat::COUNT, 0);
+static DOORBELL_STATS: Array<u64> = Array::with_max_entries(stat::entries(1), BPF_F_MMAPABLE);
 
-/// Fast sends per target vCPU and outcome: index vcpu * OUTCOME_COUNT +
-/// outcome. `xevtchn trace` reads it, finding the program by name.
+/// Per CPU: programs entered and left (`doorbell::CpuActivity`); the
+/// controller sizes it to the host's possible CPUs and maps it.
 #[map]
-static DOORBELL_VCPU_STATS: PerCpuArray<u64> = PerCpuArray::with_max_entries(32 * OUTCOME_COUNT as u32, 0);
-
-const DOORBELL_STRIDE: u64 = xevtchn_common::layout::DOORBELL_STRIDE;
+static DOORBELL_ACTIVE: Array<CpuActivity> = Array::with_max_entries(1, BPF_F_MMAPABLE);
 
 /// A raw tracepoint: no perf-event submission on this hot path, and no
 /// effect on what perf sees of kvm_mmio. Arguments: TP_PROTO(int type,
@@ -53,11 +58,9 @@ pub fn kvm_mmio_doorbell(ctx: RawTracePointContext) -> i32 {
 }
 
 #[inline(always)]
-fn count(map: &PerCpuArray<u64>, index: u32) {
-    if let Some(counter) = map.get_ptr_mut(index) {
-        // SAFETY: a per-CPU slot; tracepoint programs run with preemption
-        // disabled, so nothing else writes it meanwhile.
-        unsafe { *counter += 1 };
+fn count(index: u32) {
+    if let Some(counter) = DOORBELL_STATS.get_ptr_mut(index) {
+        add(counter, 1);
     }
 }
 
@@ -65,7 +68,7 @@ fn try_doorbell(ctx: &RawTracePointContext) -> Result<(), i64> {
     let Some(config) = DOORBELL_CONFIG.get(0) else {
         return Ok(());
     };
-    if config.enabled == 0 || ctx.tgid() != config.tgid {
+    if config.enabled == 0 || ctx.tgid() != config.host_tgid {
         return Ok(());
     }
     let kind = ctx.arg::<u64>(0) as u32;
@@ -74,44 +77,56 @@ fn try_doorbell(ctx: &RawTracePointContext) -> Result<(), i64> {
         return Ok(());
     }
     let offset = gpa - config.doorbell_base;
-    if offset >= u64::from(config.fast_ports) * DOORBELL_STRIDE {
-        return Ok(());
-    }
-    if offset % DOORBELL_STRIDE != 0 {
-        count(&DOORBELL_STATS, doorbell_stat::MISALIGNED);
-        // Off the hot path: a guest writing between doorbells is worth a word.
-        warn!(ctx, "write at gpa {:x} falls between doorbells", gpa);
+    if offset >= u64::from(NR_PORTS) * DOORBELL_STRIDE {
         return Ok(());
     }
     let port = (offset / DOORBELL_STRIDE) as u32;
-    let entry = match DOORBELL_PORTS.get(port) {
-        // Port 0 is reserved: a 0 here is a read torn by an update.
-        Some(entry) if entry.fast == 1 && entry.deliver != 0 => *entry,
-        _ => {
-            count(&DOORBELL_STATS, doorbell_stat::NOT_FAST);
-            return Ok(());
-        }
-    };
-    let Some(page) = SHARED_INFO.get_ptr_mut(0) else {
+    // Only what the ioeventfd completes (4 bytes, the port's number):
+    // anything else exits to userspace, which decides alone.
+    let len = ctx.arg::<u64>(1) as u32;
+    // SAFETY: `val` is the kernel buffer holding the written bytes (len >= 4
+    // checked first); bpf_probe_read_kernel copes with any pointer.
+    let value = if len == DOORBELL_WIDTH { unsafe { bpf_probe_read_kernel(ctx.arg::<*const u32>(3)) } } else { Err(0) };
+    if offset % DOORBELL_STRIDE != 0 || value != Ok(port) {
+        count(stat::BAD_WRITE);
         return Ok(());
-    };
-    let words = MapWords(page);
-    let outcome = set_pending(&words, entry.deliver, entry.vcpu) as u32;
-    // The controller may have moved the port (EVTCHNOP_bind_vcpu) since the
-    // entry was read: announce the event on the new vCPU as well. The old
-    // ioeventfd is gone by the time the entry changes, so the write then
-    // either exits to userspace (which raises) or signals the new vCPU.
-    if let Some(now) = DOORBELL_PORTS.get(port)
-        && now.fast == 1
-        && now.deliver != 0
-        && (now.vcpu != entry.vcpu || now.deliver != entry.deliver)
-    {
-        let _ = raise_on_vcpu(&words, now.deliver, now.vcpu);
     }
-    count(&DOORBELL_STATS, outcome);
-    count(&DOORBELL_STATS, doorbell_stat::FAST_SENDS);
-    if entry.vcpu < 32 {
-        count(&DOORBELL_VCPU_STATS, entry.vcpu * OUTCOME_COUNT as u32 + outcome);
+    if port == CANARY_PORT {
+        count(stat::CANARY);
+        return Ok(());
+    }
+    // SAFETY: a helper without arguments.
+    let cpu = unsafe { bpf_get_smp_processor_id() };
+    let active = DOORBELL_ACTIVE.get_ptr_mut(cpu).map(|a| a.cast::<u64>());
+    if let Some(seq) = active {
+        add(seq, 1);
+    }
+    send(port);
+    if let Some(seq) = active {
+        add(seq, 1);
     }
     Ok(())
+}
+
+/// Between the two steps of this CPU's activity count: the controller's
+/// grace period covers every entry read here.
+#[inline(always)]
+fn send(port: u32) {
+    let Some(slot) = DOORBELL_PORTS.get_ptr(port) else { return };
+    let entry = PortEntry(load(slot.cast::<u64>()));
+    if !entry.is_served() {
+        count(stat::NOT_FAST);
+        return;
+    }
+    let Some(page) = SHARED_INFO.get_ptr_mut(0) else { return };
+    // Through the stack: LLVM would otherwise test the bound on the whole
+    // entry and index with a copy the verifier cannot bound.
+    let vcpu = entry.vcpu();
+    // SAFETY: a read of a local.
+    let vcpu = unsafe { core::ptr::read_volatile(&vcpu) };
+    let outcome = set_pending(&MapWords(page), entry.deliver(), vcpu);
+    if !entry.is_armed() {
+        count(stat::UNARMED);
+    }
+    count(stat::vcpu_outcome(vcpu, outcome));
 }

@@ -24,6 +24,7 @@ mod atomics;
 mod doorbell;
 mod mmio_count;
 mod trace;
+mod whoami;
 
 /// What every tracepoint program returns. For a classic tracepoint, 0 would
 /// drop the event for every other consumer (perf_trace_run_bpf_submit):

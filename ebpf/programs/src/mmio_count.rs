@@ -9,7 +9,7 @@ use aya_ebpf::{
     maps::{Array, PerCpuArray},
     programs::TracePointContext,
 };
-use xevtchn_common::wire::{KVM_TRACE_MMIO_WRITE, MmioFilter};
+use xevtchn_common::{doorbell::KVM_TRACE_MMIO_WRITE, wire::MmioFilter};
 
 /// Which process and which guest-physical window to count (index 0).
 #[map]

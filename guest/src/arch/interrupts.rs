@@ -87,6 +87,8 @@ global_asm!(
 
     .pushsection .rodata
     .balign 8
+    // Global: Rust code in another codegen unit refers to the tables.
+    .globl xg_exception_table, xg_other_table
     xg_exception_table:
     .irp n, 0,1,2,3,4,5,6,7,8,9,10,11,12,13,14,15,16,17,18,19,20,21,22,23,24,25,26,27,28,29,30,31
         .quad xg_exc_\n

@@ -3,7 +3,7 @@
 
 use xevtchn_common::guest_abi::Params;
 
-use super::{bind_ipi, more, port};
+use super::{bind_ipi, more, pace, port};
 use crate::{errors::Error, events};
 
 pub fn prepare(vcpus: u32) -> Result<(), Error> {
@@ -19,6 +19,7 @@ pub fn play(vcpu: u32, params: &Params) -> Result<(), Error> {
     let n = params.vcpus;
     let mut sent = 0;
     while more(params, sent) {
+        pace(params, vcpu, sent);
         for target in (0..n).filter(|&t| t != vcpu) {
             events::send(vcpu, port((vcpu * n + target) as usize))?;
         }

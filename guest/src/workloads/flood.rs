@@ -4,7 +4,7 @@
 
 use xevtchn_common::guest_abi::Params;
 
-use super::{bind_ipi, more, port};
+use super::{bind_ipi, more, pace, port};
 use crate::{errors::Error, events};
 
 pub fn prepare(vcpus: u32) -> Result<(), Error> {
@@ -21,6 +21,7 @@ pub fn play(vcpu: u32, params: &Params) -> Result<(), Error> {
     let port = port(vcpu as usize);
     let mut sent = 0;
     while more(params, sent) {
+        pace(params, vcpu, sent);
         events::send(vcpu, port)?;
         sent += 1;
     }

@@ -10,6 +10,7 @@ mod flood;
 mod hostile;
 mod mask;
 mod pingpong;
+mod ports;
 mod rebind;
 
 use core::sync::atomic::{
@@ -47,7 +48,8 @@ pub fn run(vcpu: u32, params: &Params) -> Result<(), Error> {
         | workload::FANOUT
         | workload::MASK
         | workload::REBIND
-        | workload::CALLBACK => 2,
+        | workload::CALLBACK
+        | workload::PORTS => 2,
         _ => return Err(errors::UNKNOWN_WORKLOAD),
     };
     if params.vcpus < needed {
@@ -83,6 +85,7 @@ fn prepare(params: &Params) -> Result<(), Error> {
         workload::MASK => mask::prepare(),
         workload::REBIND => rebind::prepare(params.vcpus),
         workload::BACKEND => backend::prepare(params),
+        workload::PORTS => ports::prepare(params.vcpus),
         _ => Ok(()),
     }
 }
@@ -97,6 +100,7 @@ fn play(vcpu: u32, params: &Params) -> Result<(), Error> {
         workload::CALLBACK => callback::play(vcpu, params),
         workload::HOSTILE => hostile::play(vcpu, params),
         workload::BACKEND => backend::play(vcpu, params),
+        workload::PORTS => ports::play(vcpu, params),
         _ => Err(errors::UNKNOWN_WORKLOAD),
     }
 }
@@ -140,6 +144,20 @@ pub fn bind_ipi(vcpu: u32) -> Result<u32, Error> {
     let port = ops::bind_ipi(vcpu).map_err(|e| errors::hypercall(errors::BIND, e))?;
     add_port(port, vcpu);
     Ok(port)
+}
+
+/// Waits until `vcpu`'s send number `done` is due, when the run paces its
+/// senders (`Params::send_interval_tsc`), so that every backend carries
+/// the same event load.
+#[inline(always)]
+pub fn pace(params: &Params, vcpu: u32, done: u64) {
+    if params.send_interval_tsc == 0 {
+        return;
+    }
+    let due = report::counters(vcpu).play_start_tsc.load(Relaxed) + done * params.send_interval_tsc;
+    while rdtsc() < due {
+        core::hint::spin_loop();
+    }
 }
 
 /// Whether a sender should go on after `done` sends.

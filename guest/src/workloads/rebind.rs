@@ -13,13 +13,15 @@ use xevtchn_common::{guest_abi::Params, xen::hypercall::DOMID_SELF};
 
 use core::sync::atomic::{
     AtomicU32,
-    Ordering::{Acquire, Release},
+    Ordering::{Acquire, Relaxed, Release},
 };
 
-use super::{add_port, more, port};
+use super::{add_port, more, pace, port};
 use crate::{
+    arch::cpu::rdtsc,
     errors::{self, Error},
     events::{self, BOUND},
+    report,
     xen::ops,
 };
 
@@ -41,15 +43,19 @@ static FINISHED: AtomicU32 = AtomicU32::new(0);
 pub fn play(vcpu: u32, params: &Params) -> Result<(), Error> {
     let senders = params.vcpus - 1;
     if vcpu == 0 {
+        let counters = report::counters(vcpu);
         let mut moves = 0u64;
         while FINISHED.load(Acquire) < senders {
             for i in 0..senders {
                 let target = ((moves + u64::from(i)) % u64::from(params.vcpus)) as u32;
                 let arrives = port(2 * i as usize);
                 BOUND[arrives as usize % BOUND.len()].store(target, Release);
+                let start = rdtsc();
                 ops::bind_vcpu(arrives, target).map_err(|e| errors::hypercall(errors::BIND_VCPU, e))?;
+                counters.move_tsc.fetch_add(rdtsc() - start, Relaxed);
             }
             moves += 1;
+            counters.moves.fetch_add(u64::from(senders), Relaxed);
         }
         return Ok(());
     }
@@ -58,6 +64,7 @@ pub fn play(vcpu: u32, params: &Params) -> Result<(), Error> {
     let mut sent = 0;
     let mut result = Ok(());
     while more(params, sent) {
+        pace(params, vcpu, sent);
         if let Err(e) = events::send_via(vcpu, sends, arrives) {
             result = Err(e);
             break;

@@ -7,17 +7,19 @@
 
 use std::collections::{BTreeMap, BTreeSet};
 
+use std::{os::fd::AsFd, sync::atomic::Ordering::Relaxed};
+
 use aya::{
-    maps::{Array, Map, MapData, PerCpuArray},
+    maps::{Array, Map, MapData},
     programs::{ProgramInfo, loaded_programs},
 };
-use xevtchn_common::{two_level::OUTCOME_COUNT, wire::DoorbellConfig};
+use xevtchn_common::doorbell::{DoorbellConfig, stat};
 
 pub use crate::bpf::doorbell::SendOutcomes;
-use crate::bpf::doorbell::{CONFIG, PROGRAM, VCPU_STATS};
-
-/// vCPUs the doorbell program counts (those with a vcpu_info in shared_info).
-const VCPUS: u32 = 32;
+use crate::bpf::{
+    doorbell::{CONFIG, PROGRAM, STATS},
+    mapped::MappedWords,
+};
 
 /// The kernel keeps 15 bytes of a program's or map's name.
 fn kernel_name(name: &str) -> &str {
@@ -32,7 +34,8 @@ pub struct FastPathOutcomes {
 
 struct Doorbell {
     tgid: u32,
-    stats: PerCpuArray<MapData, u64>,
+    /// The program's counters, mapped (`doorbell::stat`).
+    stats: MappedWords,
 }
 
 enum Known {
@@ -114,20 +117,22 @@ impl FastPaths {
     }
 }
 
-/// The program's VM (from its config) and its per-vCPU counters; None if
-/// they cannot be read or the VM is not `traced` (0: every one).
+/// The program's VM (from its config) and its counters; None if they
+/// cannot be read or the VM is not `traced` (0: every one).
 fn open(program: &ProgramInfo, traced: u32) -> Option<Doorbell> {
     let (mut tgid, mut stats) = (None, None);
     for id in program.map_ids().ok()??.into_iter() {
         let Ok(data) = MapData::from_id(id) else { continue };
-        let name = data.info().ok().and_then(|i| i.name_as_str().map(str::to_owned));
+        let info = data.info().ok();
+        let name = info.as_ref().and_then(|i| i.name_as_str().map(str::to_owned));
         match name.as_deref() {
             Some(n) if n == kernel_name(CONFIG) => {
                 let config: Array<MapData, DoorbellConfig> = Array::try_from(Map::Array(data)).ok()?;
-                tgid = config.get(&0, 0).ok().map(|c| c.tgid);
+                tgid = config.get(&0, 0).ok().map(|c| c.host_tgid);
             }
-            Some(n) if n == kernel_name(VCPU_STATS) => {
-                stats = PerCpuArray::try_from(Map::PerCpuArray(data)).ok();
+            Some(n) if n == kernel_name(STATS) => {
+                let entries = info.map_or(0, |i| i.max_entries()) as usize;
+                stats = MappedWords::map(data.fd().as_fd(), entries * 8).ok();
             }
             _ => {}
         }
@@ -136,19 +141,17 @@ fn open(program: &ProgramInfo, traced: u32) -> Option<Doorbell> {
     Some(Doorbell { tgid, stats: stats? })
 }
 
-fn read_vcpus(stats: &PerCpuArray<MapData, u64>) -> Option<BTreeMap<u32, SendOutcomes>> {
-    let mut vcpus = BTreeMap::new();
-    for vcpu in 0..VCPUS {
-        let mut by_outcome = [0u64; OUTCOME_COUNT];
-        for (outcome, count) in by_outcome.iter_mut().enumerate() {
-            *count = stats.get(&(vcpu * OUTCOME_COUNT as u32 + outcome as u32), 0).ok()?.iter().sum();
-        }
-        let outcomes = SendOutcomes::from_counts(&by_outcome);
+fn read_vcpus(stats: &MappedWords) -> Option<BTreeMap<u32, SendOutcomes>> {
+    let word = |i: u32| stats.word(i as usize).map_or(0, |w| w.load(Relaxed));
+    let vcpus = (stats.words() as u32 / stat::LINE_WORDS).saturating_sub(1);
+    let mut out = BTreeMap::new();
+    for vcpu in 0..vcpus {
+        let outcomes = SendOutcomes::of_vcpu(word, vcpu);
         if outcomes.fast_sends > 0 {
-            vcpus.insert(vcpu, outcomes);
+            out.insert(vcpu, outcomes);
         }
     }
-    Some(vcpus)
+    Some(out)
 }
 
 #[cfg(test)]
@@ -159,6 +162,6 @@ mod tests {
     fn names_are_compared_as_the_kernel_keeps_them() {
         assert_eq!(kernel_name(PROGRAM), "kvm_mmio_doorbe");
         assert_eq!(kernel_name(CONFIG), "DOORBELL_CONFIG");
-        assert_eq!(kernel_name(VCPU_STATS), "DOORBELL_VCPU_S");
+        assert_eq!(kernel_name(STATS), "DOORBELL_STATS");
     }
 }

@@ -2,13 +2,12 @@
 //! pending in its vCPU thread until the injection it causes.
 
 use aya_ebpf::{macros::raw_tracepoint, programs::RawTracePointContext};
-use xevtchn_common::wire::KVM_TRACE_MMIO_WRITE;
+use xevtchn_common::doorbell::{DOORBELL_STRIDE, KVM_TRACE_MMIO_WRITE};
 
 use super::maps::{
     PendingSend, TRACE_PORT_SENDS, TRACE_PORTS_USED, current, mark_used, now, pending_send, timed, traced, vm_counters,
 };
 
-const DOORBELL_STRIDE: u64 = xevtchn_common::layout::DOORBELL_STRIDE;
 
 /// Raw: TP_PROTO(int type, int len, u64 gpa, void *val).
 #[raw_tracepoint(tracepoint = "kvm_mmio")]
@@ -22,7 +21,8 @@ fn try_mmio(ctx: &RawTracePointContext) -> Result<(), i64> {
     let Some(config) = traced(tgid) else { return Ok(()) };
     let kind = ctx.arg::<u64>(0) as u32;
     let gpa = ctx.arg::<u64>(2);
-    let send = kind == KVM_TRACE_MMIO_WRITE && gpa >= config.doorbell_base && gpa < config.doorbell_end;
+    // Port 0's doorbell is the VMM's canary, never a send (Xen reserves port 0).
+    let send = kind == KVM_TRACE_MMIO_WRITE && gpa >= config.doorbell_base + DOORBELL_STRIDE && gpa < config.doorbell_end;
     if let Some(c) = vm_counters(tgid) {
         // SAFETY: a per-CPU value of this CPU; preemption is off in tracepoints.
         unsafe {
