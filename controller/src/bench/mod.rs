@@ -18,6 +18,15 @@ pub use trace_overhead::TraceOverhead;
 /// ioeventfd + irqfd chain (the kernel's own limit, as a reference).
 pub const BACKENDS: [Backend; 3] = [Backend::Userspace, Backend::Bpf, Backend::Bare];
 
+/// The backends `workload` is measured on: the bare chain has no event
+/// channels, so no ports to move (rebind).
+pub fn backends(workload: Workload) -> &'static [Backend] {
+    match workload {
+        Workload::Rebind => &BACKENDS[..2],
+        _ => &BACKENDS,
+    }
+}
+
 #[derive(Debug, Clone)]
 pub struct BenchConfig {
     pub workloads: Vec<Workload>,
@@ -25,9 +34,16 @@ pub struct BenchConfig {
     pub repeat: u32,
     /// Round trips for pingpong.
     pub pingpong_count: u64,
-    /// How long flood and fanout senders run.
+    /// How long flood, fanout and rebind senders run.
     pub duration: Duration,
+    /// Sends per second of each rebind sender, on every backend alike.
+    pub rebind_rate: u32,
 }
+
+/// Rebind's senders are paced: at full speed the moving vCPU, whenever a
+/// port moves to it, spends its time in its upcall handler (emulated CPL0
+/// code on this host kind), and moves/s would measure that, not moves.
+pub const REBIND_RATE: u32 = 5000;
 
 /// One run's figures.
 #[derive(Debug, Clone, Copy, Serialize)]
@@ -42,6 +58,8 @@ pub struct Sample {
     pub cpu_ns_per_send: f64,
     pub cpu_user_ns_per_send: f64,
     pub cpu_system_ns_per_send: f64,
+    /// Ports moved per second (rebind; 0 otherwise).
+    pub moves_per_s: f64,
     pub lost: u64,
 }
 
@@ -56,6 +74,7 @@ pub struct BackendResult {
     pub cpu_ns_per_send: Spread,
     pub cpu_user_ns_per_send: Spread,
     pub cpu_system_ns_per_send: Spread,
+    pub moves_per_s: Spread,
     pub lost: u64,
     pub samples: Vec<Sample>,
     /// Latency distribution over all runs: (nanoseconds, fraction of
@@ -70,6 +89,8 @@ pub struct Ratios {
     pub p50_userspace_over_bpf: f64,
     pub p99_userspace_over_bpf: f64,
     pub cpu_per_send_userspace_over_bpf: f64,
+    /// Ports moved per second (rebind), bpf over userspace.
+    pub moves_bpf_over_userspace: f64,
 }
 
 #[derive(Debug, Clone, Serialize)]
@@ -109,7 +130,7 @@ fn measure(config: &BenchConfig, workload: Workload, backend: Backend) -> Result
         callback: Callback::Vector,
         timeout: Duration::from_secs(120),
         shared_info_in_ram: false,
-        rate: None,
+        rate: (workload == Workload::Rebind).then_some(config.rebind_rate),
     };
     let before = cpu_time();
     let r = run::execute(&run).with_context(|| format!("{workload:?} on {backend:?}"))?;
@@ -128,6 +149,7 @@ fn measure(config: &BenchConfig, workload: Workload, backend: Backend) -> Result
         cpu_ns_per_send: (user + system).as_nanos() as f64 / sent,
         cpu_user_ns_per_send: user.as_nanos() as f64 / sent,
         cpu_system_ns_per_send: system.as_nanos() as f64 / sent,
+        moves_per_s: r.moves_per_s.unwrap_or(0.0),
         lost: r.lost,
     };
     Ok((sample, r.latency_samples_ns))
@@ -154,7 +176,7 @@ pub fn run(config: &BenchConfig, mut progress: impl FnMut(Workload, Backend, u32
     let mut latencies = vec![vec![Vec::new(); BACKENDS.len()]; config.workloads.len()];
     for round in 0..config.repeat {
         for (w, workload) in config.workloads.iter().enumerate() {
-            for (b, backend) in BACKENDS.iter().enumerate() {
+            for (b, backend) in backends(*workload).iter().enumerate() {
                 let (sample, ns) = measure(config, *workload, *backend)?;
                 samples[w][b].push(sample);
                 latencies[w][b].extend(ns);
@@ -167,7 +189,7 @@ pub fn run(config: &BenchConfig, mut progress: impl FnMut(Workload, Backend, u32
         .iter()
         .zip(samples.into_iter().zip(latencies))
         .map(|(workload, (per_backend, per_backend_ns))| {
-            let backends: Vec<BackendResult> = BACKENDS
+            let backends: Vec<BackendResult> = backends(*workload)
                 .iter()
                 .zip(per_backend.into_iter().zip(per_backend_ns))
                 .map(|(backend, (s, ns))| {
@@ -186,16 +208,19 @@ pub fn run(config: &BenchConfig, mut progress: impl FnMut(Workload, Backend, u32
                         cpu_ns_per_send: spread(|x| x.cpu_ns_per_send),
                         cpu_user_ns_per_send: spread(|x| x.cpu_user_ns_per_send),
                         cpu_system_ns_per_send: spread(|x| x.cpu_system_ns_per_send),
+                        moves_per_s: spread(|x| x.moves_per_s),
                         lost: s.iter().map(|x| x.lost).sum(),
                         samples: s,
                         latency_cdf: cdf(ns, 200),
                     }
                 })
                 .collect();
-            let (user, bpf, bare) = (&backends[0], &backends[1], &backends[2]);
+            let (user, bpf) = (&backends[0], &backends[1]);
+            let bare = backends.get(2).map_or(0.0, |b| b.sends_per_s.median);
             let ratios = Ratios {
                 throughput_bpf_over_userspace: ratio(bpf.sends_per_s.median, user.sends_per_s.median),
-                throughput_bpf_over_bare: ratio(bpf.sends_per_s.median, bare.sends_per_s.median),
+                throughput_bpf_over_bare: ratio(bpf.sends_per_s.median, bare),
+                moves_bpf_over_userspace: ratio(bpf.moves_per_s.median, user.moves_per_s.median),
                 p50_userspace_over_bpf: ratio(user.p50_ns.median, bpf.p50_ns.median),
                 p99_userspace_over_bpf: ratio(user.p99_ns.median, bpf.p99_ns.median),
                 cpu_per_send_userspace_over_bpf: ratio(user.cpu_ns_per_send.median, bpf.cpu_ns_per_send.median),

@@ -13,8 +13,9 @@ use crate::{
 
 #[derive(Debug, Args)]
 pub struct BenchArgs {
-    /// Workloads to measure, comma-separated (pingpong, flood, fanout).
-    #[arg(long, value_delimiter = ',', default_value = "pingpong,flood,fanout")]
+    /// Workloads to measure, comma-separated (pingpong, flood, fanout,
+    /// rebind).
+    #[arg(long, value_delimiter = ',', default_value = "pingpong,flood,fanout,rebind")]
     pub workloads: Vec<Workload>,
     /// vCPUs per VM (at least 2).
     #[arg(long, default_value_t = 2, value_parser = clap::value_parser!(u32).range(2..=32))]
@@ -25,9 +26,12 @@ pub struct BenchArgs {
     /// Round trips per pingpong run.
     #[arg(long, default_value_t = 5000, value_parser = clap::value_parser!(u64).range(1..))]
     pub count: u64,
-    /// Seconds the flood and fanout senders run.
+    /// Seconds the flood, fanout and rebind senders run.
     #[arg(long, default_value_t = 1.0)]
     pub duration: f64,
+    /// Sends per second of each rebind sender, on every backend alike.
+    #[arg(long, default_value_t = bench::REBIND_RATE, value_parser = clap::value_parser!(u32).range(1..=10_000_000))]
+    pub rebind_rate: u32,
     /// Print one JSON object on stdout instead of the table.
     #[arg(long)]
     pub json: bool,
@@ -54,8 +58,10 @@ pub fn bench(args: &BenchArgs) -> Result<ExitCode> {
         .workloads
         .iter()
         .map(|w| match w {
-            Workload::Pingpong | Workload::Flood | Workload::Fanout => Ok(*w),
-            other => Err(UsageError(format!("{other:?} is not a benchmark workload: use pingpong, flood or fanout"))),
+            Workload::Pingpong | Workload::Flood | Workload::Fanout | Workload::Rebind => Ok(*w),
+            other => Err(UsageError(format!(
+                "{other:?} is not a benchmark workload: use pingpong, flood, fanout or rebind"
+            ))),
         })
         .collect::<Result<Vec<_>, _>>()?;
     if args.trace_overhead_only && args.plot.is_some() {
@@ -70,11 +76,12 @@ pub fn bench(args: &BenchArgs) -> Result<ExitCode> {
         repeat: args.repeat,
         pingpong_count: args.count,
         duration: Duration::from_secs_f64(args.duration),
+        rebind_rate: args.rebind_rate,
     };
     let matrix = !args.trace_overhead_only;
     let overhead = args.trace_overhead || args.trace_overhead_only;
-    let total = (if matrix { config.workloads.len() * bench::BACKENDS.len() } else { 0 } + usize::from(overhead))
-        * config.repeat as usize;
+    let runs: usize = config.workloads.iter().map(|w| bench::backends(*w).len()).sum();
+    let total = (if matrix { runs } else { 0 } + usize::from(overhead)) * config.repeat as usize;
     let bar = indicatif::ProgressBar::new(total as u64).with_style(
         indicatif::ProgressStyle::with_template("{bar:30} {pos}/{len} runs, {elapsed} {msg}")
             .expect("a valid template"),
@@ -145,22 +152,19 @@ fn print_table(report: &BenchReport) {
         );
     }
     for w in &report.workloads {
+        let rebind = w.workload == Workload::Rebind;
+        let mut header = vec!["backend", "sends/s", "p50 ns", "p90 ns", "p99 ns", "exits/send", "cpu ns/send"];
+        if rebind {
+            header.push("moves/s");
+        }
         let mut table = comfy_table::Table::new();
-        table.load_style(comfy_table::presets::UTF8_BORDERS_ONLY).set_header([
-            "backend",
-            "sends/s",
-            "p50 ns",
-            "p90 ns",
-            "p99 ns",
-            "exits/send",
-            "cpu ns/send",
-        ]);
+        table.load_style(comfy_table::presets::UTF8_BORDERS_ONLY).set_header(header);
         for b in &w.backends {
             // Latency needs samples: flood's coalesced sends have none.
             let spread = |x: &bench::summary::Spread| {
                 if x.max == 0.0 { "-".to_string() } else { format!("{:.0} [{:.0}-{:.0}]", x.median, x.min, x.max) }
             };
-            table.add_row([
+            let mut row = vec![
                 format!("{:?}", b.backend).to_lowercase(),
                 spread(&b.sends_per_s),
                 spread(&b.p50_ns),
@@ -168,10 +172,17 @@ fn print_table(report: &BenchReport) {
                 spread(&b.p99_ns),
                 format!("{:.3}", b.exits_per_send.median),
                 format!("{:.0}", b.cpu_ns_per_send.median),
-            ]);
+            ];
+            if rebind {
+                row.push(spread(&b.moves_per_s));
+            }
+            table.add_row(row);
         }
         let r = &w.ratios;
         println!("\n{:?}\n{table}", w.workload);
+        if rebind {
+            println!("ports moved per second bpf/userspace {:.2}x", r.moves_bpf_over_userspace);
+        }
         // A ratio of 0 has no samples on one side (flood's coalesced sends).
         let x = |r: f64| if r == 0.0 { "-".to_string() } else { format!("{r:.2}x") };
         println!(

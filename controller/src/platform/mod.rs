@@ -20,7 +20,7 @@ use kvm_ioctls::{VcpuFd, VmFd};
 use vm_memory::{Bytes, GuestAddress, GuestMemoryBackend, GuestMemoryRegion};
 use xevtchn_common::{
     doorbell::DOORBELL_WIDTH,
-    two_level::{NR_PORTS, upcall_pending},
+    two_level::upcall_pending,
     xen::{
         evtchn::EVTCHNOP_send,
         hvm::{CallbackVia, pci_intx_gsi},
@@ -275,7 +275,7 @@ impl XenPlatform {
     fn write_hypercall_page(&self, value: u64) -> bool {
         let gpa = value & !0xfff;
         // Bits 11:0 select the page of a multi-page area; there is one.
-        value & 0xfff == 0 && self.ram.write_slice(&hypercall_page::build(NR_PORTS), GuestAddress(gpa)).is_ok()
+        value & 0xfff == 0 && self.ram.write_slice(&hypercall_page::build(), GuestAddress(gpa)).is_ok()
     }
 }
 

@@ -6,10 +6,11 @@
 //! - hypercall `nr` reads 8 bytes at `HYPERCALL_BASE + nr * 8`; the VMM
 //!   performs the hypercall with the argument registers and completes the
 //!   read with the result, which lands in rax;
-//! - EVTCHNOP_send on a port below the fast limit writes the port number to
-//!   the port's doorbell with rax already 0. A doorbell completed in the
-//!   kernel returns 0; one that exits to the VMM may have rax set to a Xen
-//!   errno before the vCPU resumes.
+//! - EVTCHNOP_send on a port of the table writes the port number to the
+//!   port's doorbell (xevtchn_common::doorbell: 4 bytes at DOORBELL_BASE +
+//!   port * DOORBELL_STRIDE) with rax already 0. A doorbell completed in
+//!   the kernel returns 0; one that exits to the VMM may have rax set to a
+//!   Xen errno before the vCPU resumes. Other ports take the general path.
 //!
 //! Like Xen's own page, the stubs clobber only registers the hypercall ABI
 //! lets them (rax, and the argument registers rdi and rsi). One difference
@@ -17,7 +18,11 @@
 //! EVTCHNOP_send with an unmapped pointer faults in the guest (#PF) instead
 //! of returning -EFAULT; every other hypercall gets -EFAULT.
 
-use xevtchn_common::layout::{DOORBELL_BASE, HYPERCALL_BASE};
+use xevtchn_common::{
+    doorbell::{DOORBELL_BASE, DOORBELL_STRIDE, DOORBELL_WIDTH},
+    layout::HYPERCALL_BASE,
+    two_level::NR_PORTS,
+};
 
 pub const PAGE_SIZE: usize = 4096;
 /// Each hypercall has a 32-byte slot, as in Xen's page.
@@ -33,8 +38,21 @@ pub const fn hypercall_address(nr: u64) -> u64 {
     HYPERCALL_BASE + nr * 8
 }
 
-/// The page's bytes. Ports below `fast_ports` use doorbells.
-pub fn build(fast_ports: u32) -> [u8; PAGE_SIZE] {
+/// The stub addresses doorbells as `[rax + rdi * DOORBELL_STRIDE]` and
+/// writes `edi` (the port): the SIB scale and the operand size follow.
+const SIB_SCALE: u8 = match DOORBELL_STRIDE {
+    8 => 3,
+    _ => panic!("DOORBELL_STRIDE must be an x86 SIB scale (8 is what the stub encodes)"),
+};
+const _: () = assert!(DOORBELL_WIDTH == 4, "the stub writes a 32-bit register");
+
+/// The page's bytes. Every port of the 2-level table uses its doorbell.
+pub fn build() -> [u8; PAGE_SIZE] {
+    build_for(NR_PORTS)
+}
+
+/// The page with doorbells for ports below `fast_ports`.
+fn build_for(fast_ports: u32) -> [u8; PAGE_SIZE] {
     // int3 everywhere else: a jump into the gaps traps visibly.
     let mut page = [0xcc_u8; PAGE_SIZE];
     for nr in 0..HYPERCALLS {
@@ -72,7 +90,7 @@ fn fast_send(fast_ports: u32) -> Vec<u8> {
     c.extend([0x73, 34 - 15]); //             13: jae restore (34)
     c.extend([0x48, 0xb8]); //                15: mov rax, DOORBELL_BASE
     c.extend(DOORBELL_BASE.to_le_bytes());
-    c.extend([0x48, 0x8d, 0x34, 0xf8]); //    25: lea rsi, [rax + rdi*8]
+    c.extend([0x48, 0x8d, 0x34, SIB_SCALE << 6 | 0x38]); // 25: lea rsi, [rax + rdi*8]
     c.extend([0x31, 0xc0]); //                29: xor eax, eax
     c.extend([0x89, 0x3e]); //                31: mov [rsi], edi      ; the doorbell
     c.push(0xc3); //                          33: ret
@@ -87,7 +105,7 @@ mod tests {
 
     #[test]
     fn general_stubs_read_their_own_mmio_address() {
-        let page = build(1024);
+        let page = build();
         for nr in [0usize, 12, 17, 29, 34, 63] {
             let addr = u64::from_le_bytes(page[nr * SLOT + 2..][..8].try_into().unwrap());
             assert_eq!(addr, hypercall_address(nr as u64), "hypercall {nr}");
@@ -96,7 +114,7 @@ mod tests {
 
     #[test]
     fn event_channel_op_jumps_to_the_fast_path_whose_offsets_line_up() {
-        let page = build(1024);
+        let page = build_for(1024);
         let slot = EVENT_CHANNEL_OP * SLOT;
         assert_eq!(page[slot], 0xe9);
         let rel = i32::from_le_bytes(page[slot + 1..slot + 5].try_into().unwrap());
@@ -109,5 +127,13 @@ mod tests {
         assert_eq!(&fast[34..39], &[0xbf, 4, 0, 0, 0]);
         assert_eq!(u32::from_le_bytes(fast[9..13].try_into().unwrap()), 1024);
         assert_eq!(u64::from_le_bytes(fast[41..49].try_into().unwrap()), hypercall_address(32));
+        assert_eq!(fast[28], 0xf8, "lea rsi, [rax + rdi*8]: scale 8 is DOORBELL_STRIDE");
+    }
+
+    #[test]
+    fn every_port_of_the_table_has_its_doorbell() {
+        let fast = fast_send(NR_PORTS);
+        assert_eq!(u32::from_le_bytes(fast[9..13].try_into().unwrap()), 4096);
+        assert_eq!(u64::from_le_bytes(fast[17..25].try_into().unwrap()), DOORBELL_BASE);
     }
 }

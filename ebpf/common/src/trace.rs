@@ -142,7 +142,7 @@ pub const fn irq_slot(apicid: u32, vector: u32) -> u32 {
 }
 
 /// Slots of `TRACE_PORT_SENDS`: one per 2-level port.
-pub const PORT_SLOTS: u32 = 4096;
+pub const PORT_SLOTS: u32 = crate::two_level::NR_PORTS;
 
 /// Words of a bitmap with one bit per slot (`TRACE_*_USED`: the slots any
 /// CPU has used, so that a snapshot reads only those).
