@@ -14,8 +14,8 @@ use std::{
 
 use anyhow::{Context, Result, bail};
 
-/// Dated nightly for the BPF crate; keep in step with xtask/src/toolchain.rs.
-const BPF_TOOLCHAIN: &str = "nightly-2026-10-30";
+/// Dated nightly for the BPF crate (xtask installs the same one).
+const BPF_TOOLCHAIN: &str = include_str!("../ebpf/bpf-toolchain");
 
 fn main() -> Result<()> {
     let manifest = PathBuf::from(env::var("CARGO_MANIFEST_DIR")?);
@@ -38,11 +38,16 @@ fn build_bpf(workspace: &Path, out_dir: &Path) -> Result<()> {
         // environment concurrently.
         unsafe { env::set_var("PATH", format!("{}:{path}", linker_dir.display())) };
         println!("cargo::rerun-if-changed={}", workspace.join("ebpf/common/src").display());
+        println!("cargo::rerun-if-changed={}", workspace.join("ebpf/bpf-toolchain").display());
+        // The nested build's progress would come out as ~30 `warning:` lines
+        // of every build; quiet, it prints only its warnings and errors.
+        // SAFETY: as above.
+        unsafe { env::set_var("CARGO_TERM_QUIET", "true") };
         let programs = workspace.join("ebpf/programs");
         let root_dir = programs.to_str().context("workspace path is not UTF-8")?;
         return aya_build::build_ebpf(
             [aya_build::Package { name: "xevtchn-programs", root_dir, ..Default::default() }],
-            aya_build::Toolchain::Custom(BPF_TOOLCHAIN),
+            aya_build::Toolchain::Custom(BPF_TOOLCHAIN.trim()),
         );
     }
     if required {

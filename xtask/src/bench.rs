@@ -15,7 +15,15 @@ pub fn bench(env: &Env, extra: &[String]) -> Result<()> {
     let json = out.join("bench.json");
     let table = cmd::output(
         Command::new(env.workspace.join("target/release/xevtchn"))
-            .args(["bench", "--workloads", "pingpong,flood,fanout,rebind", "--repeat", "5", "--trace-overhead", "--output"])
+            .args([
+                "bench",
+                "--workloads",
+                "pingpong,flood,fanout,rebind",
+                "--repeat",
+                "5",
+                "--trace-overhead",
+                "--output",
+            ])
             .arg(&json)
             .arg("--plot")
             .arg(out.join("bench.svg"))

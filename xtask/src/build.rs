@@ -12,7 +12,7 @@ const UNPRIVILEGED: &[&str] = &["xevtchn-common", "xevtchn", "xtask"];
 /// The crate of privileged end-to-end tests (real KVM, real BPF).
 const PRIVILEGED: &str = "xevtchn-tests";
 
-fn cargo(env: &Env) -> Result<Command> {
+pub fn cargo(env: &Env) -> Result<Command> {
     let mut path = OsString::from(env.bpf_linker_bin.as_os_str());
     if let Some(old) = std::env::var_os("PATH") {
         path.push(":");
@@ -37,6 +37,7 @@ pub fn run(env: &Env, args: &[String]) -> Result<()> {
 }
 
 pub fn test(env: &Env) -> Result<()> {
+    crate::lint::lint(env).context("lint failed (cargo xtask lint)")?;
     let mut unprivileged = cargo(env)?;
     unprivileged.args(["test", "--release"]);
     for pkg in UNPRIVILEGED {

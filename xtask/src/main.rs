@@ -4,6 +4,7 @@
 mod bench;
 mod build;
 mod cmd;
+mod lint;
 mod probe;
 mod setup;
 mod toolchain;
@@ -32,7 +33,11 @@ enum Command {
         #[arg(trailing_var_arg = true, allow_hyphen_values = true)]
         args: Vec<String>,
     },
-    /// Set up, then run every test: unprivileged first, then privileged.
+    /// Set up, then rustfmt's check and clippy (warnings denied) on every
+    /// crate for its own target: host crates, guest, BPF programs.
+    Lint,
+    /// Set up, then lint and run every test: unprivileged first, then
+    /// privileged.
     Test,
     /// Set up, build, then run the standard benchmark matrix
     /// (results in target/bench/).
@@ -49,6 +54,7 @@ fn main() -> ExitCode {
         Command::Setup => setup::setup().map(|_| ()),
         Command::Build => setup::setup().and_then(|env| build::build(&env)),
         Command::Run { args } => setup::setup().and_then(|env| build::run(&env, &args)),
+        Command::Lint => setup::setup().and_then(|env| lint::lint(&env)),
         Command::Test => setup::setup().and_then(|env| build::test(&env)),
         Command::Bench { args } => setup::setup().and_then(|env| bench::bench(&env, &args)),
     };

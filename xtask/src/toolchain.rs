@@ -15,10 +15,21 @@ use anyhow::{Context, Result, bail};
 
 use crate::cmd;
 
-/// Host toolchain; keep in step with rust-toolchain.toml.
-pub const HOST_TOOLCHAIN: &str = "1.99.1";
-/// Dated nightly that compiles the BPF crate (needs rust-src for build-std).
-pub const BPF_TOOLCHAIN: &str = "nightly-2026-10-30";
+/// Host toolchain: the channel rust-toolchain.toml pins.
+pub fn host_toolchain() -> &'static str {
+    include_str!("../../rust-toolchain.toml")
+        .lines()
+        .find_map(|l| l.trim().strip_prefix("channel = "))
+        .map(|v| v.trim_matches('"'))
+        .expect("rust-toolchain.toml names a channel")
+}
+
+/// Dated nightly that compiles the BPF crate (needs rust-src for
+/// build-std), as ebpf/bpf-toolchain names it for the controller's build
+/// script too.
+pub fn bpf_toolchain() -> &'static str {
+    include_str!("../../ebpf/bpf-toolchain").trim()
+}
 pub const BPF_LINKER_VERSION: &str = "0.13.0";
 
 /// Installs both toolchains with the components and targets they need.
@@ -26,8 +37,8 @@ pub fn install_toolchains() -> Result<()> {
     let installed = cmd::output(Command::new("rustup").args(["toolchain", "list"]))
         .context("rustup is needed to install the pinned toolchains: install it from your distribution or rustup.rs")?;
     for (toolchain, extra) in [
-        (HOST_TOOLCHAIN, &["-c", "clippy,rustfmt", "-t", "x86_64-unknown-none"][..]),
-        (BPF_TOOLCHAIN, &["-c", "rust-src"][..]),
+        (host_toolchain(), &["-c", "clippy,rustfmt", "-t", "x86_64-unknown-none"][..]),
+        (bpf_toolchain(), &["-c", "rust-src,clippy"][..]),
     ] {
         if installed.lines().any(|l| l.starts_with(toolchain)) && has_components(toolchain, extra)? {
             continue;
@@ -56,10 +67,10 @@ fn has_components(toolchain: &str, extra: &[&str]) -> Result<bool> {
 
 /// Builds bpf-linker into `cache` unless it is there already; returns its bin dir.
 pub fn install_bpf_linker(cache: &Path) -> Result<PathBuf> {
-    let sysroot = PathBuf::from(
-        cmd::output(Command::new("rustc").args([&format!("+{BPF_TOOLCHAIN}"), "--print", "sysroot"]))?.trim(),
-    );
-    let llvm_major = llvm_major(&cmd::output(Command::new("rustc").args([&format!("+{BPF_TOOLCHAIN}"), "-vV"]))?)?;
+    let (bpf, host) = (bpf_toolchain(), host_toolchain());
+    let sysroot =
+        PathBuf::from(cmd::output(Command::new("rustc").args([&format!("+{bpf}"), "--print", "sysroot"]))?.trim());
+    let llvm_major = llvm_major(&cmd::output(Command::new("rustc").args([&format!("+{bpf}"), "-vV"]))?)?;
     let root = cache.join(format!("bpf-linker-{BPF_LINKER_VERSION}-llvm{llvm_major}"));
     let bin = root.join("bin");
     if bin.join("bpf-linker").is_file() {
@@ -70,7 +81,7 @@ pub fn install_bpf_linker(cache: &Path) -> Result<PathBuf> {
         .with_context(|| format!("reading {}", lib.display()))?
         .filter_map(|e| e.ok().map(|e| e.file_name().to_string_lossy().into_owned()))
         .find(|name| name.starts_with("libLLVM.so."))
-        .with_context(|| format!("{BPF_TOOLCHAIN} ships no libLLVM.so.* in {}", lib.display()))?;
+        .with_context(|| format!("{bpf} ships no libLLVM.so.* in {}", lib.display()))?;
     // An LLVM prefix holding only the shared library, under both names
     // llvm-sys looks for.
     let prefix = root.join("llvm");
@@ -80,10 +91,10 @@ pub fn install_bpf_linker(cache: &Path) -> Result<PathBuf> {
         let _ = fs::remove_file(&link);
         symlink(lib.join(&libllvm), &link).with_context(|| format!("linking {}", link.display()))?;
     }
-    eprintln!("xtask: building bpf-linker {BPF_LINKER_VERSION} against LLVM {llvm_major} of {BPF_TOOLCHAIN}");
+    eprintln!("xtask: building bpf-linker {BPF_LINKER_VERSION} against LLVM {llvm_major} of {bpf}");
     cmd::run(
         Command::new("cargo")
-            .args([&format!("+{HOST_TOOLCHAIN}"), "install", "bpf-linker", "--locked"])
+            .args([&format!("+{host}"), "install", "bpf-linker", "--locked"])
             .args(["--version", BPF_LINKER_VERSION, "--no-default-features"])
             .args(["--features", &format!("llvm-{llvm_major}")])
             .arg("--root")

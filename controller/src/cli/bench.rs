@@ -59,9 +59,9 @@ pub fn bench(args: &BenchArgs) -> Result<ExitCode> {
         .iter()
         .map(|w| match w {
             Workload::Pingpong | Workload::Flood | Workload::Fanout | Workload::Rebind => Ok(*w),
-            other => Err(UsageError(format!(
-                "{other:?} is not a benchmark workload: use pingpong, flood, fanout or rebind"
-            ))),
+            other => {
+                Err(UsageError(format!("{other:?} is not a benchmark workload: use pingpong, flood, fanout or rebind")))
+            }
         })
         .collect::<Result<Vec<_>, _>>()?;
     if args.trace_overhead_only && args.plot.is_some() {

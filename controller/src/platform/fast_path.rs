@@ -41,7 +41,10 @@ use xevtchn_common::{
     two_level::{NR_VCPUS, clear_pending, raise_on_vcpu, upcall_pending},
 };
 
-use super::{gsi_routes::MAX_ROUTES, guest_log::GuestLog, route_commit::RouteCommitter, shared_info::SharedInfoPage, upcalls::Upcalls};
+use super::{
+    gsi_routes::MAX_ROUTES, guest_log::GuestLog, route_commit::RouteCommitter, shared_info::SharedInfoPage,
+    upcalls::Upcalls,
+};
 use crate::{
     bpf::{
         BpfError,
@@ -114,14 +117,7 @@ impl FastPath {
     /// event-channel bookkeeping at all (the kernel's own limit on this
     /// host, a benchmark reference; the guest must run in bare mode).
     pub fn bare(vm: Arc<VmFd>, log: Arc<GuestLog>) -> Self {
-        Self {
-            vm,
-            doorbell: None,
-            canary: Mutex::default(),
-            served: Mutex::default(),
-            committer: OnceLock::new(),
-            log,
-        }
+        Self { vm, doorbell: None, canary: Mutex::default(), served: Mutex::default(), committer: OnceLock::new(), log }
     }
 
     /// After the canary ran: Ok if the program saw its doorbell, which KVM

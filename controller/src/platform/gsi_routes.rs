@@ -115,7 +115,8 @@ impl GsiRoutes {
         };
         for gsi in 0..IOAPIC_PINS {
             if gsi < 16 {
-                let (chip, pin) = if gsi < 8 { (KVM_IRQCHIP_PIC_MASTER, gsi) } else { (KVM_IRQCHIP_PIC_SLAVE, gsi - 8) };
+                let (chip, pin) =
+                    if gsi < 8 { (KVM_IRQCHIP_PIC_MASTER, gsi) } else { (KVM_IRQCHIP_PIC_SLAVE, gsi - 8) };
                 entries.push(irqchip(gsi, chip, pin));
             }
             entries.push(irqchip(gsi, KVM_IRQCHIP_IOAPIC, gsi));
@@ -140,7 +141,6 @@ impl GsiRoutes {
         }
         entries
     }
-
 }
 
 /// The table, shared by the upcall routes and the fast path: edits take a

@@ -88,7 +88,9 @@ pub fn execute_watched<T: Send + 'static>(
     let log = Arc::new(GuestLog::default());
     let doorbell = match config.backend {
         Backend::Userspace | Backend::Bare => None,
-        Backend::Bpf => Some(DoorbellPath::attach(config.vcpus, tasks.handle()).context("loading the doorbell program")?),
+        Backend::Bpf => {
+            Some(DoorbellPath::attach(config.vcpus, tasks.handle()).context("loading the doorbell program")?)
+        }
         Backend::Auto => match DoorbellPath::attach(config.vcpus, tasks.handle()) {
             Ok(path) => Some(path),
             Err(e) => {

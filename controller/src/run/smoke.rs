@@ -39,8 +39,7 @@ impl SmokeReport {
 
 pub fn run(vcpus: u32, writes: u64, timeout: Duration) -> Result<SmokeReport> {
     // The filter is this process: two VMs in one process would add up.
-    let counter = MmioCounter::attach(CONTROL_SMOKE, CONTROL_SMOKE + 4)
-        .context("attaching the kvm_mmio counter")?;
+    let counter = MmioCounter::attach(CONTROL_SMOKE, CONTROL_SMOKE + 4).context("attaching the kvm_mmio counter")?;
     let tasks = eventfd_task::runtime()?;
     let params = Params { workload: workload::SMOKE, count: writes, ..Params::default() };
     let mut vm = Vm::new(VmConfig { vcpus, params, timeout, ..VmConfig::default() }).context("creating the VM")?;

@@ -149,8 +149,7 @@ const _: () = assert!(core::mem::size_of::<WhoAmI>() == 32);
 
 #[cfg(feature = "user")]
 mod pod {
-    // SAFETY (all four): repr(C) or repr(transparent), integers only,
-    // explicit padding; every bit pattern is valid.
+    // SAFETY: repr(C), integers only, no padding; every bit pattern is valid.
     unsafe impl aya::Pod for super::DoorbellConfig {}
     // SAFETY: as above.
     unsafe impl aya::Pod for super::PortEntry {}

@@ -87,7 +87,7 @@ fn try_doorbell(ctx: &RawTracePointContext) -> Result<(), i64> {
     // SAFETY: `val` is the kernel buffer holding the written bytes (len >= 4
     // checked first); bpf_probe_read_kernel copes with any pointer.
     let value = if len == DOORBELL_WIDTH { unsafe { bpf_probe_read_kernel(ctx.arg::<*const u32>(3)) } } else { Err(0) };
-    if offset % DOORBELL_STRIDE != 0 || value != Ok(port) {
+    if !offset.is_multiple_of(DOORBELL_STRIDE) || value != Ok(port) {
         count(stat::BAD_WRITE);
         return Ok(());
     }

@@ -25,11 +25,11 @@ fn try_accept(ctx: &RawTracePointContext) -> Result<(), i64> {
     let key = IrqKey { tgid, apicid, vector, _pad: 0 };
     // The send this injection answers, consumed: (sent at, via userspace).
     let mut sent: Option<(u64, u32)> = None;
-    if let Some(pending) = pending_send(tid) {
-        if pending.tid == tid {
-            pending.tid = 0;
-            sent = Some((pending.ns, pending.via_userspace));
-        }
+    if let Some(pending) = pending_send(tid)
+        && pending.tid == tid
+    {
+        pending.tid = 0;
+        sent = Some((pending.ns, pending.via_userspace));
     }
     if let Some((_, 1)) = sent
         && let Some(vm) = vm_counters(tgid)

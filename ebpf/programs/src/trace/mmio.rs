@@ -8,7 +8,6 @@ use super::maps::{
     PendingSend, TRACE_PORT_SENDS, TRACE_PORTS_USED, current, mark_used, now, pending_send, timed, traced, vm_counters,
 };
 
-
 /// Raw: TP_PROTO(int type, int len, u64 gpa, void *val).
 #[raw_tracepoint(tracepoint = "kvm_mmio")]
 pub fn trace_kvm_mmio(ctx: RawTracePointContext) -> i32 {
@@ -22,7 +21,8 @@ fn try_mmio(ctx: &RawTracePointContext) -> Result<(), i64> {
     let kind = ctx.arg::<u64>(0) as u32;
     let gpa = ctx.arg::<u64>(2);
     // Port 0's doorbell is the VMM's canary, never a send (Xen reserves port 0).
-    let send = kind == KVM_TRACE_MMIO_WRITE && gpa >= config.doorbell_base + DOORBELL_STRIDE && gpa < config.doorbell_end;
+    let send =
+        kind == KVM_TRACE_MMIO_WRITE && gpa >= config.doorbell_base + DOORBELL_STRIDE && gpa < config.doorbell_end;
     if let Some(c) = vm_counters(tgid) {
         // SAFETY: a per-CPU value of this CPU; preemption is off in tracepoints.
         unsafe {

@@ -24,11 +24,11 @@ fn try_exit(ctx: &RawTracePointContext) -> Result<(), i64> {
     let mut send_exited = false;
     if reason == KVM_EXIT_MMIO
         && let Some(pending) = pending_send(tid)
+        && pending.tid == tid
+        && pending.via_userspace == 0
     {
-        if pending.tid == tid && pending.via_userspace == 0 {
-            pending.via_userspace = 1;
-            send_exited = true;
-        }
+        pending.via_userspace = 1;
+        send_exited = true;
     }
     if let Some(c) = vm_counters(tgid) {
         // SAFETY: a per-CPU value of this CPU; preemption is off in tracepoints.
