@@ -17,8 +17,8 @@ use super::{
     summary::{Spread, ratio},
 };
 use crate::{
-    bpf::trace::{TraceOptions, Tracer},
     run::{self, Backend, Callback, RunConfig, Watch, Workload},
+    trace::bpf::{TraceOptions, Tracer},
 };
 
 /// What the tracer is doing during a window.
@@ -35,9 +35,9 @@ pub enum Arm {
 }
 
 impl Arm {
-    /// The tracer's options in this arm (None: detached).
-    fn options(self) -> Option<TraceOptions> {
-        let default = TraceOptions::new(std::process::id());
+    /// The tracer's options in this arm for VMM process `tgid` (None: detached).
+    fn options(self, tgid: u32) -> Option<TraceOptions> {
+        let default = TraceOptions::new(tgid);
         match self {
             Arm::Untraced => None,
             Arm::Traced => Some(default),
@@ -124,7 +124,7 @@ fn rates_of(windows: &[(Arm, f64)], arm: Arm) -> Vec<f64> {
 /// beforehand, traces this process and is attached window by window, and
 /// reads its maps once in each window it is attached.
 fn windowed_run(vcpus: u32) -> Result<Windows> {
-    let mut tracer = Tracer::attach(TraceOptions::new(std::process::id())).context("attaching the tracer")?;
+    let mut tracer = Tracer::attach_self(TraceOptions::new(0)).context("attaching the tracer")?;
     tracer.detach().context("detaching the tracer")?;
     let windows = (CYCLES * CYCLE.len()) as u32;
     let run = RunConfig {
@@ -163,15 +163,16 @@ fn measure_windows(watch: &Watch, tracer: &mut Tracer) -> Result<Windows> {
         }
         thread::sleep(Duration::from_millis(5));
     }
+    let tgid = tracer.tgid();
     let mut windows = Vec::new();
     for arm in CYCLE.iter().cycle().take(CYCLES * CYCLE.len()) {
-        match arm.options() {
+        match arm.options(tgid) {
             None => tracer.detach()?,
             Some(options) => tracer.reattach(options)?,
         }
         let (before, start) = (sends()?, Instant::now());
         thread::sleep(WINDOW / 2);
-        if arm.options().is_some() {
+        if arm.options(tgid).is_some() {
             // As `xevtchn trace` reads its maps (it does every second).
             tracer.snapshot()?;
         }

@@ -5,7 +5,6 @@ pub mod error;
 pub mod load;
 pub mod mapped;
 pub mod mmio_counter;
-pub mod trace;
 pub mod whoami;
 
 pub use error::BpfError;

@@ -10,9 +10,10 @@ use std::{
     time::Duration,
 };
 
-use crate::{
-    bpf::trace::{TraceOptions, Tracer},
-    trace::{report::interval, view::LiveView},
+use crate::trace::{
+    bpf::{TraceOptions, Tracer},
+    sampler::Sampler,
+    view::LiveView,
 };
 
 pub struct Running {
@@ -33,22 +34,18 @@ pub fn spawn() -> Running {
     let stop = Arc::new(AtomicBool::new(false));
     let flag = stop.clone();
     let thread = thread::spawn(move || {
-        let Ok(mut tracer) = Tracer::attach(TraceOptions::new(std::process::id())) else { return };
+        let Ok(mut tracer) = Tracer::attach_self(TraceOptions::new(0)) else { return };
         let Ok(mut view) = LiveView::start() else { return };
-        let Ok(mut last) = tracer.snapshot() else { return };
-        let mut at = std::time::Instant::now();
+        let Ok(mut sampler) = Sampler::start(&mut tracer) else { return };
         while !flag.load(Ordering::Acquire) {
             // q closes the view; the VM runs on.
             if LiveView::quit_requested(Duration::from_millis(500)).unwrap_or(true) {
                 return;
             }
-            let Ok(now) = tracer.snapshot() else { return };
-            let seconds = at.elapsed().as_secs_f64();
-            at = std::time::Instant::now();
-            if view.draw("xevtchn run: this VM (q hides this view)", &interval(&last, &now, seconds)).is_err() {
+            let Ok(i) = sampler.next(&mut tracer) else { return };
+            if view.draw("xevtchn run: this VM (q hides this view)", &i).is_err() {
                 return;
             }
-            last = now;
         }
     });
     Running { stop, thread }

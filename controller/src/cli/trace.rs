@@ -1,4 +1,4 @@
-//! `xevtchn trace`: watch upcall delivery in any KVM process, live.
+//! `xevtchn trace`: the command line. What it shows is built in `trace`.
 
 use std::{
     io::IsTerminal,
@@ -12,16 +12,14 @@ use clap::Args;
 use serde::Serialize;
 
 use super::run::UsageError;
-use xevtchn_common::trace::{EVENT_SEND, EVENT_XEN_HYPERCALL, TraceEvent};
-
-use crate::{
-    bpf::trace::{DEFAULT_TIME_ONE_IN, TraceOptions, Tracer},
-    trace::{
-        report::{Interval, interval},
-        target::check_kvm_process,
-        view::LiveView,
-        xen_hypercall,
-    },
+use crate::trace::{
+    bpf::{DEFAULT_TIME_ONE_IN, TraceOptions, Tracer},
+    events::{self, EventLine},
+    report::Interval,
+    sampler::{Sampler, wait_until},
+    target::check_kvm_process,
+    text,
+    view::LiveView,
 };
 
 #[derive(Debug, Args)]
@@ -95,15 +93,13 @@ pub fn trace(args: &TraceArgs) -> Result<ExitCode> {
     let events = if args.events { tracer.take_events() } else { None };
     eprintln!("xevtchn: tracing {}; Ctrl-C to stop", what(args));
     let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build()?;
-    let start = Instant::now();
-    let first = tracer.snapshot()?;
-    let mut last = first.clone();
-    let mut last_at = start;
-    let deadline = args.duration.map(|d| start + Duration::from_secs_f64(d));
+    let mut sampler = Sampler::start(&mut tracer)?;
+    let deadline = args.duration.map(|d| Instant::now() + Duration::from_secs_f64(d));
+    let every = Duration::from_millis(args.interval);
     runtime.block_on(async {
         if let Some(ring) = events {
             let json = args.json;
-            let a4_recorded = xen_hypercall::kernel_records_a4(&kernel_release());
+            let a4_recorded = events::kernel_records_a4();
             // SAFETY: the ring buffer owns its map fd, which reading neither
             // closes nor replaces.
             let mut ring =
@@ -112,7 +108,9 @@ pub fn trace(args: &TraceArgs) -> Result<ExitCode> {
             tokio::spawn(async move {
                 while let Ok(mut ready) = ring.readable_mut().await {
                     while let Some(item) = ready.get_inner_mut().next() {
-                        print_event(json, &item, a4_recorded);
+                        if let Some(line) = events::decode(&item, a4_recorded) {
+                            print_event(json, &line);
+                        }
                     }
                     ready.clear_ready();
                 }
@@ -121,20 +119,18 @@ pub fn trace(args: &TraceArgs) -> Result<ExitCode> {
         let ctrl_c = tokio::signal::ctrl_c();
         tokio::pin!(ctrl_c);
         loop {
-            let report_at = last_at + Duration::from_millis(args.interval);
+            let due = sampler.due(every);
             let stop = tokio::select! {
-                _ = tokio::time::sleep(next_wait(report_at, deadline)) => false,
+                _ = tokio::time::sleep(wait_until(due, deadline)) => false,
                 _ = &mut ctrl_c => true,
             };
-            let exited = args.pid.is_some_and(|p| !Path::new("/proc").join(p.to_string()).exists());
+            let exited = traced_process_exited(args);
             let done = stop || exited || deadline.is_some_and(|d| Instant::now() >= d);
-            if Instant::now() >= report_at || done {
-                let now = tracer.snapshot()?;
-                let at = Instant::now();
+            if Instant::now() >= due || done {
+                let i = sampler.next(&mut tracer)?;
                 if !args.events {
-                    print(args.json, "interval", &interval(&last, &now, (at - last_at).as_secs_f64()))?;
+                    print(args.json, "interval", &i)?;
                 }
-                (last, last_at) = (now, at);
             }
             if exited {
                 eprintln!("xevtchn: process {} exited; detaching", args.pid.unwrap_or(0));
@@ -144,7 +140,7 @@ pub fn trace(args: &TraceArgs) -> Result<ExitCode> {
             }
         }
     })?;
-    print(args.json, "total", &interval(&first, &last, (last_at - start).as_secs_f64()))?;
+    print(args.json, "total", &sampler.total())?;
     if args.events {
         let dropped = tracer.dropped_events()?;
         if dropped > 0 {
@@ -157,38 +153,31 @@ pub fn trace(args: &TraceArgs) -> Result<ExitCode> {
 /// The live view, until q / Esc / Ctrl-C, the duration, or the traced
 /// process exiting; then the totals as plain text.
 fn live(args: &TraceArgs, tracer: &mut Tracer) -> Result<ExitCode> {
-    let what = what(args);
-    let start = Instant::now();
-    let first = tracer.snapshot()?;
-    let (mut last, mut last_at) = (first.clone(), start);
-    let deadline = args.duration.map(|d| start + Duration::from_secs_f64(d));
+    let title = format!("xevtchn trace: {}", what(args));
+    let mut sampler = Sampler::start(tracer)?;
+    let deadline = args.duration.map(|d| Instant::now() + Duration::from_secs_f64(d));
+    let every = Duration::from_millis(args.interval);
     {
         let mut view = LiveView::start().context("starting the terminal view")?;
-        view.draw(&format!("xevtchn trace: {what}"), &interval(&last, &last, 0.0))?;
+        view.draw(&title, &sampler.nothing_yet())?;
         loop {
-            let report_at = last_at + Duration::from_millis(args.interval);
-            let quit = LiveView::quit_requested(next_wait(report_at, deadline))?;
-            if Instant::now() >= report_at || quit {
-                let now = tracer.snapshot()?;
-                let at = Instant::now();
-                view.draw(&format!("xevtchn trace: {what}"), &interval(&last, &now, (at - last_at).as_secs_f64()))?;
-                (last, last_at) = (now, at);
+            let due = sampler.due(every);
+            let quit = LiveView::quit_requested(wait_until(due, deadline))?;
+            if Instant::now() >= due || quit {
+                view.draw(&title, &sampler.next(tracer)?)?;
             }
-            let exited = args.pid.is_some_and(|p| !Path::new("/proc").join(p.to_string()).exists());
-            if quit || exited || deadline.is_some_and(|d| Instant::now() >= d) {
+            if quit || traced_process_exited(args) || deadline.is_some_and(|d| Instant::now() >= d) {
                 break;
             }
         }
     }
-    let now = tracer.snapshot()?;
-    print(false, "total", &interval(&first, &now, start.elapsed().as_secs_f64()))?;
+    sampler.next(tracer)?;
+    print(false, "total", &sampler.total())?;
     Ok(ExitCode::SUCCESS)
 }
 
-/// How long to wait: until the next report or the deadline, whichever
-/// comes first.
-fn next_wait(report_at: Instant, deadline: Option<Instant>) -> Duration {
-    deadline.map_or(report_at, |d| d.min(report_at)).saturating_duration_since(Instant::now())
+fn traced_process_exited(args: &TraceArgs) -> bool {
+    args.pid.is_some_and(|p| !Path::new("/proc").join(p.to_string()).exists())
 }
 
 /// What is traced, and how finely, in words.
@@ -201,135 +190,19 @@ fn what(args: &TraceArgs) -> String {
     format!("{whom} ({timed}{})", if args.msi { ", MSIs counted" } else { "" })
 }
 
-fn kernel_release() -> String {
-    std::fs::read_to_string("/proc/sys/kernel/osrelease").unwrap_or_default().trim().to_string()
-}
-
-#[derive(Serialize)]
-#[serde(tag = "kind", rename_all = "snake_case")]
-enum EventLine {
-    Send {
-        pid: u32,
-        tid: u32,
-        apicid: u32,
-        vector: u32,
-        path: &'static str,
-        send_ns: u64,
-        inject_ns: u64,
-        latency_ns: u64,
-    },
-    XenHypercall {
-        pid: u32,
-        tid: u32,
-        at_ns: u64,
-        #[serde(flatten)]
-        call: xen_hypercall::XenHypercall,
-    },
-}
-
-fn print_event(json: bool, bytes: &[u8], a4_recorded: bool) {
-    if bytes.len() < size_of::<TraceEvent>() {
-        return;
-    }
-    // SAFETY: the program wrote a TraceEvent (repr(C), integers and bytes
-    // only), and the buffer holds at least that many bytes.
-    let e: TraceEvent = unsafe { std::ptr::read_unaligned(bytes.as_ptr().cast()) };
-    let line = match e.kind {
-        EVENT_SEND => EventLine::Send {
-            pid: e.tgid,
-            tid: e.tid,
-            apicid: e.apicid,
-            vector: e.vector,
-            path: if e.via_userspace != 0 { "userspace" } else { "kernel" },
-            send_ns: e.send_ns,
-            inject_ns: e.inject_ns,
-            latency_ns: e.inject_ns.saturating_sub(e.send_ns),
-        },
-        EVENT_XEN_HYPERCALL => match xen_hypercall::decode(&e.record, a4_recorded) {
-            Ok(call) => EventLine::XenHypercall { pid: e.tgid, tid: e.tid, at_ns: e.send_ns, call },
-            Err(_) => return,
-        },
-        _ => return,
-    };
-    if json {
-        if let Ok(text) = serde_json::to_string(&line) {
-            println!("{text}");
-        }
-        return;
-    }
-    match line {
-        EventLine::Send { pid, tid, apicid, vector, path, send_ns, inject_ns, latency_ns } => println!(
-            "send pid {pid} tid {tid} -> apic {apicid} vector {vector:#04x} via {path}: sent {send_ns} injected {inject_ns} ({latency_ns} ns)"
-        ),
-        EventLine::XenHypercall { pid, tid, at_ns, call } => println!(
-            "xen hypercall pid {pid} tid {tid} at {at_ns}: {} {} args {:?}",
-            call.name,
-            call.op.unwrap_or(""),
-            call.args
-        ),
+fn print_event(json: bool, line: &EventLine) {
+    if !json {
+        text::print_event(line);
+    } else if let Ok(text) = serde_json::to_string(line) {
+        println!("{text}");
     }
 }
 
 fn print(json: bool, kind: &str, i: &Interval) -> Result<()> {
     if json {
         println!("{}", serde_json::to_string(&Line { kind, interval: i })?);
-        return Ok(());
-    }
-    if kind == "total" {
-        println!("== total over {:.1} s", i.seconds);
-    }
-    if i.vms.is_empty() {
-        println!("{kind}: no KVM activity");
-    }
-    if !i.ports.is_empty() {
-        let busiest: Vec<String> = i.ports.iter().take(8).map(|p| format!("{}:{}", p.port, p.sends)).collect();
-        println!("sends by port (port:sends): {}", busiest.join(" "));
-    }
-    for vm in &i.vms {
-        println!(
-            "pid {}: {:.0} sends/s ({} in kernel, {} via userspace: {} injected, {} not), {} userspace exits, {} MMIO, {} MSIs, {} wakeups",
-            vm.pid,
-            vm.sends_per_s,
-            vm.sends_in_kernel,
-            vm.sends_to_userspace,
-            vm.userspace_sends_injected,
-            vm.userspace_sends_not_injected,
-            vm.userspace_exits,
-            vm.mmio,
-            vm.msi_set_irq.map_or("-".to_string(), |n| n.to_string()),
-            vm.vcpu_wakeups
-        );
-        for v in &vm.fast_path {
-            println!(
-                "  vcpu {:>2}: {:>8.0} fast sends/s: {} raised, {} coalesced, {} masked, {} already pending; {} spurious injections",
-                v.vcpu,
-                v.fast_sends_per_s,
-                v.outcomes.raised,
-                v.outcomes.coalesced,
-                v.outcomes.masked,
-                v.outcomes.already_pending,
-                v.spurious_injections
-            );
-        }
-        for v in vm.vectors.iter().filter(|v| v.injections + v.eois > 0) {
-            // kvm_eoi reports -1 when no vector was in service.
-            if v.vector == u32::MAX {
-                println!("  apic {:>2}: {} EOIs with no vector in service", v.apicid, v.eois);
-                continue;
-            }
-            let ns = |x: Option<u64>| x.map_or("-".to_string(), |n| format!("<{n}"));
-            println!(
-                "  apic {:>2} vector {:#04x}: {:>8.0} injections/s, {} EOIs; send->inject p50 {} p99 {} ns; inject->EOI p50 {} p99 {} ns",
-                v.apicid,
-                v.vector,
-                v.injections_per_s,
-                v.eois,
-                ns(v.send_to_inject.p50_ns),
-                ns(v.send_to_inject.p99_ns),
-                ns(v.inject_to_eoi.p50_ns),
-                ns(v.inject_to_eoi.p99_ns)
-            );
-        }
+    } else {
+        text::print_interval(kind, i);
     }
     Ok(())
 }

@@ -1,10 +1,11 @@
-//! The Xen platform the vCPUs exit into: hypercalls through the MMIO
-//! window, doorbells that exited to userspace, the hypercall-page MSR, and
-//! the side effects of the hypervisor logic (`xen::Domain`) on the VM:
-//! mapping shared_info, routing and raising upcalls.
+//! The Xen platform the vCPUs exit into: exits are handled by `exits` on
+//! the Xen side alone (`xen_side`), and their side effects on the VM are
+//! applied here: mapping shared_info, routing and raising upcalls, keeping
+//! the fast path's kernel objects in line with the port table.
 
 pub mod backends;
 pub mod eventfd_task;
+pub mod exits;
 pub mod fast_path;
 pub mod gsi_routes;
 pub mod guest_log;
@@ -12,56 +13,47 @@ pub mod route_commit;
 pub mod shared_info;
 pub mod stats;
 pub mod upcalls;
+pub mod xen_side;
 
 use std::sync::{Arc, Mutex, MutexGuard};
 
 use kvm_bindings::kvm_userspace_memory_region;
-use kvm_ioctls::{VcpuFd, VmFd};
-use vm_memory::{Bytes, GuestAddress, GuestMemoryBackend, GuestMemoryRegion};
+use kvm_ioctls::VmFd;
+use vm_memory::GuestMemoryBackend;
+use vm_memory::GuestMemoryRegion;
 use xevtchn_common::{
-    doorbell::DOORBELL_WIDTH,
     two_level::upcall_pending,
-    xen::{
-        evtchn::EVTCHNOP_send,
-        hvm::{CallbackVia, pci_intx_gsi},
-        hypercall::__HYPERVISOR_event_channel_op,
-    },
+    xen::hvm::{CallbackVia, pci_intx_gsi},
 };
 
 use crate::{
     vmm::{
         Vm,
-        exit::{Mmio, classify},
+        exit::{Exit, Reply, VcpuState},
         gate::VcpuGate,
-        guest_virtual::GuestVirtual,
-        hypercall_page,
-        memory::{self, GuestRam},
-        vcpu::{Platform, Stop},
-        xen_cpuid::HYPERCALL_PAGE_MSR,
+        memory,
+        vcpu::Platform,
     },
-    xen::{Action, Domain, GuestFault, GuestMemory, Hypercall},
+    xen::{Action, Domain},
 };
 use fast_path::FastPath;
 use guest_log::GuestLog;
 use shared_info::SharedInfoPage;
 use stats::PlatformStats;
 use upcalls::{Injection, Route, Upcalls};
+use xen_side::XenSide;
 
 pub struct XenPlatform {
     vm: Arc<VmFd>,
-    ram: GuestRam,
     gate: Arc<VcpuGate>,
     /// The RAM page shared_info covers, when the guest placed it in RAM.
     ram_hole: Mutex<Option<u64>>,
-    domain: Mutex<Domain>,
-    shared_info: Arc<SharedInfoPage>,
+    /// The domain, shared_info, RAM, counters: what exits work on.
+    xen: XenSide,
     upcalls: Upcalls,
     /// The in-kernel send path (backend `bpf`); None for `userspace`.
     fast: Option<FastPath>,
     backends: backends::Backends,
-    /// Lines the guest can cause, rate-limited.
-    log: Arc<GuestLog>,
-    pub stats: PlatformStats,
 }
 
 impl XenPlatform {
@@ -81,15 +73,11 @@ impl XenPlatform {
         Ok(Self {
             upcalls: Upcalls::new(vm.fd().clone(), domain.nr_vcpus(), injection, shared_info.clone(), tasks)?,
             vm: vm.fd().clone(),
-            ram: vm.ram().clone(),
             gate: vm.gate().clone(),
             ram_hole: Mutex::new(None),
-            domain: Mutex::new(domain),
-            shared_info,
+            xen: XenSide::new(domain, shared_info, vm.ram().clone(), log),
             fast,
             backends: backends::Backends::default(),
-            log,
-            stats: PlatformStats::default(),
         })
     }
 
@@ -106,8 +94,8 @@ impl XenPlatform {
 
     /// A host backend sends to the guest on `backend_port`.
     pub fn backend_send(&self, backend_port: u32) -> Result<(), crate::xen::HostError> {
-        let (outcome, actions) = self.domain().host_send(backend_port, self.shared_info.words())?;
-        self.stats.count_send(outcome);
+        let (outcome, actions) = self.domain().host_send(backend_port, self.xen.shared_info.words())?;
+        self.xen.stats.count_send(outcome);
         self.apply(&actions);
         Ok(())
     }
@@ -123,55 +111,20 @@ impl XenPlatform {
     }
 
     fn domain(&self) -> MutexGuard<'_, Domain> {
-        // A panic while holding the lock is a bug; the state is still
-        // consistent enough to report, so keep going.
-        self.domain.lock().unwrap_or_else(|p| p.into_inner())
+        self.xen.domain()
     }
 
     pub fn shared_info(&self) -> &SharedInfoPage {
-        &self.shared_info
+        &self.xen.shared_info
     }
 
     pub fn upcalls(&self) -> &Upcalls {
         &self.upcalls
     }
 
-    fn hypercall(&self, vcpu: u32, fd: &VcpuFd, nr: u64) -> Result<u64, Stop> {
-        let regs = fd.get_regs().map_err(|e| Stop::Fault(format!("vCPU {vcpu}: KVM_GET_REGS: {e}")))?;
-        let call = Hypercall { nr, args: [regs.rdi, regs.rsi, regs.rdx, regs.r10, regs.r8] };
-        let memory = GuestPointers(GuestVirtual { vcpu: fd, ram: &self.ram });
-        self.stats.count_hypercall(nr, call.args[0]);
-        let result = self.domain().hypercall(&call, &memory, self.shared_info.words());
-        self.apply(&result.actions);
-        Ok(result.rax())
-    }
-
-    /// A doorbell write that reached userspace: EVTCHNOP_send on `port`.
-    fn doorbell(&self, vcpu: u32, fd: &VcpuFd, port: u32) -> Result<(), Stop> {
-        self.stats.count_hypercall(u64::from(__HYPERVISOR_event_channel_op), u64::from(EVTCHNOP_send));
-        let result = self.domain().send_from_guest(port, self.shared_info.words());
-        self.stats.count_send(result.outcome);
-        self.apply(&result.actions);
-        if self.fast.is_some() {
-            // The BPF program may have run the algorithm for this write
-            // already (its port entry was fast while its ioeventfd was being
-            // moved), leaving an upcall pending that nobody injected. Raise
-            // every pending upcall: a spurious one is harmless. (The send
-            // above then ran a second time: at worst the guest sees the
-            // event twice, never zero times; skipping it could lose one.)
-            for vcpu in 0..self.upcalls.vcpus() {
-                if upcall_pending(self.shared_info.words(), vcpu) {
-                    self.upcalls.raise(vcpu);
-                }
-            }
-        }
-        if result.ret != 0 {
-            // The stub set rax to 0 before the write; give it the errno.
-            let mut regs = fd.get_regs().map_err(|e| Stop::Fault(format!("vCPU {vcpu}: KVM_GET_REGS: {e}")))?;
-            regs.rax = result.ret as u64;
-            fd.set_regs(&regs).map_err(|e| Stop::Fault(format!("vCPU {vcpu}: KVM_SET_REGS: {e}")))?;
-        }
-        Ok(())
+    /// What the platform counted (exits, hypercalls, sends in userspace).
+    pub fn stats(&self) -> &PlatformStats {
+        &self.xen.stats
     }
 
     /// Carries out the hypervisor's side effects, in order.
@@ -191,7 +144,7 @@ impl XenPlatform {
                         // Read the port under the domain lock, so that two
                         // vCPUs changing one port converge on its last state.
                         let domain = self.domain();
-                        fast.sync_port(port, &domain, &self.upcalls, &self.shared_info);
+                        fast.sync_port(port, &domain, &self.upcalls, &self.xen.shared_info);
                     }
                 }
                 Action::NotifyBackend { backend_port, .. } => self.backends.notify(backend_port),
@@ -208,7 +161,7 @@ impl XenPlatform {
             // The global VECTOR callback bypasses the LAPIC: impossible
             // without CONFIG_KVM_XEN (the guest should use per-vCPU vectors).
             CallbackVia::Vector(vector) => {
-                self.log.warn(|| {
+                self.xen.log.warn(|| {
                     format!(
                         "the guest asked for the global VECTOR callback ({vector:#x}): it needs an injection that \
                          bypasses the LAPIC, which only KVM's Xen support (CONFIG_KVM_XEN) has; vCPUs without a \
@@ -228,7 +181,7 @@ impl XenPlatform {
 
     fn set_route(&self, vcpu: u32, route: Route) {
         if let Err(e) = self.upcalls.set_route(vcpu, route) {
-            self.log.warn(|| format!("vCPU {vcpu}: routing its upcall to {route:?}: {e}"));
+            self.xen.log.warn(|| format!("vCPU {vcpu}: routing its upcall to {route:?}: {e}"));
         }
     }
 
@@ -237,7 +190,7 @@ impl XenPlatform {
     /// replaces the guest's page), with every vCPU paused meanwhile.
     fn place_shared_info(&self, gfn: u64) {
         let gpa = gfn << 12;
-        let ram_size: u64 = self.ram.iter().map(|r| r.len()).sum();
+        let ram_size: u64 = self.xen.ram.iter().map(|r| r.len()).sum();
         let hole = (gpa < ram_size).then_some(gpa);
         let mut current = self.ram_hole.lock().unwrap_or_else(|p| p.into_inner());
         let page = kvm_userspace_memory_region {
@@ -245,14 +198,14 @@ impl XenPlatform {
             flags: 0,
             guest_phys_addr: gpa,
             memory_size: shared_info::PAGE_SIZE as u64,
-            userspace_addr: self.shared_info.host_address(),
+            userspace_addr: self.xen.shared_info.host_address(),
         };
         let result = self.gate.paused(|| -> Result<(), crate::vmm::VmmError> {
             let delete = kvm_userspace_memory_region { memory_size: 0, ..page };
             // SAFETY: deleting the page's slot; the page itself stays mapped.
             let _ = unsafe { self.vm.set_user_memory_region(delete) };
             if *current != hole {
-                memory::set_ram_hole(&self.vm, &self.ram, hole)?;
+                memory::set_ram_hole(&self.vm, &self.xen.ram, hole)?;
                 *current = hole;
             }
             // SAFETY: the page outlives the VM fd's use of it: the platform
@@ -261,66 +214,28 @@ impl XenPlatform {
                 .map_err(crate::vmm::VmmError::kvm("KVM_SET_USER_MEMORY_REGION"))
         });
         if let Err(e) = result {
-            self.log.warn(|| format!("mapping shared_info at gfn {gfn:#x}: {:#}", anyhow::Error::from(e)));
+            self.xen.log.warn(|| format!("mapping shared_info at gfn {gfn:#x}: {:#}", anyhow::Error::from(e)));
         }
-    }
-
-    /// An MMIO access nothing decodes: counted, and logged (rate-limited).
-    fn stray_access(&self, vcpu: u32, addr: u64, what: &str) {
-        self.stats.count_stray_access();
-        self.log.warn(|| format!("vCPU {vcpu}: {what} of MMIO address {addr:#x}, which nothing decodes (ignored)"));
-    }
-
-    /// Writes the hypercall page into guest RAM (the hypercall-page MSR).
-    fn write_hypercall_page(&self, value: u64) -> bool {
-        let gpa = value & !0xfff;
-        // Bits 11:0 select the page of a multi-page area; there is one.
-        value & 0xfff == 0 && self.ram.write_slice(&hypercall_page::build(), GuestAddress(gpa)).is_ok()
     }
 }
 
 impl Platform for XenPlatform {
-    fn mmio_read(&self, vcpu: u32, fd: &VcpuFd, addr: u64) -> Result<u64, Stop> {
-        self.stats.count_exit();
-        match classify(addr) {
-            Mmio::Hypercall(nr) => self.hypercall(vcpu, fd, nr),
-            // Like an unclaimed bus: all ones. The guest runs on.
-            _ => {
-                self.stray_access(vcpu, addr, "read");
-                Ok(u64::MAX)
+    fn handle_exit(&self, vcpu: u32, state: &mut dyn VcpuState, exit: Exit) -> Reply {
+        let handled = exits::handle_exit(&self.xen, vcpu, state, exit);
+        self.apply(&handled.actions);
+        if handled.doorbell && self.fast.is_some() {
+            // The program may have handled this write too, on a port whose
+            // ioeventfd was being registered, leaving an upcall pending that
+            // nobody injected. Raise every pending upcall: a spurious one is
+            // harmless. (The send then ran twice: at worst the guest sees
+            // the event twice, never zero times; skipping it could lose one.)
+            for vcpu in 0..self.upcalls.vcpus() {
+                if upcall_pending(self.xen.shared_info.words(), vcpu) {
+                    self.upcalls.raise(vcpu);
+                }
             }
         }
-    }
-
-    fn mmio_write(&self, vcpu: u32, fd: &VcpuFd, addr: u64, value: u64, len: usize) -> Result<(), Stop> {
-        self.stats.count_exit();
-        match classify(addr) {
-            Mmio::Exit => Err(Stop::GuestExit(value as u32)),
-            Mmio::Smoke => {
-                self.stats.count_smoke();
-                Ok(())
-            }
-            // A doorbell is exactly what its ioeventfd would match (see
-            // xevtchn_common::doorbell); the program ignores the rest too.
-            Mmio::Doorbell(port) if len == DOORBELL_WIDTH as usize && value == u64::from(port) => {
-                self.doorbell(vcpu, fd, port)
-            }
-            // Dropped, like a write nothing claims. The guest runs on.
-            Mmio::Doorbell(_) | Mmio::Hypercall(_) | Mmio::Unknown => {
-                self.stray_access(vcpu, addr, "write");
-                Ok(())
-            }
-        }
-    }
-
-    fn msr_write(&self, _vcpu: u32, index: u32, value: u64) -> bool {
-        self.stats.count_exit();
-        index == HYPERCALL_PAGE_MSR && self.write_hypercall_page(value)
-    }
-
-    fn msr_read(&self, _vcpu: u32, _index: u32) -> Option<u64> {
-        self.stats.count_exit();
-        None
+        handled.reply
     }
 }
 
@@ -330,18 +245,5 @@ impl Drop for XenPlatform {
             fast.shut_down(&self.upcalls);
         }
         self.upcalls.shut_down();
-    }
-}
-
-/// Hypercall pointer arguments, followed through the calling vCPU's page tables.
-struct GuestPointers<'a>(GuestVirtual<'a>);
-
-impl GuestMemory for GuestPointers<'_> {
-    fn read(&self, gva: u64, buf: &mut [u8]) -> Result<(), GuestFault> {
-        self.0.read(gva, buf).map_err(|_| GuestFault { gva, len: buf.len() })
-    }
-
-    fn write(&self, gva: u64, data: &[u8]) -> Result<(), GuestFault> {
-        self.0.write(gva, data).map_err(|_| GuestFault { gva, len: data.len() })
     }
 }

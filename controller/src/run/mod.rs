@@ -153,7 +153,7 @@ pub fn execute_watched<T: Send + 'static>(
         backend,
         &vm,
         &outcome,
-        &platform.stats.snapshot(),
+        &platform.stats().snapshot(),
         platform.fast_counts(),
         platform.upcalls().stats.snapshot(),
     )?;

@@ -52,7 +52,7 @@ pub fn run(vcpus: u32, writes: u64, timeout: Duration) -> Result<SmokeReport> {
         vcpus,
         guest_status: outcome.status,
         requested_writes: writes,
-        vmm_writes: platform.stats.snapshot().smoke_writes,
+        vmm_writes: platform.stats().snapshot().smoke_writes,
         bpf_writes: counter.count().context("reading the kvm_mmio counter")?,
         duration_s: outcome.elapsed.as_secs_f64(),
     })

@@ -6,7 +6,7 @@ use std::collections::BTreeMap;
 use serde::Serialize;
 use xevtchn_common::trace::BUCKETS;
 
-use crate::bpf::trace::{Snapshot, fast_paths::SendOutcomes};
+use crate::trace::bpf::{Snapshot, fast_paths::SendOutcomes};
 
 /// A percentile from a log2 histogram: the upper bound of the bucket that
 /// holds it (bucket b covers [2^b, 2^(b+1)) ns). None without samples.
@@ -221,7 +221,7 @@ mod tests {
 
     #[test]
     fn userspace_sends_split_and_fast_path_rows_are_differences_too() {
-        use crate::bpf::trace::FastPathOutcomes;
+        use crate::trace::bpf::FastPathOutcomes;
         let outcomes =
             |fast_sends, raised, coalesced| SendOutcomes { fast_sends, raised, coalesced, ..Default::default() };
         let mut before = Snapshot::default();

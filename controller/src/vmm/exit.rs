@@ -1,10 +1,79 @@
-//! What an MMIO address means to the VMM: a plain function, tested with
-//! made-up addresses.
+//! vCPU exits as the platform handles them: plain values, so that exit
+//! handling is a plain function, tested with made-up exits (the way
+//! Firecracker tests `handle_kvm_exit`), and the little of the exiting
+//! vCPU it may touch, behind a trait. Also: what an MMIO address means.
+
+use kvm_ioctls::VcpuFd;
 
 use xevtchn_common::{
     layout::{CONTROL_EXIT, CONTROL_SMOKE, DOORBELL_BASE, DOORBELL_STRIDE, HYPERCALL_BASE, HYPERCALL_SIZE},
     two_level::NR_PORTS,
 };
+
+/// An exit the platform handles (the vCPU loop handles the rest).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Exit {
+    MmioRead {
+        addr: u64,
+        len: usize,
+    },
+    /// `value` holds the `len` bytes written, little-endian.
+    MmioWrite {
+        addr: u64,
+        value: u64,
+        len: usize,
+    },
+    /// A WRMSR or RDMSR that KVM left to userspace.
+    WrMsr {
+        index: u32,
+        value: u64,
+    },
+    RdMsr {
+        index: u32,
+    },
+}
+
+/// What the vCPU loop does after an exit.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Reply {
+    /// Run on (a write, or an access dropped).
+    Resume,
+    /// Complete the MMIO read with this value.
+    Read(u64),
+    /// Complete the RDMSR with this value, or inject #GP (None).
+    MsrRead(Option<u64>),
+    /// The WRMSR was accepted, or gets #GP (false).
+    MsrWritten(bool),
+    /// Stop the VM.
+    Stop(super::vcpu::Stop),
+}
+
+/// What exit handling reads and changes of the exiting vCPU: the hypercall
+/// argument registers, rax, and its page tables (for guest pointers).
+pub trait VcpuState {
+    /// rdi, rsi, rdx, r10, r8: the arguments of a 64-bit hypercall.
+    fn hypercall_args(&self) -> Result<[u64; 5], String>;
+    fn set_rax(&mut self, value: u64) -> Result<(), String>;
+    /// The guest-physical address of `gva` in the vCPU's page tables.
+    fn translate(&self, gva: u64) -> Option<u64>;
+}
+
+impl VcpuState for VcpuFd {
+    fn hypercall_args(&self) -> Result<[u64; 5], String> {
+        let r = self.get_regs().map_err(|e| format!("KVM_GET_REGS: {e}"))?;
+        Ok([r.rdi, r.rsi, r.rdx, r.r10, r.r8])
+    }
+
+    fn set_rax(&mut self, value: u64) -> Result<(), String> {
+        let mut regs = self.get_regs().map_err(|e| format!("KVM_GET_REGS: {e}"))?;
+        regs.rax = value;
+        self.set_regs(&regs).map_err(|e| format!("KVM_SET_REGS: {e}"))
+    }
+
+    fn translate(&self, gva: u64) -> Option<u64> {
+        self.translate_gva(gva).ok().filter(|t| t.valid != 0).map(|t| t.physical_address)
+    }
+}
 
 /// The MMIO register an access hit.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

@@ -2,10 +2,9 @@
 //! addresses translated through the guest's own page tables (KVM_TRANSLATE
 //! on the calling vCPU), then read or written in guest RAM.
 
-use kvm_ioctls::VcpuFd;
 use vm_memory::{Bytes, GuestAddress};
 
-use super::memory::GuestRam;
+use super::{exit::VcpuState, memory::GuestRam};
 
 const PAGE: u64 = 4096;
 
@@ -15,16 +14,13 @@ pub struct Fault(pub u64);
 
 /// Guest-virtual memory as seen by one vCPU.
 pub struct GuestVirtual<'a> {
-    pub vcpu: &'a VcpuFd,
+    pub vcpu: &'a dyn VcpuState,
     pub ram: &'a GuestRam,
 }
 
 impl GuestVirtual<'_> {
     fn translate(&self, gva: u64) -> Result<u64, Fault> {
-        match self.vcpu.translate_gva(gva) {
-            Ok(t) if t.valid != 0 => Ok(t.physical_address),
-            _ => Err(Fault(gva)),
-        }
+        self.vcpu.translate(gva).ok_or(Fault(gva))
     }
 
     /// Splits `[gva, gva + len)` at page boundaries: (gpa, offset into buffer, length).

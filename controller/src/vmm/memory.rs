@@ -11,9 +11,14 @@ use super::VmmError;
 
 pub type GuestRam = GuestMemoryMmap<()>;
 
+/// `size` bytes of anonymous RAM at guest-physical 0, not yet KVM's.
+pub fn anonymous_ram(size: u64) -> Result<GuestRam, VmmError> {
+    GuestRam::from_ranges(&[(GuestAddress(0), size as usize)]).map_err(VmmError::Memory)
+}
+
 /// Allocates `size` bytes of RAM at guest-physical 0 and registers it with KVM.
 pub fn create_ram(vm: &VmFd, size: u64) -> Result<GuestRam, VmmError> {
-    let ram = GuestRam::from_ranges(&[(GuestAddress(0), size as usize)]).map_err(VmmError::Memory)?;
+    let ram = anonymous_ram(size)?;
     for (slot, region) in ram.iter().enumerate() {
         let host =
             ram.get_host_address(region.start_addr()).map_err(|_| VmmError::GuestAccess(region.start_addr().0))?;

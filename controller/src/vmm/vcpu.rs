@@ -7,7 +7,10 @@ use std::sync::{
 
 use kvm_ioctls::{VcpuExit, VcpuFd};
 
-use super::gate::VcpuGate;
+use super::{
+    exit::{Exit, Reply, VcpuState},
+    gate::VcpuGate,
+};
 
 /// Why a VM stopped.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -20,14 +23,9 @@ pub enum Stop {
 
 /// The platform a vCPU's exits are handled by (the Xen domain).
 pub trait Platform: Send + Sync {
-    /// An MMIO read: the value the guest reads, or a reason to stop.
-    fn mmio_read(&self, vcpu: u32, fd: &VcpuFd, addr: u64) -> Result<u64, Stop>;
-    /// An MMIO write of `len` bytes (`value` holds them, little-endian).
-    fn mmio_write(&self, vcpu: u32, fd: &VcpuFd, addr: u64, value: u64, len: usize) -> Result<(), Stop>;
-    /// A WRMSR KVM did not handle: true if accepted (false injects #GP).
-    fn msr_write(&self, vcpu: u32, index: u32, value: u64) -> bool;
-    /// A RDMSR KVM did not handle: the value, or None for #GP.
-    fn msr_read(&self, vcpu: u32, index: u32) -> Option<u64>;
+    /// Handles `exit` of vCPU `vcpu`, whose registers and page tables
+    /// `state` gives access to; says how the vCPU goes on.
+    fn handle_exit(&self, vcpu: u32, state: &mut dyn VcpuState, exit: Exit) -> Reply;
 }
 
 /// Signal used to kick a vCPU thread out of KVM_RUN.
@@ -41,11 +39,6 @@ pub fn install_kick_handler() {
     extern "C" fn noop(_: libc::c_int, _: *mut libc::siginfo_t, _: *mut libc::c_void) {}
     // Registering twice is harmless; the error only says it was there.
     let _ = vmm_sys_util::signal::register_signal_handler(kick_signal(), noop);
-}
-
-enum Access {
-    Read { addr: u64, len: usize },
-    Write { addr: u64, value: u64, len: usize },
 }
 
 /// Runs `fd` until the VM stops; returns why this vCPU stopped it, or None
@@ -71,25 +64,16 @@ fn run_loop(
         let running = gate.enter();
         let result = fd.run();
         drop(running);
-        let access = match result {
-            Ok(VcpuExit::MmioRead(addr, data)) => Access::Read { addr, len: data.len() },
+        let exit = match result {
+            Ok(VcpuExit::MmioRead(addr, data)) => Exit::MmioRead { addr, len: data.len() },
             Ok(VcpuExit::MmioWrite(addr, data)) => {
                 let mut bytes = [0u8; 8];
                 let n = data.len().min(8);
                 bytes[..n].copy_from_slice(&data[..n]);
-                Access::Write { addr, value: u64::from_le_bytes(bytes), len: data.len() }
+                Exit::MmioWrite { addr, value: u64::from_le_bytes(bytes), len: data.len() }
             }
-            Ok(VcpuExit::X86Wrmsr(exit)) => {
-                *exit.error = u8::from(!platform.msr_write(index, exit.index, exit.data));
-                continue;
-            }
-            Ok(VcpuExit::X86Rdmsr(exit)) => {
-                match platform.msr_read(index, exit.index) {
-                    Some(value) => *exit.data = value,
-                    None => *exit.error = 1,
-                }
-                continue;
-            }
+            Ok(VcpuExit::X86Wrmsr(exit)) => Exit::WrMsr { index: exit.index, value: exit.data },
+            Ok(VcpuExit::X86Rdmsr(exit)) => Exit::RdMsr { index: exit.index },
             // The in-kernel irqchip handles hlt; a stray one just resumes.
             Ok(VcpuExit::Hlt) => continue,
             Ok(VcpuExit::Shutdown) => {
@@ -102,14 +86,16 @@ fn run_loop(
             Err(e) if e.errno() == libc::EINTR || e.errno() == libc::EAGAIN => continue,
             Err(e) => return Some(Stop::Fault(format!("vCPU {index}: KVM_RUN failed: {e}"))),
         };
-        let handled = match access {
-            Access::Read { addr, len } => platform.mmio_read(index, &fd, addr).map(|value| {
-                complete_read(&mut fd, value, len);
-            }),
-            Access::Write { addr, value, len } => platform.mmio_write(index, &fd, addr, value, len),
-        };
-        if let Err(why) = handled {
-            return Some(why);
+        match platform.handle_exit(index, &mut fd, exit) {
+            Reply::Read(value) => {
+                if let Exit::MmioRead { len, .. } = exit {
+                    complete_read(&mut fd, value, len);
+                }
+            }
+            Reply::MsrRead(value) => complete_msr(&mut fd, value.is_none(), value),
+            Reply::MsrWritten(accepted) => complete_msr(&mut fd, !accepted, None),
+            Reply::Stop(why) => return Some(why),
+            Reply::Resume => {}
         }
     }
 }
@@ -119,6 +105,20 @@ fn where_(fd: &VcpuFd) -> String {
     match (fd.get_regs(), fd.get_sregs()) {
         (Ok(regs), Ok(sregs)) => format!("rip {:#x} (CPL{})", regs.rip, sregs.cs.selector & 3),
         _ => "an unknown rip".into(),
+    }
+}
+
+/// Completes the MSR access KVM is waiting on: `gp` injects #GP; `read`
+/// is what a RDMSR reads.
+fn complete_msr(fd: &mut VcpuFd, gp: bool, read: Option<u64>) {
+    let run = fd.get_kvm_run();
+    // SAFETY: the last exit was KVM_EXIT_X86_RDMSR or _WRMSR, so `msr` is
+    // the active member of the union; KVM reads `error` (and a RDMSR's
+    // `data`) on the next KVM_RUN.
+    let msr = unsafe { &mut run.__bindgen_anon_1.msr };
+    msr.error = u8::from(gp);
+    if let Some(value) = read {
+        msr.data = value;
     }
 }
 

@@ -8,7 +8,7 @@
 use std::fmt::Display;
 
 use thiserror::Error;
-use xevtchn_common::two_level::{EventWords, Outcome};
+use xevtchn_common::two_level::EventWords;
 use xevtchn_common::xen::errno;
 use xevtchn_common::xen::hvm::{
     HVMOP_get_param, HVMOP_set_evtchn_upcall_vector, HVMOP_set_param, XenHvmEvtchnUpcallVector, XenHvmParam,
@@ -49,17 +49,6 @@ impl HypercallResult {
     pub fn rax(&self) -> u64 {
         self.ret as u64
     }
-}
-
-/// The result of a send that arrived through a doorbell instead of a
-/// hypercall argument in memory.
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub struct SendResult {
-    /// What EVTCHNOP_send would return: 0 or `-errno`.
-    pub ret: i64,
-    /// The 2-level outcome, when an event was set pending in the guest.
-    pub outcome: Option<Outcome>,
-    pub actions: Vec<Action>,
 }
 
 /// 32-bit (compat) guests use another shared_info layout; xevtchn only
@@ -139,20 +128,6 @@ impl Domain {
             _ => ret(call, Err::<i64, _>(UnknownHypercall(call.nr))),
         };
         HypercallResult { ret, actions }
-    }
-
-    /// EVTCHNOP_send of `port` by the guest, when the port number came
-    /// from a doorbell's address (the userspace path of a doorbell write):
-    /// the same validation and delivery as the hypercall.
-    pub fn send_from_guest<W: EventWords + ?Sized>(&mut self, port: u32, words: &W) -> SendResult {
-        let mut actions = Vec::new();
-        match self.evtchn.send(port, words, &mut actions) {
-            Ok(outcome) => SendResult { ret: 0, outcome, actions },
-            Err(e) => {
-                log::debug!("doorbell send on port {port}: {e}");
-                SendResult { ret: e.ret(), outcome: None, actions }
-            }
-        }
     }
 
     /// HYPERVISOR_hvm_op(op, arg).

@@ -278,13 +278,13 @@ fn host_api_through_the_domain() {
 fn doorbell_send_validates_and_delivers_like_the_hypercall() {
     let mut vm = vm();
     let (_, ipi) = vm.evtchn(EVTCHNOP_bind_ipi, EvtchnBindIpi { vcpu: 1, port: 0 });
-    let result = vm.domain.send_from_guest(ipi.port, &*vm.words);
+    let result = vm.domain.doorbell_send(ipi.port, &*vm.words);
     assert_eq!(result.ret, 0);
     assert_eq!(result.outcome, Some(two_level::Outcome::UpcallRaised));
     assert_eq!(result.actions, [Action::RaiseUpcall { vcpu: 1 }]);
-    let again = vm.domain.send_from_guest(ipi.port, &*vm.words);
+    let again = vm.domain.doorbell_send(ipi.port, &*vm.words);
     assert_eq!((again.outcome, again.actions), (Some(two_level::Outcome::Coalesced), vec![]));
-    let closed = vm.domain.send_from_guest(ipi.port + 1, &*vm.words);
+    let closed = vm.domain.doorbell_send(ipi.port + 1, &*vm.words);
     assert_eq!((closed.ret, closed.outcome), (neg(EINVAL), None));
-    assert_eq!(vm.domain.send_from_guest(NR_PORTS, &*vm.words).ret, neg(EINVAL));
+    assert_eq!(vm.domain.doorbell_send(NR_PORTS, &*vm.words).ret, neg(EINVAL));
 }

@@ -15,6 +15,17 @@ use super::host::HostError;
 use super::hvm_ops::{HvmError, HvmState};
 use super::ports::PortInfo;
 
+/// The result of a send rung on a doorbell (the port is in the address,
+/// not in a hypercall argument in memory).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct SendResult {
+    /// What EVTCHNOP_send would return: 0 or `-errno`.
+    pub ret: i64,
+    /// The 2-level outcome, when an event was set pending in the guest.
+    pub outcome: Option<Outcome>,
+    pub actions: Vec<Action>,
+}
+
 #[derive(Clone, Debug)]
 pub struct Domain {
     pub(super) ids: DomainIds,
@@ -55,6 +66,19 @@ impl Domain {
     /// table; a free port reports `PortState::Free`).
     pub fn port_info(&self, port: u32) -> Option<PortInfo> {
         self.evtchn.ports().info(port)
+    }
+
+    /// EVTCHNOP_send on `port`, rung on its doorbell: the validation and
+    /// delivery of the hypercall, without reading guest memory.
+    pub fn doorbell_send<W: EventWords + ?Sized>(&mut self, port: u32, words: &W) -> SendResult {
+        let mut actions = Vec::new();
+        match self.evtchn.send(port, words, &mut actions) {
+            Ok(outcome) => SendResult { ret: 0, outcome, actions },
+            Err(e) => {
+                log::debug!("doorbell send on port {port}: {e}");
+                SendResult { ret: super::error::XenErrno::ret(&e), outcome: None, actions }
+            }
+        }
     }
 
     /// Every port in use, in port order: what the BPF port map should hold.

@@ -40,8 +40,8 @@ mod test_support;
 
 pub use actions::Action;
 pub use config::{ConfigError, DomainConfig, XenVersion};
-pub use dispatch::{CompatGuestUnsupported, Hypercall, HypercallResult, SendResult, require_64bit_guest};
-pub use domain::Domain;
+pub use dispatch::{CompatGuestUnsupported, Hypercall, HypercallResult, require_64bit_guest};
+pub use domain::{Domain, SendResult};
 pub use error::{DomainIds, DomainLookupError, XenErrno};
 pub use evtchn_ops::{EventChannels, EvtchnError};
 pub use guest_memory::{GuestFault, GuestMemory, read_obj, write_obj};

@@ -15,7 +15,7 @@ use xevtchn_common::{layout, trace::TraceConfig, two_level::NR_PORTS};
 pub use fast_paths::{FastPathOutcomes, FastPaths};
 pub use snapshot::Snapshot;
 
-use super::{BpfError, load};
+use crate::bpf::{BpfError, load, whoami};
 
 const CONFIG: &str = "TRACE_CONFIG";
 const EVENTS: &str = "TRACE_EVENTS";
@@ -94,7 +94,19 @@ pub struct Tracer {
 impl Tracer {
     /// Loads the tracing programs and attaches them as `options` says.
     pub fn attach(options: TraceOptions) -> Result<Self, BpfError> {
+        Self::attach_loaded(load::load_object()?, options)
+    }
+
+    /// Traces this process's own VM (`options.tgid` is replaced by this
+    /// process's host tgid, which the programs see, also inside a PID
+    /// namespace).
+    pub fn attach_self(mut options: TraceOptions) -> Result<Self, BpfError> {
         let mut ebpf = load::load_object()?;
+        options.tgid = whoami::host_tgid(&mut ebpf)?;
+        Self::attach_loaded(ebpf, options)
+    }
+
+    fn attach_loaded(mut ebpf: Ebpf, options: TraceOptions) -> Result<Self, BpfError> {
         let mut config: Array<MapData, TraceConfig> =
             Array::try_from(ebpf.take_map(CONFIG).ok_or(BpfError::NoMap(CONFIG))?).map_err(BpfError::map(CONFIG))?;
         config.set(0, &options.config(), 0).map_err(BpfError::map(CONFIG))?;
@@ -136,6 +148,11 @@ impl Tracer {
                 Err(e)
             }
         }
+    }
+
+    /// The traced VMM process (host tgid; 0: every one).
+    pub fn tgid(&self) -> u32 {
+        self.options.tgid
     }
 
     /// The event stream, once (None after the first call).
