@@ -116,3 +116,21 @@ fn llvm_major(verbose_version: &str) -> Result<u32> {
         None => bail!("cannot read the LLVM major from {line:?}"),
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_pinned_toolchains_are_read_from_their_files() {
+        assert!(host_toolchain().chars().next().is_some_and(|c| c.is_ascii_digit()), "{}", host_toolchain());
+        assert!(bpf_toolchain().starts_with("nightly-20"), "{}", bpf_toolchain());
+    }
+
+    #[test]
+    fn the_llvm_major_comes_from_rustc_vv() {
+        let vv = "rustc 1.101.0-nightly\nbinary: rustc\nLLVM version: 23.1.4\n";
+        assert_eq!(llvm_major(vv).unwrap(), 23);
+        assert!(llvm_major("rustc 1.0\n").is_err());
+    }
+}

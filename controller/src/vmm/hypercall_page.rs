@@ -2,7 +2,7 @@
 //! the hypercall-page MSR.
 //!
 //! `vmcall` is unusable on this host kind and port I/O faults at CPL3, so
-//! the stubs use MMIO (DESIGN.md, "Hypercall transport"):
+//! the stubs use MMIO (README, "Architecture"):
 //! - hypercall `nr` reads 8 bytes at `HYPERCALL_BASE + nr * 8`; the VMM
 //!   performs the hypercall with the argument registers and completes the
 //!   read with the result, which lands in rax;
