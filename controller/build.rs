@@ -30,7 +30,7 @@ fn build_bpf(workspace: &Path, out_dir: &Path) -> Result<()> {
     println!("cargo::rerun-if-env-changed=PATH");
     let required = env::var("XEVTCHN_REQUIRE_BPF").is_ok_and(|v| v == "1");
     let skipped = env::var("AYA_BUILD_SKIP").is_ok_and(|v| v == "1" || v == "true");
-    let object = out_dir.join("xevtchn");
+    let objects = ["xevtchn-doorbell", "xevtchn-trace", "xevtchn-smoke"].map(|name| out_dir.join(name));
     if !skipped && let Some(linker_dir) = find_bpf_linker(workspace) {
         // aya-build runs the nested cargo with our PATH: put bpf-linker on it.
         let path = env::var("PATH").unwrap_or_default();
@@ -56,7 +56,9 @@ fn build_bpf(workspace: &Path, out_dir: &Path) -> Result<()> {
     println!(
         "cargo::warning=building without the BPF object (no bpf-linker): run `cargo xtask setup`, or build through `cargo xtask build`"
     );
-    fs::write(&object, [])?;
+    for object in objects {
+        fs::write(object, [])?;
+    }
     Ok(())
 }
 

@@ -135,7 +135,7 @@ impl DoorbellPath {
     /// attaches it to `kvm:kvm_mmio` (disabled until `enable`).
     pub fn attach(vcpus: u32, tasks: &tokio::runtime::Handle) -> Result<Self, BpfError> {
         let cpus = aya::util::nr_cpus().map_err(|(path, e)| BpfError::WhoAmI(format!("reading {path}: {e}")))?.get();
-        let mut ebpf = load::load_sized(&[(STATS, stat::entries(vcpus)), (ACTIVE, cpus)])?;
+        let mut ebpf = load::load_sized(load::Object::Doorbell, &[(STATS, stat::entries(vcpus)), (ACTIVE, cpus)])?;
         super::forward_logs(&mut ebpf, tasks);
         let host_tgid = whoami::host_tgid(&mut ebpf)?;
         let mut config: Array<MapData, DoorbellConfig> =

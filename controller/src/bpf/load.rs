@@ -12,28 +12,48 @@ use aya::{
 
 use super::BpfError;
 
-/// The BPF object built by aya-build from `ebpf/programs` (empty when the
-/// controller was built without bpf-linker).
-static OBJECT: &[u8] = aya::include_bytes_aligned!(concat!(env!("OUT_DIR"), "/xevtchn"));
+/// The BPF objects aya-build builds from `ebpf/programs`, one per job, so
+/// that each loads only its own maps (empty when the controller was built
+/// without bpf-linker).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Object {
+    /// The in-kernel send path and whoami.
+    Doorbell,
+    /// `xevtchn trace`'s hooks and whoami.
+    Trace,
+    /// The smoke counter and whoami.
+    Smoke,
+}
+
+impl Object {
+    fn bytes(self) -> &'static [u8] {
+        match self {
+            Self::Doorbell => aya::include_bytes_aligned!(concat!(env!("OUT_DIR"), "/xevtchn-doorbell")),
+            Self::Trace => aya::include_bytes_aligned!(concat!(env!("OUT_DIR"), "/xevtchn-trace")),
+            Self::Smoke => aya::include_bytes_aligned!(concat!(env!("OUT_DIR"), "/xevtchn-smoke")),
+        }
+    }
+}
 
 const TRACEFS_EVENTS: &str = "/sys/kernel/tracing/events";
 
-/// Loads the embedded object into the kernel (maps created, no program yet).
-pub fn load_object() -> Result<Ebpf, BpfError> {
-    load_sized(&[])
+/// Loads an embedded object into the kernel (maps created, no program yet).
+pub fn load_object(object: Object) -> Result<Ebpf, BpfError> {
+    load_sized(object, &[])
 }
 
-/// Loads the object with the maps named in `sizes` created with that many
+/// Loads `object` with the maps named in `sizes` created with that many
 /// entries instead of the object's own count.
-pub fn load_sized(sizes: &[(&'static str, u32)]) -> Result<Ebpf, BpfError> {
-    if OBJECT.is_empty() {
+pub fn load_sized(object: Object, sizes: &[(&'static str, u32)]) -> Result<Ebpf, BpfError> {
+    let bytes = object.bytes();
+    if bytes.is_empty() {
         return Err(BpfError::NotBuilt);
     }
     let mut loader = EbpfLoader::new();
     for &(map, entries) in sizes {
         loader.map_max_entries(map, entries);
     }
-    loader.load(OBJECT).map_err(|e| match &e {
+    loader.load(bytes).map_err(|e| match &e {
         EbpfError::MapError(aya::maps::MapError::CreateError { io_error, .. })
             if io_error.raw_os_error() == Some(libc::EPERM) =>
         {

@@ -21,7 +21,7 @@ impl MmioCounter {
     /// Loads the object and attaches to `kvm:kvm_mmio`, counting this
     /// process's writes to guest-physical `[start, end)`.
     pub fn attach(start: u64, end: u64) -> Result<Self, BpfError> {
-        let mut ebpf = load::load_object()?;
+        let mut ebpf = load::load_object(load::Object::Smoke)?;
         let tgid = whoami::host_tgid(&mut ebpf)?;
         let mut filter: Array<_, MmioFilter> =
             Array::try_from(ebpf.map_mut(FILTER).ok_or(BpfError::NoMap(FILTER))?).map_err(BpfError::map(FILTER))?;

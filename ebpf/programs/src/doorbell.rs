@@ -15,6 +15,7 @@ use aya_ebpf::{
     maps::Array,
     programs::RawTracePointContext,
 };
+use aya_log_ebpf::debug;
 use xevtchn_common::{
     doorbell::{
         CANARY_PORT, CpuActivity, DOORBELL_STRIDE, DOORBELL_WIDTH, DoorbellConfig, KVM_TRACE_MMIO_WRITE, PortEntry,
@@ -93,6 +94,8 @@ fn try_doorbell(ctx: &RawTracePointContext) -> Result<(), i64> {
     }
     if port == CANARY_PORT {
         count(stat::CANARY);
+        // Once per VM start: off the hot path.
+        debug!(ctx, "canary doorbell of VMM {}", ctx.tgid());
         return Ok(());
     }
     // SAFETY: a helper without arguments.

@@ -13,7 +13,6 @@ use aya_ebpf::{
     maps::Array,
     programs::RawTracePointContext,
 };
-use aya_log_ebpf::debug;
 use xevtchn_common::doorbell::WhoAmI;
 
 #[map]
@@ -38,7 +37,6 @@ pub fn whoami(ctx: RawTracePointContext) -> i32 {
     };
     if found == 0 && ns.tgid == query.ns_tgid && ns.pid == query.ns_tid {
         query.host_tgid = ctx.tgid();
-        debug!(&ctx, "pid {} of its namespace is host tgid {}", ns.tgid, ctx.tgid());
     }
     0
 }

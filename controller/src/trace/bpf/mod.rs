@@ -94,14 +94,14 @@ pub struct Tracer {
 impl Tracer {
     /// Loads the tracing programs and attaches them as `options` says.
     pub fn attach(options: TraceOptions) -> Result<Self, BpfError> {
-        Self::attach_loaded(load::load_object()?, options)
+        Self::attach_loaded(load::load_object(load::Object::Trace)?, options)
     }
 
     /// Traces this process's own VM (`options.tgid` is replaced by this
     /// process's host tgid, which the programs see, also inside a PID
     /// namespace).
     pub fn attach_self(mut options: TraceOptions) -> Result<Self, BpfError> {
-        let mut ebpf = load::load_object()?;
+        let mut ebpf = load::load_object(load::Object::Trace)?;
         options.tgid = whoami::host_tgid(&mut ebpf)?;
         Self::attach_loaded(ebpf, options)
     }

@@ -1,34 +1,26 @@
-//! xevtchn's BPF programs. Each hook has its own module; entry points stay
-//! thin and the logic lives in `xevtchn-common`.
-#![no_std]
-#![no_main]
-// BPF atomics (fetch_or, fetch_and, xchg) without compare-and-swap.
-#![feature(core_intrinsics)]
-#![allow(internal_features)]
+//! What every object's crate root includes: the classic-tracepoint macro,
+//! the return value of tracepoint programs, the panic handler and the
+//! license the kernel's helpers require.
 
 /// A classic-tracepoint program that returns PASS, unlike aya's
 /// `#[tracepoint]` (whose generated entry point always returns 0, which
 /// hides the event from perf while the program is attached).
+#[allow(unused_macros)]
 macro_rules! passing_tracepoint {
     ($name:ident, $handler:path) => {
         #[unsafe(no_mangle)]
         #[unsafe(link_section = "tracepoint")]
         pub fn $name(ctx: *mut ::core::ffi::c_void) -> u32 {
             let _ = $handler(&::aya_ebpf::programs::TracePointContext::new(ctx));
-            crate::PASS
+            crate::common::PASS
         }
     };
 }
 
-mod atomics;
-mod doorbell;
-mod mmio_count;
-mod trace;
-mod whoami;
-
 /// What every tracepoint program returns. For a classic tracepoint, 0 would
 /// drop the event for every other consumer (perf_trace_run_bpf_submit):
 /// `perf stat -e kvm:kvm_mmio` would then count nothing while xevtchn runs.
+#[allow(dead_code)]
 pub const PASS: u32 = 1;
 
 #[cfg(not(test))]
