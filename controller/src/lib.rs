@@ -9,6 +9,7 @@
 //! - `bench`: the backends side by side;
 //! - `trace`: upcall delivery in any KVM process, from the tracing programs;
 //! - `bpf`: loading and attaching the BPF programs;
+//! - `service`: `xevtchn serve`, the doorbell program for every VM of a host;
 //! - `cli`: the command line.
 
 pub mod bench;
@@ -16,6 +17,7 @@ pub mod bpf;
 pub mod cli;
 pub mod platform;
 pub mod run;
+pub mod service;
 pub mod trace;
 pub mod vmm;
 pub mod xen;

@@ -3,7 +3,7 @@
 use std::process::ExitCode;
 
 use clap::Parser;
-use xevtchn::cli::{Cli, Command, bench, run, trace};
+use xevtchn::cli::{Cli, Command, bench, run, serve, trace};
 
 fn main() -> ExitCode {
     // aya's feature probes fail without privileges; the error that follows
@@ -29,6 +29,7 @@ fn main() -> ExitCode {
         Command::Run(args) => run::run(args),
         Command::Bench(args) => bench::bench(args),
         Command::Trace(args) => trace::trace(args),
+        Command::Serve(args) => serve::serve(args),
     };
     match result {
         Ok(code) => code,

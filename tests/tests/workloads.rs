@@ -25,6 +25,7 @@ fn run(backend: Backend, workload: Workload, vcpus: u32, count: u64, callback: C
         timeout: Duration::from_secs(60),
         shared_info_in_ram: false,
         rate: None,
+        service: None,
     })
 }
 
@@ -133,6 +134,7 @@ macro_rules! backend_tests {
                     timeout: Duration::from_secs(60),
                     shared_info_in_ram: true,
                     rate: None,
+                    service: None,
                 });
                 assert_eq!((r.sent, r.delivered), (1000, 1000));
             }
@@ -191,6 +193,7 @@ fn bpf_rebind_under_load_for_several_seconds_loses_nothing() {
         timeout: Duration::from_secs(60),
         shared_info_in_ram: false,
         rate: None,
+        service: None,
     };
     let r = run::execute(&config).expect("rebind run");
     assert!(r.is_clean(), "lost {}, errors {} ({:?})", r.lost, r.errors, r.first_error);

@@ -131,6 +131,7 @@ fn measure(config: &BenchConfig, workload: Workload, backend: Backend) -> Result
         timeout: Duration::from_secs(120),
         shared_info_in_ram: false,
         rate: (workload == Workload::Rebind).then_some(config.rebind_rate),
+        service: None,
     };
     let before = cpu_time();
     let r = run::execute(&run).with_context(|| format!("{workload:?} on {backend:?}"))?;

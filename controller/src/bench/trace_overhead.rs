@@ -139,6 +139,7 @@ fn windowed_run(vcpus: u32) -> Result<Windows> {
         timeout: Duration::from_secs(120),
         shared_info_in_ram: false,
         rate: None,
+        service: None,
     };
     let (report, windows) = run::execute_watched(&run, move |watch| measure_windows(&watch, &mut tracer))
         .context("flood on bpf, traced in windows")?;

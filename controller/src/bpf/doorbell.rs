@@ -2,30 +2,22 @@
 //! (layouts in `xevtchn_common::doorbell`).
 
 use std::{
-    os::fd::{AsFd, AsRawFd},
+    os::fd::{AsFd, AsRawFd, OwnedFd},
     sync::atomic::Ordering::SeqCst,
     time::{Duration, Instant},
 };
 
-use aya::{
-    Ebpf,
-    maps::{Array, Map, MapData},
-};
 use xevtchn_common::{
-    doorbell::{CpuActivity, DoorbellConfig, PortEntry, stat},
+    doorbell::{CpuActivity, PortEntry, VmState, VmStats, stat},
     two_level::{NR_PORTS, NR_VCPUS, OUTCOME_COUNT, Outcome},
 };
 
-use super::{BpfError, load, mapped::MappedWords, whoami};
-use crate::platform::shared_info::SharedInfoPage;
-
-pub(crate) const PROGRAM: &str = "kvm_mmio_doorbell";
-pub(crate) const CONFIG: &str = "DOORBELL_CONFIG";
-/// Counters (`doorbell::stat`), also read by `xevtchn trace`.
-pub(crate) const STATS: &str = "DOORBELL_STATS";
-const PORTS: &str = "DOORBELL_PORTS";
-const ACTIVE: &str = "DOORBELL_ACTIVE";
-const SHARED_INFO: &str = "SHARED_INFO";
+use super::{
+    BpfError,
+    doorbell_host::{DoorbellHost, VmMaps},
+    mapped::MappedWords,
+};
+use crate::{platform::shared_info::SharedInfoPage, service::client::Registration};
 
 /// What the program counted.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, serde::Serialize)]
@@ -106,82 +98,88 @@ impl SendOutcomes {
     }
 }
 
+/// A VM's side of the in-kernel send path: its maps, mapped here (its
+/// state read-write, its counters and the host's activity counts
+/// read-only), and whoever serves it.
 pub struct DoorbellPath {
-    config: Array<MapData, DoorbellConfig>,
-    host_tgid: u32,
-    vcpus: u32,
-    ports: MappedWords,
+    state: MappedWords,
     stats: MappedWords,
     active: MappedWords,
-    shared_info: MapData,
-    // Keeps the program attached for as long as the path exists.
-    _ebpf: Ebpf,
+    state_fd: OwnedFd,
+    vcpus: u32,
+    server: Server,
 }
 
-fn take(ebpf: &mut Ebpf, name: &'static str) -> Result<Map, BpfError> {
-    ebpf.take_map(name).ok_or(BpfError::NoMap(name))
+/// Who keeps the program attached and the VM registered.
+enum Server {
+    /// This process: its own program, for its own VM.
+    Embedded { host: DoorbellHost, host_tgid: u32 },
+    /// The host's `xevtchn serve`, for as long as the registration is held.
+    Service(Registration),
+    /// Nobody any more (the canary failed; the VM is unregistered).
+    Stopped,
 }
 
-fn map_words(map: &Map, name: &'static str, bytes: usize) -> Result<MappedWords, BpfError> {
-    let data = match map {
-        Map::Array(data) => data,
-        _ => return Err(BpfError::NoMap(name)),
-    };
-    MappedWords::map(data.fd().as_fd(), bytes).map_err(|source| BpfError::Mmap { map: name, source })
-}
+/// Words of `VmState` before the port entries.
+const PORTS_WORD: usize = std::mem::offset_of!(VmState, ports) / 8;
 
 impl DoorbellPath {
-    /// Loads the program for a VM of `vcpus` vCPUs run by this process and
-    /// attaches it to `kvm:kvm_mmio` (disabled until `enable`).
-    pub fn attach(vcpus: u32, tasks: &tokio::runtime::Handle) -> Result<Self, BpfError> {
-        let cpus = aya::util::nr_cpus().map_err(|(path, e)| BpfError::WhoAmI(format!("reading {path}: {e}")))?.get();
-        let mut ebpf = load::load_sized(load::Object::Doorbell, &[(STATS, stat::entries(vcpus)), (ACTIVE, cpus)])?;
-        super::forward_logs(&mut ebpf, tasks);
-        let host_tgid = whoami::host_tgid(&mut ebpf)?;
-        let mut config: Array<MapData, DoorbellConfig> =
-            Array::try_from(take(&mut ebpf, CONFIG)?).map_err(BpfError::map(CONFIG))?;
-        config.set(0, &DoorbellConfig { host_tgid, ..Default::default() }, 0).map_err(BpfError::map(CONFIG))?;
-        let ports = take(&mut ebpf, PORTS)?;
-        let stats = take(&mut ebpf, STATS)?;
-        let active = take(&mut ebpf, ACTIVE)?;
-        let shared_info = match take(&mut ebpf, SHARED_INFO)? {
-            Map::Array(data) => data,
-            _ => return Err(BpfError::NoMap(SHARED_INFO)),
-        };
-        let path = Self {
-            config,
-            host_tgid,
+    /// Serves this process's VM of `vcpus` vCPUs with a program of its own
+    /// (no service): loads and attaches it, and registers this process.
+    pub fn embedded(vcpus: u32, tasks: &tokio::runtime::Handle) -> Result<Self, BpfError> {
+        let mut host = DoorbellHost::start(tasks)?;
+        let host_tgid = host.whoami()?;
+        let maps = host.register(host_tgid)?;
+        Self::from_maps(maps, host.cpus(), vcpus, Server::Embedded { host, host_tgid })
+    }
+
+    /// Serves this process's VM with the host's service: the maps its
+    /// registration handed over (see `service::client`).
+    pub fn from_service(registration: Registration, maps: VmMaps, cpus: u32, vcpus: u32) -> Result<Self, BpfError> {
+        Self::from_maps(maps, cpus, vcpus, Server::Service(registration))
+    }
+
+    fn from_maps(maps: VmMaps, cpus: u32, vcpus: u32, server: Server) -> Result<Self, BpfError> {
+        let mmap = |map: &'static str, source| BpfError::Mmap { map, source };
+        Ok(Self {
+            state: MappedWords::map(maps.state.as_fd(), size_of::<VmState>()).map_err(|e| mmap("VM state", e))?,
+            stats: MappedWords::map_read_only(maps.stats.as_fd(), size_of::<VmStats>())
+                .map_err(|e| mmap("VM counters", e))?,
+            active: MappedWords::map_read_only(maps.active.as_fd(), cpus as usize * size_of::<CpuActivity>())
+                .map_err(|e| mmap("activity counts", e))?,
+            state_fd: maps.state,
             vcpus,
-            ports: map_words(&ports, PORTS, NR_PORTS as usize * 8)?,
-            stats: map_words(&stats, STATS, stat::entries(vcpus) as usize * 8)?,
-            active: map_words(&active, ACTIVE, cpus as usize * size_of::<CpuActivity>())?,
-            shared_info,
-            _ebpf: ebpf,
-        };
-        let mut path = path;
-        load::attach_raw_tracepoint(&mut path._ebpf, PROGRAM, "kvm_mmio")?;
-        Ok(path)
+            server,
+        })
     }
 
-    /// This process's tgid as the program sees it (initial PID namespace).
-    pub fn host_tgid(&self) -> u32 {
-        self.host_tgid
+    /// Where the program runs: "embedded" (this process) or "service".
+    pub fn kind(&self) -> &'static str {
+        match self.server {
+            Server::Embedded { .. } | Server::Stopped => "embedded",
+            Server::Service(_) => "service",
+        }
     }
 
-    /// The map's page, mapped here, to be mapped into the guest too.
+    /// The state map's first page (shared_info), mapped here, to be mapped
+    /// into the guest too.
     pub fn shared_info_page(&self) -> std::io::Result<SharedInfoPage> {
-        SharedInfoPage::map_shared(self.shared_info.fd().as_fd().as_raw_fd())
+        SharedInfoPage::map_shared(self.state_fd.as_raw_fd())
     }
 
-    /// Starts (or stops) serving this VM's doorbells at `doorbell_base`.
-    pub fn enable(&mut self, doorbell_base: u64, enabled: bool) -> Result<(), BpfError> {
-        let config = DoorbellConfig { host_tgid: self.host_tgid, enabled: u32::from(enabled), doorbell_base };
-        self.config.set(0, &config, 0).map_err(BpfError::map(CONFIG))
+    /// Stops serving this VM's doorbells (the canary failed).
+    pub fn stop(&mut self) {
+        if let Server::Embedded { host, host_tgid } = &mut self.server {
+            host.unregister(*host_tgid);
+        }
+        self.server = Server::Stopped;
     }
 
     /// Stores `port`'s entry; the program's next load sees it whole.
     pub fn set_port(&self, port: u32, entry: PortEntry) {
-        if let Some(word) = self.ports.word(port as usize) {
+        if (port as usize) < NR_PORTS as usize
+            && let Some(word) = self.state.word(PORTS_WORD + port as usize)
+        {
             word.store(entry.0, SeqCst);
         }
     }
@@ -190,7 +188,7 @@ impl DoorbellPath {
     /// runs: each CPU that was inside the program (odd count) has left it.
     /// Programs run with preemption off and take about a microsecond.
     pub fn grace_period(&self) {
-        let cpus = self.active.words() / 8;
+        let cpus = self.active.words() / (size_of::<CpuActivity>() / 8);
         let inside: Vec<(usize, u64)> = (0..cpus)
             .filter_map(|cpu| {
                 let seq = self.active.word(cpu * 8)?.load(SeqCst);

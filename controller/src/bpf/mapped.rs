@@ -22,19 +22,19 @@ unsafe impl Sync for MappedWords {}
 impl MappedWords {
     /// Maps the first `bytes` of the array map `fd` (rounded up to pages).
     pub fn map(fd: BorrowedFd<'_>, bytes: usize) -> std::io::Result<Self> {
+        Self::map_with(fd, bytes, libc::PROT_READ | libc::PROT_WRITE)
+    }
+
+    /// Like `map`, for reading only (a read-only map fd allows no more).
+    pub fn map_read_only(fd: BorrowedFd<'_>, bytes: usize) -> std::io::Result<Self> {
+        Self::map_with(fd, bytes, libc::PROT_READ)
+    }
+
+    fn map_with(fd: BorrowedFd<'_>, bytes: usize, protection: i32) -> std::io::Result<Self> {
         let len = bytes.next_multiple_of(page_size()).max(page_size());
         // SAFETY: a new shared mapping chosen by the kernel; no existing
         // memory is affected, and `fd` is a live map fd.
-        let addr = unsafe {
-            libc::mmap(
-                std::ptr::null_mut(),
-                len,
-                libc::PROT_READ | libc::PROT_WRITE,
-                libc::MAP_SHARED,
-                fd.as_raw_fd(),
-                0,
-            )
-        };
+        let addr = unsafe { libc::mmap(std::ptr::null_mut(), len, protection, libc::MAP_SHARED, fd.as_raw_fd(), 0) };
         if addr == libc::MAP_FAILED {
             return Err(std::io::Error::last_os_error());
         }

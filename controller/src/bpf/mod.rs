@@ -1,6 +1,7 @@
 //! Loading xevtchn's BPF object and attaching its programs.
 
 pub mod doorbell;
+pub mod doorbell_host;
 pub mod error;
 pub mod load;
 pub mod mapped;

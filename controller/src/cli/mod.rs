@@ -3,6 +3,7 @@
 pub mod bench;
 pub mod live_view;
 pub mod run;
+pub mod serve;
 pub mod trace;
 
 use clap::{Parser, Subcommand};
@@ -23,4 +24,7 @@ pub enum Command {
     Bench(bench::BenchArgs),
     /// Watch upcall delivery in any KVM process: sends, injections, EOIs, latencies.
     Trace(trace::TraceArgs),
+    /// Serve every VM's doorbells in the kernel, one service per host: VMMs
+    /// register over a Unix socket and need no BPF privileges.
+    Serve(serve::ServeArgs),
 }

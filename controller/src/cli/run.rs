@@ -41,6 +41,12 @@ pub struct RunArgs {
     /// same event load.
     #[arg(long, value_parser = clap::value_parser!(u32).range(1..=10_000_000))]
     pub rate: Option<u32>,
+    /// Register with the xevtchn service at this socket (it must answer).
+    /// Default: $XEVTCHN_SOCKET or /run/xevtchn/xevtchn.sock if a service
+    /// answers there, else this process serves its VM itself (which needs
+    /// CAP_BPF and CAP_PERFMON).
+    #[arg(long, value_name = "SOCKET")]
+    pub service: Option<std::path::PathBuf>,
     /// Print exactly one JSON object on stdout.
     #[arg(long)]
     pub json: bool,
@@ -91,6 +97,7 @@ pub fn run(args: &RunArgs) -> Result<ExitCode> {
         timeout,
         shared_info_in_ram: args.shared_info_in_ram,
         rate: args.rate,
+        service: args.service.clone(),
     };
     let live = (std::io::stdout().is_terminal() && !args.json && !args.quiet).then(live_view::spawn);
     let report = run::execute(&config);

@@ -37,7 +37,7 @@ use std::{
 use kvm_ioctls::{IoEventAddress, VmFd};
 use vmm_sys_util::eventfd::{EFD_NONBLOCK, EventFd};
 use xevtchn_common::{
-    doorbell::{CANARY_PORT, DOORBELL_BASE, PortEntry, doorbell},
+    doorbell::{CANARY_PORT, PortEntry, doorbell},
     two_level::{NR_VCPUS, clear_pending, raise_on_vcpu, upcall_pending},
 };
 
@@ -46,10 +46,7 @@ use super::{
     upcalls::Upcalls,
 };
 use crate::{
-    bpf::{
-        BpfError,
-        doorbell::{DoorbellCounts, DoorbellPath},
-    },
+    bpf::doorbell::{DoorbellCounts, DoorbellPath},
     vmm::canary::CanaryRun,
     xen::{Domain, PortInfo, PortState, SendTarget},
 };
@@ -99,10 +96,9 @@ pub struct FastPath {
 impl FastPath {
     /// Serves this VM's doorbells with `doorbell`'s program, and arms the
     /// canary's doorbell (run `vmm::canary`, then `judge_canary`).
-    pub fn new(vm: Arc<VmFd>, mut doorbell: DoorbellPath, log: Arc<GuestLog>) -> Result<Self, FastPathError> {
+    pub fn new(vm: Arc<VmFd>, doorbell: DoorbellPath, log: Arc<GuestLog>) -> Result<Self, FastPathError> {
         let canary = EventFd::new(EFD_NONBLOCK).map_err(FastPathError::Eventfd)?;
         register_ioevent(&vm, &canary, CANARY_PORT).map_err(FastPathError::Canary)?;
-        doorbell.enable(DOORBELL_BASE, true).map_err(FastPathError::Bpf)?;
         Ok(Self {
             vm,
             doorbell: Some(doorbell),
@@ -134,7 +130,7 @@ impl FastPath {
         if verdict.is_err()
             && let Some(doorbell) = self.doorbell.as_mut()
         {
-            let _ = doorbell.enable(DOORBELL_BASE, false);
+            doorbell.stop();
         }
         verdict
     }
@@ -363,6 +359,11 @@ impl FastPath {
         }
     }
 
+    /// Where the program runs ("embedded" or "service"; None: bare chain).
+    pub fn kind(&self) -> Option<&'static str> {
+        self.doorbell.as_ref().map(DoorbellPath::kind)
+    }
+
     /// The BPF program's counters (None for the bare chain).
     pub fn counts(&self) -> Option<DoorbellCounts> {
         self.doorbell.as_ref().map(DoorbellPath::counts)
@@ -445,8 +446,6 @@ pub enum FastPathError {
     Eventfd(#[source] std::io::Error),
     #[error("registering the canary's ioeventfd")]
     Canary(#[source] kvm_ioctls::Error),
-    #[error("enabling the doorbell program")]
-    Bpf(#[source] BpfError),
 }
 
 #[cfg(test)]

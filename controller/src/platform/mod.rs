@@ -105,6 +105,11 @@ impl XenPlatform {
         self.domain().ids().backend_domid
     }
 
+    /// Where the in-kernel path's program runs, if there is one.
+    pub fn fast_path_kind(&self) -> Option<&'static str> {
+        self.fast.as_ref().and_then(FastPath::kind)
+    }
+
     /// What the in-kernel path counted, if there is one.
     pub fn fast_counts(&self) -> Option<crate::bpf::doorbell::DoorbellCounts> {
         self.fast.as_ref().and_then(FastPath::counts)

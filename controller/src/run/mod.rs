@@ -24,6 +24,7 @@ use xevtchn_common::{
 use crate::{
     bpf::doorbell::DoorbellPath,
     platform::{XenPlatform, eventfd_task, fast_path::FastPath, guest_log::GuestLog, shared_info::SharedInfoPage},
+    service::client::{self, ClientError},
     vmm::{Vm, VmConfig},
     xen::{Domain, DomainConfig},
 };
@@ -47,6 +48,9 @@ pub struct RunConfig {
     /// Sends per second of each sender of flood, fanout and rebind (None:
     /// as fast as it can).
     pub rate: Option<u32>,
+    /// The service socket to register with (None: $XEVTCHN_SOCKET or the
+    /// default, and this process's own program if no service answers).
+    pub service: Option<std::path::PathBuf>,
 }
 
 /// A look at a running VM from another thread (`execute_watched`).
@@ -88,10 +92,8 @@ pub fn execute_watched<T: Send + 'static>(
     let log = Arc::new(GuestLog::default());
     let doorbell = match config.backend {
         Backend::Userspace | Backend::Bare => None,
-        Backend::Bpf => {
-            Some(DoorbellPath::attach(config.vcpus, tasks.handle()).context("loading the doorbell program")?)
-        }
-        Backend::Auto => match DoorbellPath::attach(config.vcpus, tasks.handle()) {
+        Backend::Bpf => Some(doorbell_path(config, tasks.handle()).context("setting up the in-kernel fast path")?),
+        Backend::Auto => match doorbell_path(config, tasks.handle()) {
             Ok(path) => Some(path),
             Err(e) => {
                 eprintln!("xevtchn: backend auto: using userspace, since the bpf backend is unavailable: {e:#}");
@@ -158,7 +160,22 @@ pub fn execute_watched<T: Send + 'static>(
         platform.upcalls().stats.snapshot(),
     )?;
     report.fast_path_unavailable = fast_path_unavailable;
+    if let Some(kind) = platform.fast_path_kind() {
+        report.fast_path = kind;
+    }
     Ok((report, watched))
+}
+
+/// The fast path from the host's service if one answers (or the one
+/// `config.service` names: then it must), else this process's own.
+fn doorbell_path(config: &RunConfig, tasks: &tokio::runtime::Handle) -> Result<DoorbellPath> {
+    let socket = client::socket_path(config.service.as_deref());
+    match client::register(&socket, config.vcpus) {
+        Ok((registration, maps, cpus)) => Ok(DoorbellPath::from_service(registration, maps, cpus, config.vcpus)?),
+        Err(ClientError::NotRunning(..)) if config.service.is_none() => Ok(DoorbellPath::embedded(config.vcpus, tasks)
+            .context("no xevtchn service runs, and this process cannot serve its VM itself")?),
+        Err(e) => Err(e.into()),
+    }
 }
 
 fn guest_params(config: &RunConfig, tsc_per_ms: u64) -> Params {

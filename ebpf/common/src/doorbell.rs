@@ -30,20 +30,30 @@ pub const CANARY_PORT: u32 = 0;
 /// Trace event type of `kvm_mmio` for a write (include/trace/events/kvm.h).
 pub const KVM_TRACE_MMIO_WRITE: u32 = 2;
 
-/// Which VM the doorbell program serves (index 0 of `DOORBELL_CONFIG`).
-#[repr(C)]
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
-pub struct DoorbellConfig {
-    /// tgid of the VMM in the initial PID namespace (what
-    /// bpf_get_current_pid_tgid reports), resolved by the kernel itself
-    /// (see `WhoAmI`): a process can only ever match its own.
-    pub host_tgid: u32,
-    /// 0: every write is ignored (the canary failed, or not yet set up).
-    pub enabled: u32,
-    /// Guest-physical address of port 0's doorbell.
-    pub doorbell_base: u64,
+/// VMs one doorbell program serves at most (the outer maps' size).
+pub const MAX_VMS: u32 = 4096;
+
+/// One VM's state the doorbell program works on: the single value of the
+/// VM's inner map in `VM_STATE`, keyed by the VMM's tgid in the initial
+/// PID namespace (what bpf_get_current_pid_tgid reports: a process can
+/// only ever be served as itself). Its VMM maps it: shared_info comes
+/// first, on a page of its own (the guest's memslot), then the ports.
+#[repr(C, align(4096))]
+#[derive(Clone, Copy)]
+pub struct VmState {
+    pub shared_info: crate::wire::SharedInfoWords,
+    /// `PortEntry`s, stored and loaded whole.
+    pub ports: [u64; NR_PORTS as usize],
 }
-const _: () = assert!(core::mem::size_of::<DoorbellConfig>() == 16);
+const _: () = assert!(core::mem::size_of::<VmState>() == 4096 + 8 * NR_PORTS as usize);
+
+/// One VM's counters: the single value of its inner map in `VM_STATS`,
+/// which its VMM may only read (`stat` gives the layout).
+#[repr(C)]
+#[derive(Clone, Copy)]
+pub struct VmStats {
+    pub words: [u64; stat::entries(crate::two_level::NR_VCPUS) as usize],
+}
 
 /// A port's entry in `DOORBELL_PORTS`, one u64 the controller stores and
 /// the program loads atomically (no torn reads).
@@ -82,7 +92,7 @@ impl PortEntry {
 }
 const _: () = assert!(NR_PORTS <= 0x1_0000, "a delivery port fits 16 bits");
 
-/// The doorbell program's counters: an array of 64-byte lines of u64s,
+/// The doorbell program's counters (`VmStats`): 64-byte lines of u64s,
 /// added to atomically (not per CPU: the VM's memory must not grow with
 /// the host's CPUs). Line 0 holds the VM's own counters, line 1 + v the
 /// fast sends that targeted vCPU v, by `Outcome`.
@@ -149,8 +159,10 @@ const _: () = assert!(core::mem::size_of::<WhoAmI>() == 32);
 
 #[cfg(feature = "user")]
 mod pod {
-    // SAFETY: repr(C), integers only, no padding; every bit pattern is valid.
-    unsafe impl aya::Pod for super::DoorbellConfig {}
+    // SAFETY: repr(C), u64 arrays only; every bit pattern is valid.
+    unsafe impl aya::Pod for super::VmState {}
+    // SAFETY: as above.
+    unsafe impl aya::Pod for super::VmStats {}
     // SAFETY: as above.
     unsafe impl aya::Pod for super::PortEntry {}
     // SAFETY: as above.

@@ -1,53 +1,50 @@
-//! `kvm:kvm_mmio`: a doorbell write of the VMM's guest is EVTCHNOP_send on
+//! `kvm:kvm_mmio`: a doorbell write of a registered VM is EVTCHNOP_send on
 //! a served port, done here, in the sending vCPU's thread, before KVM's I/O
-//! bus write. The 2-level algorithm (xevtchn_common::two_level) runs with
-//! BPF atomics on the shared_info page, which lives in `SHARED_INFO`, a
-//! BPF_F_MMAPABLE map the controller maps into the guest. KVM's ioeventfd
-//! on the doorbell then signals the port's eventfd, whose irqfd injects
-//! the upcall: no userspace on the path. The contract (what a doorbell
-//! is, the map layouts) is `xevtchn_common::doorbell`.
+//! bus write. One program serves every VM of the host (or of one process):
+//! each VM has its own maps, found by its VMM's host tgid. The 2-level
+//! algorithm (xevtchn_common::two_level) runs with BPF atomics on the VM's
+//! shared_info page, the first page of its state map, which its VMM maps
+//! into the guest. KVM's ioeventfd on the doorbell then signals the port's
+//! eventfd, whose irqfd injects the upcall: no userspace on the path. The
+//! contract (what a doorbell is, the map layouts) is
+//! `xevtchn_common::doorbell`.
 
 use aya_ebpf::{
     EbpfContext,
-    bindings::BPF_F_MMAPABLE,
+    bindings::{BPF_F_MMAPABLE, BPF_F_NO_PREALLOC},
+    btf_maps::{Array, HashOfMaps},
     helpers::{bpf_get_smp_processor_id, bpf_probe_read_kernel},
-    macros::{map, raw_tracepoint},
-    maps::Array,
+    macros::{btf_map, raw_tracepoint},
     programs::RawTracePointContext,
 };
 use aya_log_ebpf::debug;
 use xevtchn_common::{
     doorbell::{
-        CANARY_PORT, CpuActivity, DOORBELL_STRIDE, DOORBELL_WIDTH, DoorbellConfig, KVM_TRACE_MMIO_WRITE, PortEntry,
-        stat,
+        CANARY_PORT, CpuActivity, DOORBELL_BASE, DOORBELL_END, DOORBELL_STRIDE, DOORBELL_WIDTH, KVM_TRACE_MMIO_WRITE,
+        MAX_VMS, PortEntry, VmState, VmStats, stat,
     },
-    two_level::{NR_PORTS, set_pending},
-    wire::SharedInfoWords,
+    two_level::set_pending,
 };
 
 use crate::atomics::{MapWords, add, load};
 
-#[map]
-static DOORBELL_CONFIG: Array<DoorbellConfig> = Array::with_max_entries(1, 0);
+const MMAPABLE: usize = BPF_F_MMAPABLE as usize;
+/// Removed entries are freed after an RCU grace period, never reused
+/// under a running program: a lookup cannot find another VM's map.
+const NO_PREALLOC: usize = BPF_F_NO_PREALLOC as usize;
 
-/// Per port: served in the kernel or not, delivery port, target vCPU. The
-/// controller maps it and stores entries atomically.
-#[map]
-static DOORBELL_PORTS: Array<PortEntry> = Array::with_max_entries(NR_PORTS, BPF_F_MMAPABLE);
+/// Each VM's state (shared_info, port entries), by its VMM's host tgid.
+#[btf_map]
+static VM_STATE: HashOfMaps<u32, Array<VmState, 1, MMAPABLE>, { MAX_VMS as usize }, NO_PREALLOC> = HashOfMaps::new();
 
-/// The shared_info page (mapped into the guest by the controller).
-#[map]
-static SHARED_INFO: Array<SharedInfoWords> = Array::with_max_entries(1, BPF_F_MMAPABLE);
-
-/// Counters (`doorbell::stat`); the controller sizes it to the VM's vCPUs
-/// and maps it, as does `xevtchn trace`.
-#[map]
-static DOORBELL_STATS: Array<u64> = Array::with_max_entries(stat::entries(1), BPF_F_MMAPABLE);
+/// Each VM's counters (`doorbell::stat`), by its VMM's host tgid.
+#[btf_map]
+static VM_STATS: HashOfMaps<u32, Array<VmStats, 1, MMAPABLE>, { MAX_VMS as usize }, NO_PREALLOC> = HashOfMaps::new();
 
 /// Per CPU: programs entered and left (`doorbell::CpuActivity`); the
-/// controller sizes it to the host's possible CPUs and maps it.
-#[map]
-static DOORBELL_ACTIVE: Array<CpuActivity> = Array::with_max_entries(1, BPF_F_MMAPABLE);
+/// loader sizes it to the host's possible CPUs, and VMMs map it.
+#[btf_map]
+static DOORBELL_ACTIVE: Array<CpuActivity, 1, MMAPABLE> = Array::new();
 
 /// A raw tracepoint: no perf-event submission on this hot path, and no
 /// effect on what perf sees of kvm_mmio. Arguments: TP_PROTO(int type,
@@ -59,28 +56,30 @@ pub fn kvm_mmio_doorbell(ctx: RawTracePointContext) -> i32 {
 }
 
 #[inline(always)]
-fn count(index: u32) {
-    if let Some(counter) = DOORBELL_STATS.get_ptr_mut(index) {
-        add(counter, 1);
+fn count(stats: *mut VmStats, index: u32) {
+    if index < stat::entries(xevtchn_common::two_level::NR_VCPUS) {
+        // SAFETY: `stats` is this VM's counters value; `index` is in bounds.
+        add(unsafe { (*stats).words.as_mut_ptr().add(index as usize) }, 1);
     }
 }
 
 fn try_doorbell(ctx: &RawTracePointContext) -> Result<(), i64> {
-    let Some(config) = DOORBELL_CONFIG.get(0) else {
-        return Ok(());
-    };
-    if config.enabled == 0 || ctx.tgid() != config.host_tgid {
-        return Ok(());
-    }
+    // Every MMIO exit of every VM on the host comes here: the cheap
+    // window test first, then the VM's maps.
     let kind = ctx.arg::<u64>(0) as u32;
     let gpa = ctx.arg::<u64>(2);
-    if kind != KVM_TRACE_MMIO_WRITE || gpa < config.doorbell_base {
+    if kind != KVM_TRACE_MMIO_WRITE || !(DOORBELL_BASE..DOORBELL_END).contains(&gpa) {
         return Ok(());
     }
-    let offset = gpa - config.doorbell_base;
-    if offset >= u64::from(NR_PORTS) * DOORBELL_STRIDE {
+    let tgid = ctx.tgid();
+    // SAFETY: the entries are freed only after an RCU grace period
+    // (NO_PREALLOC), so the inner maps found stay this VM's for this run.
+    let (Some(state), Some(stats)) =
+        (unsafe { VM_STATE.get_value_ptr_mut(&tgid, &0) }, unsafe { VM_STATS.get_value_ptr_mut(&tgid, &0) })
+    else {
         return Ok(());
-    }
+    };
+    let offset = gpa - DOORBELL_BASE;
     let port = (offset / DOORBELL_STRIDE) as u32;
     // Only what the ioeventfd completes (4 bytes, the port's number):
     // anything else exits to userspace, which decides alone.
@@ -89,13 +88,13 @@ fn try_doorbell(ctx: &RawTracePointContext) -> Result<(), i64> {
     // checked first); bpf_probe_read_kernel copes with any pointer.
     let value = if len == DOORBELL_WIDTH { unsafe { bpf_probe_read_kernel(ctx.arg::<*const u32>(3)) } } else { Err(0) };
     if !offset.is_multiple_of(DOORBELL_STRIDE) || value != Ok(port) {
-        count(stat::BAD_WRITE);
+        count(stats, stat::BAD_WRITE);
         return Ok(());
     }
     if port == CANARY_PORT {
-        count(stat::CANARY);
+        count(stats, stat::CANARY);
         // Once per VM start: off the hot path.
-        debug!(ctx, "canary doorbell of VMM {}", ctx.tgid());
+        debug!(ctx, "canary doorbell of VMM {}", tgid);
         return Ok(());
     }
     // SAFETY: a helper without arguments.
@@ -104,7 +103,7 @@ fn try_doorbell(ctx: &RawTracePointContext) -> Result<(), i64> {
     if let Some(seq) = active {
         add(seq, 1);
     }
-    send(port);
+    send(state, stats, port);
     if let Some(seq) = active {
         add(seq, 1);
     }
@@ -114,22 +113,24 @@ fn try_doorbell(ctx: &RawTracePointContext) -> Result<(), i64> {
 /// Between the two steps of this CPU's activity count: the controller's
 /// grace period covers every entry read here.
 #[inline(always)]
-fn send(port: u32) {
-    let Some(slot) = DOORBELL_PORTS.get_ptr(port) else { return };
-    let entry = PortEntry(load(slot.cast::<u64>()));
+fn send(state: *mut VmState, stats: *mut VmStats, port: u32) {
+    // SAFETY: `state` is this VM's value and `port` < NR_PORTS (the window).
+    let Some(slot) = (unsafe { (*state).ports.get(port as usize) }) else { return };
+    let entry = PortEntry(load(slot));
     if !entry.is_served() {
-        count(stat::NOT_FAST);
+        count(stats, stat::NOT_FAST);
         return;
     }
-    let Some(page) = SHARED_INFO.get_ptr_mut(0) else { return };
     // Through the stack: LLVM would otherwise test the bound on the whole
     // entry and index with a copy the verifier cannot bound.
     let vcpu = entry.vcpu();
     // SAFETY: a read of a local.
     let vcpu = unsafe { core::ptr::read_volatile(&vcpu) };
+    // SAFETY: shared_info is the first member of this VM's value.
+    let page = unsafe { core::ptr::addr_of_mut!((*state).shared_info) };
     let outcome = set_pending(&MapWords(page), entry.deliver(), vcpu);
     if !entry.is_armed() {
-        count(stat::UNARMED);
+        count(stats, stat::UNARMED);
     }
-    count(stat::vcpu_outcome(vcpu, outcome));
+    count(stats, stat::vcpu_outcome(vcpu, outcome));
 }

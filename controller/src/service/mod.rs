@@ -1,0 +1,20 @@
+//! `xevtchn serve`: the doorbell program as host infrastructure. One
+//! service per host loads and attaches the program once; each VMM
+//! registers its VM over a Unix socket and gets its own VM's maps as file
+//! descriptors (SCM_RIGHTS), so that the VMM itself needs no BPF privilege:
+//! only /dev/kvm and the socket.
+//!
+//! A registration lives as long as its connection: the VMM keeps it open
+//! while its VM runs; when it closes (the VMM ended, or was killed), the
+//! service unregisters the VM at once. The VMM is identified by the
+//! socket's peer credentials (its pid, as the service's PID namespace, the
+//! host's, sees it), never by what it says.
+
+pub mod client;
+pub mod protocol;
+pub mod server;
+
+/// Where the service listens unless told otherwise, and where VMMs look.
+pub const DEFAULT_SOCKET: &str = "/run/xevtchn/xevtchn.sock";
+/// The environment variable naming another socket for VMMs.
+pub const SOCKET_ENV: &str = "XEVTCHN_SOCKET";

@@ -1,0 +1,69 @@
+//! The service's protocol: one JSON request from the VMM, one JSON reply
+//! from the service carrying the VM's map file descriptors (SCM_RIGHTS),
+//! then nothing but the open connection, whose end is the VM's end.
+
+use std::os::fd::{AsRawFd, BorrowedFd, FromRawFd, OwnedFd, RawFd};
+
+use nix::{
+    cmsg_space,
+    sys::socket::{ControlMessage, ControlMessageOwned, MsgFlags, recvmsg, sendmsg},
+};
+use serde::{Deserialize, Serialize};
+
+/// What a VMM asks.
+#[derive(Debug, Serialize, Deserialize, PartialEq, Eq)]
+pub struct Register {
+    /// vCPUs of the VM (for the service's records and metrics).
+    pub vcpus: u32,
+}
+
+/// What the service answers; on success, three fds come with it: the VM's
+/// state (read-write), its counters and the activity counts (read-only).
+#[derive(Debug, Serialize, Deserialize, PartialEq, Eq)]
+pub enum Reply {
+    Registered {
+        /// The VMM's pid as the program sees it (the host's namespace).
+        host_tgid: u32,
+        /// Entries of the activity map (the host's possible CPUs).
+        cpus: u32,
+    },
+    Refused(String),
+}
+
+/// Longest message either side sends.
+pub const MAX_MESSAGE: usize = 4096;
+/// File descriptors a registration hands over.
+pub const FDS: usize = 3;
+
+/// Sends `message` with `fds` attached on the stream socket `socket`.
+pub fn send(socket: RawFd, message: &[u8], fds: &[BorrowedFd<'_>]) -> std::io::Result<()> {
+    let raw: Vec<RawFd> = fds.iter().map(|fd| fd.as_raw_fd()).collect();
+    let iov = [std::io::IoSlice::new(message)];
+    let control = if raw.is_empty() { Vec::new() } else { vec![ControlMessage::ScmRights(&raw)] };
+    let sent = sendmsg::<()>(socket, &iov, &control, MsgFlags::MSG_NOSIGNAL, None)?;
+    if sent != message.len() {
+        return Err(std::io::Error::other(format!("sent {sent} of {} bytes", message.len())));
+    }
+    Ok(())
+}
+
+/// Receives one message and the fds attached to it.
+pub fn receive(socket: RawFd) -> std::io::Result<(Vec<u8>, Vec<OwnedFd>)> {
+    let mut buf = vec![0u8; MAX_MESSAGE];
+    let mut control = cmsg_space!([RawFd; FDS]);
+    let (len, fds) = {
+        let mut iov = [std::io::IoSliceMut::new(&mut buf)];
+        let msg = recvmsg::<()>(socket, &mut iov, Some(&mut control), MsgFlags::MSG_CMSG_CLOEXEC)?;
+        let mut fds = Vec::new();
+        for cmsg in msg.cmsgs()? {
+            if let ControlMessageOwned::ScmRights(received) = cmsg {
+                // SAFETY: the kernel just installed these fds in this
+                // process for this message; nothing else owns them.
+                fds.extend(received.into_iter().map(|fd| unsafe { OwnedFd::from_raw_fd(fd) }));
+            }
+        }
+        (msg.bytes, fds)
+    };
+    buf.truncate(len);
+    Ok((buf, fds))
+}

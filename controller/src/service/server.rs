@@ -1,0 +1,181 @@
+//! The service itself: the doorbell host, and a Unix socket where VMMs
+//! register. A Tokio task per registration holds it for as long as its
+//! connection is open.
+
+use std::{
+    os::{
+        fd::{AsFd, AsRawFd},
+        unix::fs::PermissionsExt,
+    },
+    path::{Path, PathBuf},
+    sync::{Arc, Mutex},
+};
+
+use anyhow::{Context, Result, bail};
+use tokio::{
+    io::Interest,
+    net::{UnixListener, UnixStream},
+    signal::unix::{SignalKind, signal},
+};
+
+use super::protocol::{self, Register, Reply};
+use crate::bpf::doorbell_host::DoorbellHost;
+
+/// Where and how the service listens.
+#[derive(Debug, Clone)]
+pub struct ServeConfig {
+    pub socket: PathBuf,
+    /// Permission bits of the socket (who may register VMs).
+    pub mode: u32,
+    /// Group owning the socket, if any.
+    pub group: Option<String>,
+}
+
+/// The inode of the initial PID namespace (PROC_PID_INIT_INO, fixed in
+/// include/linux/proc_ns.h).
+const INITIAL_PID_NAMESPACE: u64 = 0xEFFF_FFFC;
+
+pub fn serve(config: &ServeConfig) -> Result<()> {
+    // Peer credentials name a VMM by its pid in our namespace; the program
+    // sees pids of the initial one. They agree only there.
+    let ns = std::fs::metadata("/proc/self/ns/pid").context("reading /proc/self/ns/pid")?;
+    if std::os::unix::fs::MetadataExt::ino(&ns) != INITIAL_PID_NAMESPACE {
+        bail!("xevtchn serve must run in the host's PID namespace (it names VMMs by their host PIDs)");
+    }
+    let runtime = tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build()?;
+    runtime.block_on(async {
+        let host = DoorbellHost::start(&tokio::runtime::Handle::current()).context("loading the doorbell program")?;
+        let host = Arc::new(Mutex::new(host));
+        let listener = listen(config)?;
+        eprintln!("xevtchn serve: serving the doorbells of VMs that register at {}", config.socket.display());
+        let mut terminate = signal(SignalKind::terminate())?;
+        loop {
+            tokio::select! {
+                accepted = listener.accept() => match accepted {
+                    Ok((stream, _)) => {
+                        tokio::spawn(registration(stream, host.clone()));
+                    }
+                    Err(e) => log::warn!("accepting a connection: {e}"),
+                },
+                _ = tokio::signal::ctrl_c() => break,
+                _ = terminate.recv() => break,
+            }
+        }
+        let _ = std::fs::remove_file(&config.socket);
+        let vms = host.lock().unwrap_or_else(|p| p.into_inner()).registered().len();
+        eprintln!("xevtchn serve: stopped; {vms} VMs were still registered");
+        anyhow::Ok(())
+    })
+}
+
+/// Binds the socket (replacing a stale one) with the configured owner and mode.
+fn listen(config: &ServeConfig) -> Result<UnixListener> {
+    let path = &config.socket;
+    if let Some(dir) = path.parent() {
+        std::fs::create_dir_all(dir).with_context(|| format!("creating {}", dir.display()))?;
+    }
+    if path.exists() {
+        if std::os::unix::net::UnixStream::connect(path).is_ok() {
+            bail!("another xevtchn service is serving at {}", path.display());
+        }
+        std::fs::remove_file(path).with_context(|| format!("removing the stale socket {}", path.display()))?;
+    }
+    let listener = UnixListener::bind(path).with_context(|| format!("binding {}", path.display()))?;
+    std::fs::set_permissions(path, std::fs::Permissions::from_mode(config.mode))
+        .with_context(|| format!("setting the mode of {}", path.display()))?;
+    if let Some(group) = &config.group {
+        chown_group(path, group)?;
+    }
+    Ok(listener)
+}
+
+fn chown_group(path: &Path, group: &str) -> Result<()> {
+    let name = std::ffi::CString::new(group)?;
+    // SAFETY: getgrnam reads a NUL-terminated name and returns a pointer to
+    // static storage or null; we read gr_gid before any other call.
+    let gid = unsafe {
+        let entry = libc::getgrnam(name.as_ptr());
+        if entry.is_null() {
+            bail!("no group {group:?} (--socket-group)");
+        }
+        (*entry).gr_gid
+    };
+    std::os::unix::fs::chown(path, None, Some(gid))
+        .with_context(|| format!("giving {} to group {group}", path.display()))
+}
+
+/// One VMM: its request, its maps, and its registration until it hangs up.
+async fn registration(stream: UnixStream, host: Arc<Mutex<DoorbellHost>>) {
+    let pid = match stream.peer_cred().map(|c| c.pid()) {
+        Ok(Some(pid)) if pid > 0 => pid as u32,
+        // A peer outside our PID namespace has pid 0 here.
+        _ => return refuse(&stream, "the VMM's pid is not visible from the service's PID namespace").await,
+    };
+    let request = match read_request(&stream).await {
+        Ok(r) => r,
+        Err(e) => return refuse(&stream, &format!("bad request: {e}")).await,
+    };
+    let registered = {
+        let mut host = host.lock().unwrap_or_else(|p| p.into_inner());
+        host.register(pid).map(|maps| (maps, host.cpus()))
+    };
+    let (maps, cpus) = match registered {
+        Ok(r) => r,
+        Err(e) => {
+            return refuse(&stream, &format!("{:#} (one VM per VMM process)", anyhow::Error::from(e))).await;
+        }
+    };
+    let reply = serde_json::to_vec(&Reply::Registered { host_tgid: pid, cpus }).unwrap_or_default();
+    let fds = [maps.state.as_fd(), maps.stats.as_fd(), maps.active.as_fd()];
+    let sent = stream.async_io(Interest::WRITABLE, || protocol::send(stream.as_raw_fd(), &reply, &fds)).await;
+    drop(maps);
+    match sent {
+        Ok(()) => {
+            log::info!("registered the VM of pid {pid} ({} vCPUs)", request.vcpus);
+            wait_for_hangup(&stream).await;
+            log::info!("pid {pid} hung up: its VM is unregistered");
+        }
+        Err(e) => log::warn!("pid {pid}: sending its maps: {e}"),
+    }
+    host.lock().unwrap_or_else(|p| p.into_inner()).unregister(pid);
+}
+
+async fn read_request(stream: &UnixStream) -> std::io::Result<Register> {
+    let mut buf = vec![0u8; protocol::MAX_MESSAGE];
+    let mut len = 0;
+    loop {
+        stream.readable().await?;
+        match stream.try_read(&mut buf[len..]) {
+            Ok(0) => return Err(std::io::Error::other("the VMM hung up")),
+            Ok(n) => len += n,
+            Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => continue,
+            Err(e) => return Err(e),
+        }
+        match serde_json::from_slice(&buf[..len]) {
+            Ok(request) => return Ok(request),
+            Err(e) if e.is_eof() && len < buf.len() => continue,
+            Err(e) => return Err(std::io::Error::other(e)),
+        }
+    }
+}
+
+async fn wait_for_hangup(stream: &UnixStream) {
+    let mut buf = [0u8; 64];
+    loop {
+        if stream.readable().await.is_err() {
+            return;
+        }
+        match stream.try_read(&mut buf) {
+            Ok(0) => return,
+            Ok(_) => {}
+            Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => {}
+            Err(_) => return,
+        }
+    }
+}
+
+async fn refuse(stream: &UnixStream, why: &str) {
+    log::warn!("refused a registration: {why}");
+    let reply = serde_json::to_vec(&Reply::Refused(why.into())).unwrap_or_default();
+    let _ = stream.async_io(Interest::WRITABLE, || protocol::send(stream.as_raw_fd(), &reply, &[])).await;
+}
