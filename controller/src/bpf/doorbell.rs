@@ -15,7 +15,7 @@ use xevtchn_common::{
 use super::{
     BpfError,
     doorbell_host::{DoorbellHost, VmMaps},
-    mapped::MappedWords,
+    mapped::{MappedWords, ReadOnlyArray},
 };
 use crate::{platform::shared_info::SharedInfoPage, service::client::Registration};
 
@@ -103,8 +103,8 @@ impl SendOutcomes {
 /// read-only), and whoever serves it.
 pub struct DoorbellPath {
     state: MappedWords,
-    stats: MappedWords,
-    active: MappedWords,
+    stats: ReadOnlyArray,
+    active: ReadOnlyArray,
     state_fd: OwnedFd,
     vcpus: u32,
     server: Server,
@@ -115,7 +115,7 @@ enum Server {
     /// This process: its own program, for its own VM.
     Embedded { host: DoorbellHost, host_tgid: u32 },
     /// The host's `xevtchn serve`, for as long as the registration is held.
-    Service(Registration),
+    Service { _registration: Registration },
     /// Nobody any more (the canary failed; the VM is unregistered).
     Stopped,
 }
@@ -136,17 +136,16 @@ impl DoorbellPath {
     /// Serves this process's VM with the host's service: the maps its
     /// registration handed over (see `service::client`).
     pub fn from_service(registration: Registration, maps: VmMaps, cpus: u32, vcpus: u32) -> Result<Self, BpfError> {
-        Self::from_maps(maps, cpus, vcpus, Server::Service(registration))
+        Self::from_maps(maps, cpus, vcpus, Server::Service { _registration: registration })
     }
 
     fn from_maps(maps: VmMaps, cpus: u32, vcpus: u32, server: Server) -> Result<Self, BpfError> {
-        let mmap = |map: &'static str, source| BpfError::Mmap { map, source };
+        let state = MappedWords::map(maps.state.as_fd(), size_of::<VmState>())
+            .map_err(|source| BpfError::Mmap { map: "VM state", source })?;
         Ok(Self {
-            state: MappedWords::map(maps.state.as_fd(), size_of::<VmState>()).map_err(|e| mmap("VM state", e))?,
-            stats: MappedWords::map_read_only(maps.stats.as_fd(), size_of::<VmStats>())
-                .map_err(|e| mmap("VM counters", e))?,
-            active: MappedWords::map_read_only(maps.active.as_fd(), cpus as usize * size_of::<CpuActivity>())
-                .map_err(|e| mmap("activity counts", e))?,
+            state,
+            stats: ReadOnlyArray::new(maps.stats, size_of::<VmStats>(), 1),
+            active: ReadOnlyArray::new(maps.active, size_of::<CpuActivity>(), cpus),
             state_fd: maps.state,
             vcpus,
             server,
@@ -157,7 +156,7 @@ impl DoorbellPath {
     pub fn kind(&self) -> &'static str {
         match self.server {
             Server::Embedded { .. } | Server::Stopped => "embedded",
-            Server::Service(_) => "service",
+            Server::Service { .. } => "service",
         }
     }
 
@@ -188,37 +187,25 @@ impl DoorbellPath {
     /// runs: each CPU that was inside the program (odd count) has left it.
     /// Programs run with preemption off and take about a microsecond.
     pub fn grace_period(&self) {
-        let cpus = self.active.words() / (size_of::<CpuActivity>() / 8);
-        let inside: Vec<(usize, u64)> = (0..cpus)
-            .filter_map(|cpu| {
-                let seq = self.active.word(cpu * 8)?.load(SeqCst);
-                (seq % 2 == 1).then_some((cpu, seq))
-            })
-            .collect();
+        let before = words(&self.active, size_of::<CpuActivity>());
         let start = Instant::now();
-        for (cpu, seq) in inside {
-            while self.active.word(cpu * 8).is_some_and(|w| w.load(SeqCst) == seq) {
-                if start.elapsed() > Duration::from_millis(1) {
-                    std::thread::yield_now();
-                } else {
-                    std::hint::spin_loop();
-                }
+        loop {
+            let now = words(&self.active, size_of::<CpuActivity>());
+            let inside = before.iter().zip(&now).any(|(&was, &is)| was % 2 == 1 && was == is);
+            if !inside {
+                return;
+            }
+            if start.elapsed() > Duration::from_millis(1) {
+                std::thread::yield_now();
             }
         }
     }
 
-    fn stat(&self, index: u32) -> u64 {
-        self.stats.word(index as usize).map_or(0, |w| w.load(SeqCst))
-    }
-
-    /// vCPU `vcpu`'s fast sends by outcome.
-    pub fn vcpu_outcomes(&self, vcpu: u32) -> SendOutcomes {
-        SendOutcomes::of_vcpu(|i| self.stat(i), vcpu)
-    }
-
     pub fn counts(&self) -> DoorbellCounts {
+        let words = words(&self.stats, 8);
+        let stat = |index: u32| words.get(index as usize).copied().unwrap_or(0);
         let outcomes = (0..self.vcpus.min(NR_VCPUS))
-            .map(|v| self.vcpu_outcomes(v))
+            .map(|v| SendOutcomes::of_vcpu(stat, v))
             .fold(SendOutcomes::default(), |a, b| a.zip_with(&b, u64::wrapping_add));
         DoorbellCounts {
             fast_sends: outcomes.fast_sends,
@@ -227,12 +214,19 @@ impl DoorbellPath {
             upcalls_raised: outcomes.raised,
             already_pending: outcomes.already_pending,
             spurious_injections: outcomes.spurious_injections(),
-            not_fast: self.stat(stat::NOT_FAST),
-            bad_writes: self.stat(stat::BAD_WRITE),
-            unarmed_sends: self.stat(stat::UNARMED),
-            canary: self.stat(stat::CANARY),
+            not_fast: stat(stat::NOT_FAST),
+            bad_writes: stat(stat::BAD_WRITE),
+            unarmed_sends: stat(stat::UNARMED),
+            canary: stat(stat::CANARY),
         }
     }
+}
+
+/// The first u64 of every `stride` bytes of `array`'s values (empty if
+/// it cannot be read).
+fn words(array: &ReadOnlyArray, stride: usize) -> Vec<u64> {
+    let bytes = array.read().unwrap_or_default();
+    bytes.chunks_exact(stride).map(|c| u64::from_ne_bytes(c[..8].try_into().unwrap_or_default())).collect()
 }
 
 #[cfg(test)]

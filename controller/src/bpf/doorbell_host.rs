@@ -10,7 +10,7 @@ use std::os::fd::{AsFd, FromRawFd, OwnedFd};
 
 use aya::{
     Ebpf,
-    maps::{Array, HashOfMaps, MapData},
+    maps::{Array, HashOfMaps, IterableMap, MapData},
 };
 use xevtchn_common::doorbell::{VmState, VmStats};
 
@@ -32,8 +32,8 @@ pub struct VmMaps {
 }
 
 pub struct DoorbellHost {
-    states: HashOfMaps<MapData, u32, MapData>,
-    stats: HashOfMaps<MapData, u32, MapData>,
+    states: HashOfMaps<MapData, u32, Array<MapData, VmState>>,
+    stats: HashOfMaps<MapData, u32, Array<MapData, VmStats>>,
     active: MapData,
     cpus: u32,
     // Keeps the program attached for as long as the host exists.
@@ -75,13 +75,12 @@ impl DoorbellHost {
             Array::create(1, uapi::BPF_F_MMAPABLE).map_err(BpfError::map("a VM's state"))?;
         let stats: Array<MapData, VmStats> =
             Array::create(1, uapi::BPF_F_MMAPABLE).map_err(BpfError::map("a VM's counters"))?;
-        let (state, stats) = (MapData::from(state), MapData::from(stats));
         self.stats.insert(&host_tgid, &stats, uapi::BPF_NOEXIST).map_err(BpfError::map(VM_STATS))?;
         if let Err(e) = self.states.insert(&host_tgid, &state, uapi::BPF_NOEXIST) {
             let _ = self.stats.remove(&host_tgid);
             return Err(BpfError::map(VM_STATE)(e));
         }
-        Ok(VmMaps { state: dup(&state)?, stats: read_only(&stats)?, active: read_only(&self.active)? })
+        Ok(VmMaps { state: dup(state.map())?, stats: read_only(stats.map())?, active: read_only(&self.active)? })
     }
 
     /// Stops serving `host_tgid`'s VM (its maps go when its VMM lets go).
