@@ -6,13 +6,16 @@
 //! run` with no service owns one for its own VM (the same program, maps
 //! and code: "embedded").
 
-use std::os::fd::{AsFd, FromRawFd, OwnedFd};
+use std::{
+    os::fd::{AsFd, FromRawFd, OwnedFd},
+    path::{Path, PathBuf},
+};
 
 use aya::{
     Ebpf,
-    maps::{Array, HashOfMaps, IterableMap, MapData},
+    maps::{Array, HashMap, HashOfMaps, IterableMap, MapData},
 };
-use xevtchn_common::doorbell::{VmState, VmStats};
+use xevtchn_common::doorbell::{MAX_VMS, VmState, VmStats};
 
 use super::{BpfError, load};
 
@@ -35,26 +38,133 @@ pub struct DoorbellHost {
     states: HashOfMaps<MapData, u32, Array<MapData, VmState>>,
     stats: HashOfMaps<MapData, u32, Array<MapData, VmStats>>,
     active: MapData,
+    /// When each VMM started (its /proc stat field 22), by host tgid: a
+    /// restarted service tells a live VMM from a new process with its pid.
+    started: Option<HashMap<MapData, u32, u64>>,
     cpus: u32,
-    // Keeps the program attached for as long as the host exists.
-    ebpf: Ebpf,
+    /// Where the program and maps are pinned (the service), if they are.
+    pins: Option<PathBuf>,
+    // The program, attached by this process (None: adopted from pins).
+    ebpf: Option<Ebpf>,
 }
 
+/// Pin names under the service's pin directory.
+const PIN_LINK: &str = "doorbell_link";
+const PIN_STARTED: &str = "VM_STARTED";
+
 impl DoorbellHost {
-    /// Loads the doorbell object and attaches its program to `kvm:kvm_mmio`.
+    /// Loads the doorbell object and attaches its program to `kvm:kvm_mmio`,
+    /// for as long as this host lives (a VMM's own, "embedded").
     pub fn start(tasks: &tokio::runtime::Handle) -> Result<Self, BpfError> {
+        let (mut ebpf, states, stats, active, cpus) = Self::load(tasks, None)?;
+        load::attach_raw_tracepoint(&mut ebpf, PROGRAM, "kvm_mmio")?;
+        Ok(Self { states, stats, active, started: None, cpus, pins: None, ebpf: Some(ebpf) })
+    }
+
+    /// The service's host: the program and maps pinned under `dir`, so that
+    /// they outlive the service (a crash, an upgrade). If they are pinned
+    /// there already, they are taken over as they are, registered VMs
+    /// included (see `adopt`).
+    pub fn start_pinned(dir: &Path, tasks: &tokio::runtime::Handle) -> Result<Self, BpfError> {
+        let pin = |name: &str| dir.join(name);
+        let cpus = aya::util::nr_cpus().map_err(|(path, e)| BpfError::WhoAmI(format!("reading {path}: {e}")))?.get();
+        if pin(PIN_LINK).exists() {
+            let open = |name: &'static str| {
+                let data = MapData::from_pin(pin(name)).map_err(BpfError::map(name))?;
+                aya::maps::Map::from_map_data(data).map_err(BpfError::map(name))
+            };
+            let active = match open(ACTIVE)? {
+                aya::maps::Map::Array(data) => data,
+                _ => return Err(BpfError::NoMap(ACTIVE)),
+            };
+            return Ok(Self {
+                states: HashOfMaps::try_from(open(VM_STATE)?).map_err(BpfError::map(VM_STATE))?,
+                stats: HashOfMaps::try_from(open(VM_STATS)?).map_err(BpfError::map(VM_STATS))?,
+                active,
+                started: Some(HashMap::try_from(open(PIN_STARTED)?).map_err(BpfError::map(PIN_STARTED))?),
+                cpus,
+                pins: Some(dir.to_path_buf()),
+                ebpf: None,
+            });
+        }
+        std::fs::create_dir_all(dir).map_err(|e| BpfError::Pin(dir.to_path_buf(), e.to_string()))?;
+        let (mut ebpf, states, stats, active, cpus) = Self::load(tasks, Some(dir))?;
+        let started: HashMap<MapData, u32, u64> = HashMap::create(MAX_VMS, 0).map_err(BpfError::map(PIN_STARTED))?;
+        started.map().pin(pin(PIN_STARTED)).map_err(|e| BpfError::Pin(pin(PIN_STARTED), e.to_string()))?;
+        load::attach_raw_tracepoint_pinned(&mut ebpf, PROGRAM, "kvm_mmio", &pin(PIN_LINK))?;
+        Ok(Self {
+            states,
+            stats,
+            active,
+            started: Some(started),
+            cpus,
+            pins: Some(dir.to_path_buf()),
+            ebpf: Some(ebpf),
+        })
+    }
+
+    #[allow(clippy::type_complexity)]
+    fn load(
+        tasks: &tokio::runtime::Handle,
+        pins: Option<&Path>,
+    ) -> Result<
+        (
+            Ebpf,
+            HashOfMaps<MapData, u32, Array<MapData, VmState>>,
+            HashOfMaps<MapData, u32, Array<MapData, VmStats>>,
+            MapData,
+            u32,
+        ),
+        BpfError,
+    > {
         let cpus = aya::util::nr_cpus().map_err(|(path, e)| BpfError::WhoAmI(format!("reading {path}: {e}")))?.get();
         let mut ebpf = load::load_sized(load::Object::Doorbell, &[(ACTIVE, cpus)])?;
         super::forward_logs(&mut ebpf, tasks);
-        let take = |ebpf: &mut Ebpf, name: &'static str| ebpf.take_map(name).ok_or(BpfError::NoMap(name));
-        let states = HashOfMaps::try_from(take(&mut ebpf, VM_STATE)?).map_err(BpfError::map(VM_STATE))?;
-        let stats = HashOfMaps::try_from(take(&mut ebpf, VM_STATS)?).map_err(BpfError::map(VM_STATS))?;
-        let active = match take(&mut ebpf, ACTIVE)? {
+        // Taken out of the object, and pinned (by the service) before use.
+        let mut take = |name: &'static str| -> Result<aya::maps::Map, BpfError> {
+            let map = ebpf.take_map(name).ok_or(BpfError::NoMap(name))?;
+            if let Some(dir) = pins {
+                let data = match &map {
+                    aya::maps::Map::HashOfMaps(data) | aya::maps::Map::Array(data) => data,
+                    _ => return Err(BpfError::NoMap(name)),
+                };
+                data.pin(dir.join(name)).map_err(|e| BpfError::Pin(dir.join(name), e.to_string()))?;
+            }
+            Ok(map)
+        };
+        let states = HashOfMaps::try_from(take(VM_STATE)?).map_err(BpfError::map(VM_STATE))?;
+        let stats = HashOfMaps::try_from(take(VM_STATS)?).map_err(BpfError::map(VM_STATS))?;
+        let active = match take(ACTIVE)? {
             aya::maps::Map::Array(data) => data,
             _ => return Err(BpfError::NoMap(ACTIVE)),
         };
-        load::attach_raw_tracepoint(&mut ebpf, PROGRAM, "kvm_mmio")?;
-        Ok(Self { states, stats, active, cpus, ebpf })
+        Ok((ebpf, states, stats, active, cpus))
+    }
+
+    /// Removes the pins (the service stops with no VM left to serve): the
+    /// program detaches and the maps go once nothing holds them.
+    pub fn unpin(&mut self) {
+        if let Some(dir) = self.pins.take() {
+            for name in [PIN_LINK, VM_STATE, VM_STATS, ACTIVE, PIN_STARTED] {
+                let _ = std::fs::remove_file(dir.join(name));
+            }
+            let _ = std::fs::remove_dir(&dir);
+        }
+    }
+
+    /// Of the VMs registered before this host took over the pins: those
+    /// whose VMM still runs (kept), after unregistering the others.
+    pub fn adopt(&mut self) -> Vec<u32> {
+        let mut live = Vec::new();
+        for tgid in self.registered() {
+            let recorded = self.started.as_ref().and_then(|s| s.get(&tgid, 0).ok());
+            if recorded.is_some() && recorded == process_start(tgid) {
+                live.push(tgid);
+            } else {
+                self.unregister(tgid);
+            }
+        }
+        live
     }
 
     /// The host's possible CPUs (the activity map's entries).
@@ -64,7 +174,7 @@ impl DoorbellHost {
 
     /// This process's host tgid (see `whoami`), asked of the kernel.
     pub fn whoami(&mut self) -> Result<u32, BpfError> {
-        super::whoami::host_tgid(&mut self.ebpf)
+        super::whoami::host_tgid(self.ebpf.as_mut().ok_or(BpfError::NoProgram("whoami"))?)
     }
 
     /// Serves the VM of process `host_tgid` from now on: its two maps are
@@ -80,6 +190,9 @@ impl DoorbellHost {
             let _ = self.stats.remove(&host_tgid);
             return Err(BpfError::map(VM_STATE)(e));
         }
+        if let (Some(started), Some(at)) = (self.started.as_mut(), process_start(host_tgid)) {
+            let _ = started.insert(&host_tgid, &at, 0);
+        }
         Ok(VmMaps { state: dup(state.map())?, stats: read_only(stats.map())?, active: read_only(&self.active)? })
     }
 
@@ -87,12 +200,23 @@ impl DoorbellHost {
     pub fn unregister(&mut self, host_tgid: u32) {
         let _ = self.states.remove(&host_tgid);
         let _ = self.stats.remove(&host_tgid);
+        if let Some(started) = self.started.as_mut() {
+            let _ = started.remove(&host_tgid);
+        }
     }
 
     /// The registered VMs' host tgids.
     pub fn registered(&self) -> Vec<u32> {
         self.states.keys().filter_map(Result::ok).collect()
     }
+}
+
+/// When process `pid` started (field 22 of /proc/PID/stat, in clock
+/// ticks since boot), if it runs.
+pub fn process_start(pid: u32) -> Option<u64> {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
+    // The command name (field 2) may hold spaces: count after its ')'.
+    stat.rsplit_once(')')?.1.split_whitespace().nth(19)?.parse().ok()
 }
 
 fn dup(map: &MapData) -> Result<OwnedFd, BpfError> {

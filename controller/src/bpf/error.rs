@@ -37,6 +37,8 @@ pub enum BpfError {
         #[source]
         source: std::io::Error,
     },
+    #[error("pinning at {0} (is the BPF filesystem mounted at /sys/fs/bpf?): {1}")]
+    Pin(std::path::PathBuf, String),
     #[error("starting the thread that finds the traced VMs' doorbell programs")]
     Discovery(#[source] std::io::Error),
     #[error("map {map}")]

@@ -116,6 +116,24 @@ pub fn attach_raw_tracepoint(
     Ok(Attachment::Raw { program, link })
 }
 
+/// Attaches `program` to the raw tracepoint `name` and pins the link at
+/// `pin`: the program stays attached after this process ends, until the
+/// pin is removed.
+pub fn attach_raw_tracepoint_pinned(
+    ebpf: &mut Ebpf,
+    program: &'static str,
+    name: &'static str,
+    pin: &Path,
+) -> Result<(), BpfError> {
+    let Attachment::Raw { link, .. } = attach_raw_tracepoint(ebpf, program, name)? else {
+        return Err(BpfError::NoProgram(program));
+    };
+    let tp: &mut RawTracePoint = program_mut(ebpf, program)?;
+    let link = tp.take_link(link).map_err(BpfError::load(program))?;
+    aya::programs::links::FdLink::from(link).pin(pin).map_err(|e| BpfError::Pin(pin.to_path_buf(), e.to_string()))?;
+    Ok(())
+}
+
 /// Detaches what `attachment` attached (the program stays loaded).
 pub fn detach(ebpf: &mut Ebpf, attachment: Attachment) -> Result<(), BpfError> {
     match attachment {

@@ -7,7 +7,7 @@ use clap::Args;
 
 use super::run::UsageError;
 use crate::service::{
-    DEFAULT_SOCKET,
+    DEFAULT_PINS, DEFAULT_SOCKET,
     server::{self, ServeConfig},
 };
 
@@ -22,6 +22,11 @@ pub struct ServeArgs {
     /// Group that owns the socket (its members may register VMs with mode 0660).
     #[arg(long)]
     pub socket_group: Option<String>,
+    /// Where the program and its maps are pinned (BPF filesystem): they
+    /// outlive the service, so that a crash or restart loses no event; a
+    /// service stopped with no VM registered removes them.
+    #[arg(long, default_value = DEFAULT_PINS)]
+    pub pin_dir: PathBuf,
 }
 
 fn octal_mode(text: &str) -> Result<u32, String> {
@@ -37,6 +42,7 @@ pub fn serve(args: &ServeArgs) -> Result<ExitCode> {
     }
     server::serve(&ServeConfig {
         socket: args.socket.clone(),
+        pins: args.pin_dir.clone(),
         mode: args.socket_mode,
         group: args.socket_group.clone(),
     })?;

@@ -9,7 +9,7 @@ use std::{
 
 use super::{
     DEFAULT_SOCKET, SOCKET_ENV,
-    protocol::{self, Register, Reply},
+    protocol::{self, Reply, Request},
 };
 use crate::bpf::doorbell_host::VmMaps;
 
@@ -46,14 +46,15 @@ pub fn socket_path(explicit: Option<&Path>) -> PathBuf {
 pub fn register(socket: &Path, vcpus: u32) -> Result<(Registration, VmMaps, u32), ClientError> {
     let path = socket.to_path_buf();
     let mut stream = UnixStream::connect(socket).map_err(|e| ClientError::NotRunning(path.clone(), e))?;
-    let request =
-        serde_json::to_vec(&Register { vcpus }).map_err(|e| ClientError::Protocol(path.clone(), e.to_string()))?;
+    let request = serde_json::to_vec(&Request::Register { vcpus })
+        .map_err(|e| ClientError::Protocol(path.clone(), e.to_string()))?;
     stream.write_all(&request).map_err(|e| ClientError::Io(path.clone(), e))?;
     let (message, fds) = protocol::receive(stream.as_raw_fd()).map_err(|e| ClientError::Io(path.clone(), e))?;
     let reply: Reply =
         serde_json::from_slice(&message).map_err(|e| ClientError::Protocol(path.clone(), e.to_string()))?;
     match reply {
         Reply::Refused(why) => Err(ClientError::Refused(path, why)),
+        Reply::Status { .. } => Err(ClientError::Protocol(path, "a status instead of a registration".into())),
         Reply::Registered { host_tgid, cpus } => {
             let [state, stats, active]: [_; protocol::FDS] = fds.try_into().map_err(|fds: Vec<_>| {
                 ClientError::Protocol(path.clone(), format!("{} fds instead of 3", fds.len()))
@@ -61,5 +62,20 @@ pub fn register(socket: &Path, vcpus: u32) -> Result<(Registration, VmMaps, u32)
             let maps = VmMaps { state, stats, active };
             Ok((Registration { _connection: stream, socket: path, host_tgid }, maps, cpus))
         }
+    }
+}
+
+/// The host tgids of the VMMs the service at `socket` serves.
+pub fn status(socket: &Path) -> Result<Vec<u32>, ClientError> {
+    let path = socket.to_path_buf();
+    let mut stream = UnixStream::connect(socket).map_err(|e| ClientError::NotRunning(path.clone(), e))?;
+    let request =
+        serde_json::to_vec(&Request::Status).map_err(|e| ClientError::Protocol(path.clone(), e.to_string()))?;
+    stream.write_all(&request).map_err(|e| ClientError::Io(path.clone(), e))?;
+    let (message, _) = protocol::receive(stream.as_raw_fd()).map_err(|e| ClientError::Io(path.clone(), e))?;
+    match serde_json::from_slice(&message) {
+        Ok(Reply::Status { vms }) => Ok(vms),
+        Ok(other) => Err(ClientError::Protocol(path, format!("{other:?}"))),
+        Err(e) => Err(ClientError::Protocol(path, e.to_string())),
     }
 }

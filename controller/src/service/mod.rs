@@ -9,6 +9,11 @@
 //! service unregisters the VM at once. The VMM is identified by the
 //! socket's peer credentials (its pid, as the service's PID namespace, the
 //! host's, sees it), never by what it says.
+//!
+//! The program's link and the maps are pinned in the BPF filesystem: if
+//! the service dies, the program goes on serving the registered VMs, and a
+//! restarted service takes the pins over, keeps the VMs whose VMM still
+//! runs (same pid, same start time) and unregisters the others.
 
 pub mod client;
 pub mod protocol;
@@ -16,5 +21,7 @@ pub mod server;
 
 /// Where the service listens unless told otherwise, and where VMMs look.
 pub const DEFAULT_SOCKET: &str = "/run/xevtchn/xevtchn.sock";
+/// Where the service pins its program and maps unless told otherwise.
+pub const DEFAULT_PINS: &str = "/sys/fs/bpf/xevtchn";
 /// The environment variable naming another socket for VMMs.
 pub const SOCKET_ENV: &str = "XEVTCHN_SOCKET";

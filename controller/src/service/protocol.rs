@@ -10,11 +10,14 @@ use nix::{
 };
 use serde::{Deserialize, Serialize};
 
-/// What a VMM asks.
+/// What a client asks: a VMM registers its VM; anyone may ask which VMs
+/// are registered.
 #[derive(Debug, Serialize, Deserialize, PartialEq, Eq)]
-pub struct Register {
-    /// vCPUs of the VM (for the service's records and metrics).
-    pub vcpus: u32,
+pub enum Request {
+    /// Serve this process's VM, of `vcpus` vCPUs.
+    Register { vcpus: u32 },
+    /// Which VMs are registered.
+    Status,
 }
 
 /// What the service answers; on success, three fds come with it: the VM's
@@ -28,6 +31,10 @@ pub enum Reply {
         cpus: u32,
     },
     Refused(String),
+    /// The host tgids of the registered VMMs.
+    Status {
+        vms: Vec<u32>,
+    },
 }
 
 /// Longest message either side sends.

@@ -4,7 +4,7 @@
 
 use std::{
     os::{
-        fd::{AsFd, AsRawFd},
+        fd::{AsFd, AsRawFd, FromRawFd},
         unix::fs::PermissionsExt,
     },
     path::{Path, PathBuf},
@@ -18,13 +18,16 @@ use tokio::{
     signal::unix::{SignalKind, signal},
 };
 
-use super::protocol::{self, Register, Reply};
+use super::protocol::{self, Reply, Request};
 use crate::bpf::doorbell_host::DoorbellHost;
 
 /// Where and how the service listens.
 #[derive(Debug, Clone)]
 pub struct ServeConfig {
     pub socket: PathBuf,
+    /// Where the program and maps are pinned (in the BPF filesystem), so
+    /// that the VMs it serves outlive a crash or a restart of the service.
+    pub pins: PathBuf,
     /// Permission bits of the socket (who may register VMs).
     pub mode: u32,
     /// Group owning the socket, if any.
@@ -44,8 +47,17 @@ pub fn serve(config: &ServeConfig) -> Result<()> {
     }
     let runtime = tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build()?;
     runtime.block_on(async {
-        let host = DoorbellHost::start(&tokio::runtime::Handle::current()).context("loading the doorbell program")?;
+        mount_bpffs(&config.pins)?;
+        let mut host = DoorbellHost::start_pinned(&config.pins, &tokio::runtime::Handle::current())
+            .context("loading (or taking over) the doorbell program")?;
+        let adopted = host.adopt();
         let host = Arc::new(Mutex::new(host));
+        if !adopted.is_empty() {
+            eprintln!("xevtchn serve: took over {} running VMs: {adopted:?}", adopted.len());
+        }
+        for pid in adopted {
+            tokio::spawn(watch_adopted(pid, host.clone()));
+        }
         let listener = listen(config)?;
         eprintln!("xevtchn serve: serving the doorbells of VMs that register at {}", config.socket.display());
         let mut terminate = signal(SignalKind::terminate())?;
@@ -62,10 +74,62 @@ pub fn serve(config: &ServeConfig) -> Result<()> {
             }
         }
         let _ = std::fs::remove_file(&config.socket);
-        let vms = host.lock().unwrap_or_else(|p| p.into_inner()).registered().len();
-        eprintln!("xevtchn serve: stopped; {vms} VMs were still registered");
+        let mut host = host.lock().unwrap_or_else(|p| p.into_inner());
+        let vms = host.registered().len();
+        if vms == 0 {
+            // Nothing left to serve: no program, map or pin stays behind.
+            host.unpin();
+            eprintln!("xevtchn serve: stopped; no VM registered, nothing left pinned");
+        } else {
+            eprintln!(
+                "xevtchn serve: stopped; the program stays pinned at {} for the {vms} VMs still registered \
+                 (a restarted service takes them over)",
+                config.pins.display()
+            );
+        }
         anyhow::Ok(())
     })
+}
+
+/// Mounts the BPF filesystem over `pins`'s root if nothing is there yet.
+fn mount_bpffs(pins: &Path) -> Result<()> {
+    let root = Path::new("/sys/fs/bpf");
+    if !pins.starts_with(root) {
+        return Ok(());
+    }
+    let mounts = std::fs::read_to_string("/proc/self/mounts").unwrap_or_default();
+    if mounts.lines().any(|l| l.split_whitespace().nth(1) == Some("/sys/fs/bpf")) {
+        return Ok(());
+    }
+    let (source, target, kind) = (c"bpf", c"/sys/fs/bpf", c"bpf");
+    // SAFETY: mount(2) with NUL-terminated strings and no data.
+    if unsafe { libc::mount(source.as_ptr(), target.as_ptr(), kind.as_ptr(), 0, std::ptr::null()) } != 0 {
+        bail!("mounting the BPF filesystem at /sys/fs/bpf: {}", std::io::Error::last_os_error());
+    }
+    Ok(())
+}
+
+/// A VM registered before this service took over: unregistered when its
+/// VMM exits (it has no connection to this service).
+async fn watch_adopted(pid: u32, host: Arc<Mutex<DoorbellHost>>) {
+    let started = crate::bpf::doorbell_host::process_start(pid);
+    // SAFETY: pidfd_open(2) returns a new fd or -1; no memory is passed.
+    let fd = unsafe { libc::syscall(libc::SYS_pidfd_open, pid as libc::c_int, 0) };
+    if fd >= 0 {
+        // SAFETY: the fd was just returned to us and nothing else owns it.
+        let pidfd = unsafe { std::os::fd::OwnedFd::from_raw_fd(fd as i32) };
+        // Still the same process (the pid was not reused meanwhile)?
+        if started.is_some() && crate::bpf::doorbell_host::process_start(pid) == started {
+            // SAFETY: the AsyncFd owns the pidfd, which nothing closes or
+            // replaces while it is registered.
+            let registered = unsafe { tokio::io::unix::AsyncFd::register_with_interest(pidfd, Interest::READABLE) };
+            if let Ok(watched) = registered {
+                let _ = watched.readable().await;
+            }
+        }
+    }
+    host.lock().unwrap_or_else(|p| p.into_inner()).unregister(pid);
+    log::info!("adopted pid {pid} exited: its VM is unregistered");
 }
 
 /// Binds the socket (replacing a stale one) with the configured owner and mode.
@@ -111,8 +175,12 @@ async fn registration(stream: UnixStream, host: Arc<Mutex<DoorbellHost>>) {
         // A peer outside our PID namespace has pid 0 here.
         _ => return refuse(&stream, "the VMM's pid is not visible from the service's PID namespace").await,
     };
-    let request = match read_request(&stream).await {
-        Ok(r) => r,
+    let vcpus = match read_request(&stream).await {
+        Ok(Request::Register { vcpus }) => vcpus,
+        Ok(Request::Status) => {
+            let vms = host.lock().unwrap_or_else(|p| p.into_inner()).registered();
+            return answer(&stream, &Reply::Status { vms }).await;
+        }
         Err(e) => return refuse(&stream, &format!("bad request: {e}")).await,
     };
     let registered = {
@@ -131,7 +199,7 @@ async fn registration(stream: UnixStream, host: Arc<Mutex<DoorbellHost>>) {
     drop(maps);
     match sent {
         Ok(()) => {
-            log::info!("registered the VM of pid {pid} ({} vCPUs)", request.vcpus);
+            log::info!("registered the VM of pid {pid} ({vcpus} vCPUs)");
             wait_for_hangup(&stream).await;
             log::info!("pid {pid} hung up: its VM is unregistered");
         }
@@ -140,7 +208,7 @@ async fn registration(stream: UnixStream, host: Arc<Mutex<DoorbellHost>>) {
     host.lock().unwrap_or_else(|p| p.into_inner()).unregister(pid);
 }
 
-async fn read_request(stream: &UnixStream) -> std::io::Result<Register> {
+async fn read_request(stream: &UnixStream) -> std::io::Result<Request> {
     let mut buf = vec![0u8; protocol::MAX_MESSAGE];
     let mut len = 0;
     loop {
@@ -176,6 +244,10 @@ async fn wait_for_hangup(stream: &UnixStream) {
 
 async fn refuse(stream: &UnixStream, why: &str) {
     log::warn!("refused a registration: {why}");
-    let reply = serde_json::to_vec(&Reply::Refused(why.into())).unwrap_or_default();
+    answer(stream, &Reply::Refused(why.into())).await;
+}
+
+async fn answer(stream: &UnixStream, reply: &Reply) {
+    let reply = serde_json::to_vec(reply).unwrap_or_default();
     let _ = stream.async_io(Interest::WRITABLE, || protocol::send(stream.as_raw_fd(), &reply, &[])).await;
 }
