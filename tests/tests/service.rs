@@ -21,15 +21,20 @@ struct Service {
     child: Option<Child>,
     dir: PathBuf,
     pins: PathBuf,
+    metrics: Option<u16>,
 }
 
 impl Service {
     fn start(name: &str) -> Self {
+        Self::start_with_metrics(name, None)
+    }
+
+    fn start_with_metrics(name: &str, metrics: Option<u16>) -> Self {
         let dir = std::env::temp_dir().join(format!("xevtchn-{name}-{}", std::process::id()));
         let _ = std::fs::remove_dir_all(&dir);
         std::fs::create_dir_all(&dir).expect("a test directory");
         let pins = PathBuf::from(format!("/sys/fs/bpf/xevtchn-test-{name}-{}", std::process::id()));
-        let mut service = Self { child: None, dir, pins };
+        let mut service = Self { child: None, dir, pins, metrics };
         service.spawn();
         service
     }
@@ -39,11 +44,16 @@ impl Service {
     }
 
     fn spawn(&mut self) {
+        let metrics = match self.metrics {
+            Some(port) => vec!["--metrics".to_string(), format!("127.0.0.1:{port}")],
+            None => vec!["--no-metrics".to_string()],
+        };
         let child = Command::new(controller_binary())
             .args(["serve", "--socket-mode", "0666", "--socket"])
             .arg(self.socket())
             .arg("--pin-dir")
             .arg(&self.pins)
+            .args(metrics)
             .stdout(Stdio::null())
             .stderr(Stdio::null())
             .spawn()
@@ -230,4 +240,55 @@ fn two_hundred_vm_start_and_kill_cycles_leave_nothing_behind() {
     wait_for("the maps of the cycles and of the service to be freed", Duration::from_secs(10), || {
         map_ids().is_subset(&before)
     });
+}
+
+/// `GET /metrics` of a service on this host, the body.
+fn scrape(port: u16) -> String {
+    use std::io::{Read, Write};
+    let mut stream = std::net::TcpStream::connect(("127.0.0.1", port)).expect("the metrics endpoint");
+    stream.write_all(b"GET /metrics HTTP/1.0\r\nHost: localhost\r\n\r\n").expect("a request");
+    let mut response = String::new();
+    stream.read_to_string(&mut response).expect("a response");
+    let (head, body) = response.split_once("\r\n\r\n").expect("an HTTP response");
+    assert!(head.starts_with("HTTP/1.") && head.contains(" 200 "), "{head}");
+    assert!(head.to_lowercase().contains("application/openmetrics-text"), "{head}");
+    body.to_string()
+}
+
+fn sample(text: &str, series: &str) -> u64 {
+    text.lines()
+        .find_map(|l| l.strip_prefix(series)?.strip_prefix(' ')?.parse().ok())
+        .unwrap_or_else(|| panic!("no {series} in\n{text}"))
+}
+
+#[test]
+fn the_metrics_agree_with_a_runs_own_report() {
+    let _vm = privileged();
+    let port = std::net::TcpListener::bind("127.0.0.1:0").expect("a free port").local_addr().expect("addr").port();
+    let service = Service::start_with_metrics("metrics", Some(port));
+    // hostile: bad sends through the VMM, then a ping-pong in the kernel.
+    let child =
+        vmm(&service, &["--workload", "hostile", "--count", "300"]).stdout(Stdio::piped()).spawn().expect("a VMM");
+    let pid = child.id();
+    let r = report(&child.wait_with_output().expect("its report"));
+    wait_for("the VM to be unregistered", Duration::from_secs(2), || !service.registered().contains(&pid));
+    let text = scrape(port);
+    assert!(text.ends_with("# EOF\n"));
+    let sends = |path: &str, outcome: &str| {
+        sample(&text, &format!("xevtchn_sends_total{{pid=\"{pid}\",path=\"{path}\",outcome=\"{outcome}\"}}"))
+    };
+    let bpf = &r["bpf"];
+    assert_eq!(sends("kernel", "raised"), count(bpf, "upcalls_raised"));
+    assert_eq!(sends("kernel", "coalesced"), count(bpf, "coalesced"));
+    assert_eq!(sends("kernel", "masked"), count(bpf, "masked"));
+    assert_eq!(sends("kernel", "already_pending"), count(bpf, "already_pending"));
+    assert_eq!(sends("userspace", "any"), count(&r, "fallback_sends"));
+    assert!(count(&r, "fallback_sends") >= 3, "hostile's bad sends went through the VMM");
+    assert_eq!(
+        sample(&text, &format!("xevtchn_upcalls_total{{pid=\"{pid}\",path=\"userspace\"}}")),
+        count(&r["host"], "upcalls_raised")
+    );
+    assert_eq!(sample(&text, "xevtchn_registrations_total"), 1);
+    assert_eq!(sample(&text, "xevtchn_canary_failures_total"), 0);
+    assert_eq!(sample(&text, "xevtchn_vms"), 0);
 }

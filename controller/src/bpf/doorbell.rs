@@ -17,7 +17,10 @@ use super::{
     doorbell_host::{DoorbellHost, VmMaps},
     mapped::{MappedWords, ReadOnlyArray},
 };
-use crate::{platform::shared_info::SharedInfoPage, service::client::Registration};
+use crate::{
+    platform::shared_info::SharedInfoPage,
+    service::{client::Registration, protocol::Progress},
+};
 
 /// What the program counted.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, serde::Serialize)]
@@ -115,7 +118,7 @@ enum Server {
     /// This process: its own program, for its own VM.
     Embedded { host: DoorbellHost, host_tgid: u32 },
     /// The host's `xevtchn serve`, for as long as the registration is held.
-    Service { _registration: Registration },
+    Service { registration: Registration },
     /// Nobody any more (the canary failed; the VM is unregistered).
     Stopped,
 }
@@ -136,7 +139,7 @@ impl DoorbellPath {
     /// Serves this process's VM with the host's service: the maps its
     /// registration handed over (see `service::client`).
     pub fn from_service(registration: Registration, maps: VmMaps, cpus: u32, vcpus: u32) -> Result<Self, BpfError> {
-        Self::from_maps(maps, cpus, vcpus, Server::Service { _registration: registration })
+        Self::from_maps(maps, cpus, vcpus, Server::Service { registration })
     }
 
     fn from_maps(maps: VmMaps, cpus: u32, vcpus: u32, server: Server) -> Result<Self, BpfError> {
@@ -164,6 +167,13 @@ impl DoorbellPath {
     /// into the guest too.
     pub fn shared_info_page(&self) -> std::io::Result<SharedInfoPage> {
         SharedInfoPage::map_shared(self.state_fd.as_raw_fd())
+    }
+
+    /// Tells the service (if one serves this VM) what only the VMM counts.
+    pub fn report(&self, progress: &Progress) {
+        if let Server::Service { registration } = &self.server {
+            registration.report(progress);
+        }
     }
 
     /// Stops serving this VM's doorbells (the canary failed).

@@ -205,6 +205,13 @@ impl DoorbellHost {
         }
     }
 
+    /// The counter words of `host_tgid`'s VM (`doorbell::stat`), if registered.
+    pub fn counters(&self, host_tgid: u32) -> Option<Vec<u64>> {
+        let stats = self.stats.get(&host_tgid, 0).ok()?;
+        let value: VmStats = stats.get(&0, 0).ok()?;
+        Some(value.words.to_vec())
+    }
+
     /// The registered VMs' host tgids.
     pub fn registered(&self) -> Vec<u32> {
         self.states.keys().filter_map(Result::ok).collect()

@@ -7,7 +7,7 @@ use clap::Args;
 
 use super::run::UsageError;
 use crate::service::{
-    DEFAULT_PINS, DEFAULT_SOCKET,
+    DEFAULT_METRICS, DEFAULT_PINS, DEFAULT_SOCKET,
     server::{self, ServeConfig},
 };
 
@@ -27,6 +27,12 @@ pub struct ServeArgs {
     /// service stopped with no VM registered removes them.
     #[arg(long, default_value = DEFAULT_PINS)]
     pub pin_dir: PathBuf,
+    /// Serve OpenMetrics (Prometheus text) at this address, /metrics.
+    #[arg(long, default_value = DEFAULT_METRICS)]
+    pub metrics: std::net::SocketAddr,
+    /// Serve no metrics.
+    #[arg(long, conflicts_with = "metrics")]
+    pub no_metrics: bool,
 }
 
 fn octal_mode(text: &str) -> Result<u32, String> {
@@ -45,6 +51,7 @@ pub fn serve(args: &ServeArgs) -> Result<ExitCode> {
         pins: args.pin_dir.clone(),
         mode: args.socket_mode,
         group: args.socket_group.clone(),
+        metrics: (!args.no_metrics).then_some(args.metrics),
     })?;
     Ok(ExitCode::SUCCESS)
 }

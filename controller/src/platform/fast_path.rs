@@ -47,6 +47,7 @@ use super::{
 };
 use crate::{
     bpf::doorbell::{DoorbellCounts, DoorbellPath},
+    service::protocol::Progress,
     vmm::canary::CanaryRun,
     xen::{Domain, PortInfo, PortState, SendTarget},
 };
@@ -130,6 +131,7 @@ impl FastPath {
         if verdict.is_err()
             && let Some(doorbell) = self.doorbell.as_mut()
         {
+            doorbell.report(&Progress { canary_passed: false, ..Progress::default() });
             doorbell.stop();
         }
         verdict
@@ -356,6 +358,13 @@ impl FastPath {
     fn grace_period(&self) {
         if let Some(doorbell) = &self.doorbell {
             doorbell.grace_period();
+        }
+    }
+
+    /// Tells the service serving this VM, if any, what the VMM counted.
+    pub fn report(&self, progress: &Progress) {
+        if let Some(doorbell) = &self.doorbell {
+            doorbell.report(progress);
         }
     }
 

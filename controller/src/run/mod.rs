@@ -147,6 +147,7 @@ pub fn execute_watched<T: Send + 'static>(
     };
     let outcome = vm.run(platform.clone());
     finished.store(true, Ordering::Release);
+    platform.report_progress();
     let watched = watcher.join().map_err(|_| anyhow::anyhow!("the run's watcher panicked"))?;
     let outcome = outcome.context("running the VM")?;
     drop(echo);

@@ -9,16 +9,27 @@ use std::{
 
 use super::{
     DEFAULT_SOCKET, SOCKET_ENV,
-    protocol::{self, Reply, Request},
+    protocol::{self, Progress, Reply, Request},
 };
 use crate::bpf::doorbell_host::VmMaps;
 
 /// A registered VM: dropping it closes the connection, which unregisters it.
 #[derive(Debug)]
 pub struct Registration {
-    _connection: UnixStream,
+    connection: UnixStream,
     pub socket: PathBuf,
     pub host_tgid: u32,
+}
+
+impl Registration {
+    /// Tells the service what only the VMM counts (best effort: the VM
+    /// runs on without a service to tell).
+    pub fn report(&self, progress: &Progress) {
+        if let Ok(mut line) = serde_json::to_vec(progress) {
+            line.push(b'\n');
+            let _ = (&self.connection).write_all(&line);
+        }
+    }
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -60,7 +71,7 @@ pub fn register(socket: &Path, vcpus: u32) -> Result<(Registration, VmMaps, u32)
                 ClientError::Protocol(path.clone(), format!("{} fds instead of 3", fds.len()))
             })?;
             let maps = VmMaps { state, stats, active };
-            Ok((Registration { _connection: stream, socket: path, host_tgid }, maps, cpus))
+            Ok((Registration { connection: stream, socket: path, host_tgid }, maps, cpus))
         }
     }
 }

@@ -16,6 +16,7 @@
 //! runs (same pid, same start time) and unregisters the others.
 
 pub mod client;
+pub mod metrics;
 pub mod protocol;
 pub mod server;
 
@@ -23,5 +24,7 @@ pub mod server;
 pub const DEFAULT_SOCKET: &str = "/run/xevtchn/xevtchn.sock";
 /// Where the service pins its program and maps unless told otherwise.
 pub const DEFAULT_PINS: &str = "/sys/fs/bpf/xevtchn";
+/// Where the service serves its metrics unless told otherwise.
+pub const DEFAULT_METRICS: &str = "127.0.0.1:9848";
 /// The environment variable naming another socket for VMMs.
 pub const SOCKET_ENV: &str = "XEVTCHN_SOCKET";

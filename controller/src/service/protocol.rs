@@ -37,6 +37,19 @@ pub enum Reply {
     },
 }
 
+/// What a registered VMM tells the service about its VM (one JSON object
+/// a line, on the registration's connection): the sends the program cannot
+/// see, and the canary's verdict. For the service's metrics.
+#[derive(Debug, Clone, Copy, Default, Serialize, Deserialize, PartialEq, Eq)]
+pub struct Progress {
+    /// Sends done in the VMM (doorbell exits and the general path).
+    pub userspace_sends: u64,
+    /// Upcalls those sends raised.
+    pub userspace_upcalls: u64,
+    /// false: the canary failed, the VM is delivered in userspace.
+    pub canary_passed: bool,
+}
+
 /// Longest message either side sends.
 pub const MAX_MESSAGE: usize = 4096;
 /// File descriptors a registration hands over.

@@ -18,8 +18,13 @@ use tokio::{
     signal::unix::{SignalKind, signal},
 };
 
-use super::protocol::{self, Reply, Request};
-use crate::bpf::doorbell_host::DoorbellHost;
+use xevtchn_common::{doorbell::stat, two_level::NR_VCPUS};
+
+use super::{
+    metrics::{self, KernelCounts, Records},
+    protocol::{self, Progress, Reply, Request},
+};
+use crate::bpf::{doorbell::SendOutcomes, doorbell_host::DoorbellHost};
 
 /// Where and how the service listens.
 #[derive(Debug, Clone)]
@@ -32,6 +37,40 @@ pub struct ServeConfig {
     pub mode: u32,
     /// Group owning the socket, if any.
     pub group: Option<String>,
+    /// Where OpenMetrics are served (None: nowhere).
+    pub metrics: Option<std::net::SocketAddr>,
+}
+
+/// The service's state its tasks share.
+struct Shared {
+    host: Mutex<DoorbellHost>,
+    records: Mutex<Records>,
+}
+
+impl Shared {
+    fn host(&self) -> std::sync::MutexGuard<'_, DoorbellHost> {
+        self.host.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    fn records(&self) -> std::sync::MutexGuard<'_, Records> {
+        self.records.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    /// The in-kernel counts of `pid`'s VM, from its counter map.
+    fn kernel_counts(&self, pid: u32) -> Option<KernelCounts> {
+        let words = self.host().counters(pid)?;
+        let word = |i: u32| words.get(i as usize).copied().unwrap_or(0);
+        let outcomes = (0..NR_VCPUS)
+            .map(|v| SendOutcomes::of_vcpu(word, v))
+            .fold(SendOutcomes::default(), |a, b| a.zip_with(&b, u64::wrapping_add));
+        Some(KernelCounts { outcomes, bad_writes: word(stat::BAD_WRITE) })
+    }
+
+    fn unregister(&self, pid: u32) {
+        let kernel = self.kernel_counts(pid).unwrap_or_default();
+        self.records().ended(pid, kernel);
+        self.host().unregister(pid);
+    }
 }
 
 /// The inode of the initial PID namespace (PROC_PID_INIT_INO, fixed in
@@ -51,21 +90,25 @@ pub fn serve(config: &ServeConfig) -> Result<()> {
         let mut host = DoorbellHost::start_pinned(&config.pins, &tokio::runtime::Handle::current())
             .context("loading (or taking over) the doorbell program")?;
         let adopted = host.adopt();
-        let host = Arc::new(Mutex::new(host));
+        let shared = Arc::new(Shared { host: Mutex::new(host), records: Mutex::new(Records::default()) });
         if !adopted.is_empty() {
             eprintln!("xevtchn serve: took over {} running VMs: {adopted:?}", adopted.len());
         }
         for pid in adopted {
-            tokio::spawn(watch_adopted(pid, host.clone()));
+            shared.records().registered(pid, 0);
+            tokio::spawn(watch_adopted(pid, shared.clone()));
         }
         let listener = listen(config)?;
+        if let Some(addr) = config.metrics {
+            serve_metrics(addr, shared.clone())?;
+        }
         eprintln!("xevtchn serve: serving the doorbells of VMs that register at {}", config.socket.display());
         let mut terminate = signal(SignalKind::terminate())?;
         loop {
             tokio::select! {
                 accepted = listener.accept() => match accepted {
                     Ok((stream, _)) => {
-                        tokio::spawn(registration(stream, host.clone()));
+                        tokio::spawn(registration(stream, shared.clone()));
                     }
                     Err(e) => log::warn!("accepting a connection: {e}"),
                 },
@@ -74,7 +117,7 @@ pub fn serve(config: &ServeConfig) -> Result<()> {
             }
         }
         let _ = std::fs::remove_file(&config.socket);
-        let mut host = host.lock().unwrap_or_else(|p| p.into_inner());
+        let mut host = shared.host();
         let vms = host.registered().len();
         if vms == 0 {
             // Nothing left to serve: no program, map or pin stays behind.
@@ -111,7 +154,7 @@ fn mount_bpffs(pins: &Path) -> Result<()> {
 
 /// A VM registered before this service took over: unregistered when its
 /// VMM exits (it has no connection to this service).
-async fn watch_adopted(pid: u32, host: Arc<Mutex<DoorbellHost>>) {
+async fn watch_adopted(pid: u32, shared: Arc<Shared>) {
     let started = crate::bpf::doorbell_host::process_start(pid);
     // SAFETY: pidfd_open(2) returns a new fd or -1; no memory is passed.
     let fd = unsafe { libc::syscall(libc::SYS_pidfd_open, pid as libc::c_int, 0) };
@@ -128,7 +171,7 @@ async fn watch_adopted(pid: u32, host: Arc<Mutex<DoorbellHost>>) {
             }
         }
     }
-    host.lock().unwrap_or_else(|p| p.into_inner()).unregister(pid);
+    shared.unregister(pid);
     log::info!("adopted pid {pid} exited: its VM is unregistered");
 }
 
@@ -169,7 +212,8 @@ fn chown_group(path: &Path, group: &str) -> Result<()> {
 }
 
 /// One VMM: its request, its maps, and its registration until it hangs up.
-async fn registration(stream: UnixStream, host: Arc<Mutex<DoorbellHost>>) {
+/// One VMM: its request, its maps, and its registration until it hangs up.
+async fn registration(stream: UnixStream, shared: Arc<Shared>) {
     let pid = match stream.peer_cred().map(|c| c.pid()) {
         Ok(Some(pid)) if pid > 0 => pid as u32,
         // A peer outside our PID namespace has pid 0 here.
@@ -178,13 +222,13 @@ async fn registration(stream: UnixStream, host: Arc<Mutex<DoorbellHost>>) {
     let vcpus = match read_request(&stream).await {
         Ok(Request::Register { vcpus }) => vcpus,
         Ok(Request::Status) => {
-            let vms = host.lock().unwrap_or_else(|p| p.into_inner()).registered();
+            let vms = shared.host().registered();
             return answer(&stream, &Reply::Status { vms }).await;
         }
         Err(e) => return refuse(&stream, &format!("bad request: {e}")).await,
     };
     let registered = {
-        let mut host = host.lock().unwrap_or_else(|p| p.into_inner());
+        let mut host = shared.host();
         host.register(pid).map(|maps| (maps, host.cpus()))
     };
     let (maps, cpus) = match registered {
@@ -193,6 +237,7 @@ async fn registration(stream: UnixStream, host: Arc<Mutex<DoorbellHost>>) {
             return refuse(&stream, &format!("{:#} (one VM per VMM process)", anyhow::Error::from(e))).await;
         }
     };
+    shared.records().registered(pid, vcpus);
     let reply = serde_json::to_vec(&Reply::Registered { host_tgid: pid, cpus }).unwrap_or_default();
     let fds = [maps.state.as_fd(), maps.stats.as_fd(), maps.active.as_fd()];
     let sent = stream.async_io(Interest::WRITABLE, || protocol::send(stream.as_raw_fd(), &reply, &fds)).await;
@@ -200,12 +245,62 @@ async fn registration(stream: UnixStream, host: Arc<Mutex<DoorbellHost>>) {
     match sent {
         Ok(()) => {
             log::info!("registered the VM of pid {pid} ({vcpus} vCPUs)");
-            wait_for_hangup(&stream).await;
+            follow(&stream, pid, &shared).await;
             log::info!("pid {pid} hung up: its VM is unregistered");
         }
         Err(e) => log::warn!("pid {pid}: sending its maps: {e}"),
     }
-    host.lock().unwrap_or_else(|p| p.into_inner()).unregister(pid);
+    shared.unregister(pid);
+}
+
+/// Reads the VMM's progress reports (JSON lines) until it hangs up.
+async fn follow(stream: &UnixStream, pid: u32, shared: &Shared) {
+    let mut pending = Vec::new();
+    let mut buf = [0u8; 1024];
+    loop {
+        if stream.readable().await.is_err() {
+            return;
+        }
+        match stream.try_read(&mut buf) {
+            Ok(0) => return,
+            Ok(n) => pending.extend_from_slice(&buf[..n]),
+            Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => continue,
+            Err(_) => return,
+        }
+        while let Some(end) = pending.iter().position(|&b| b == b'\n') {
+            let line: Vec<u8> = pending.drain(..=end).collect();
+            match serde_json::from_slice::<Progress>(&line) {
+                Ok(progress) => shared.records().progress(pid, progress),
+                Err(e) => log::warn!("pid {pid}: a progress report it sent is not one: {e}"),
+            }
+        }
+        if pending.len() > protocol::MAX_MESSAGE {
+            pending.clear();
+        }
+    }
+}
+
+/// Serves OpenMetrics at `addr` from a thread of its own.
+fn serve_metrics(addr: std::net::SocketAddr, shared: Arc<Shared>) -> Result<()> {
+    let server = tiny_http::Server::http(addr).map_err(|e| anyhow::anyhow!("serving metrics at {addr}: {e}"))?;
+    eprintln!("xevtchn serve: metrics at http://{}/metrics", server.server_addr());
+    std::thread::Builder::new().name("metrics".into()).spawn(move || {
+        for request in server.incoming_requests() {
+            let response = if request.url() == "/metrics" {
+                let text = {
+                    let records = shared.records();
+                    metrics::render(&records, |pid| shared.kernel_counts(pid))
+                };
+                let kind = "application/openmetrics-text; version=1.0.0; charset=utf-8";
+                let header = tiny_http::Header::from_bytes("Content-Type", kind).expect("a valid header");
+                tiny_http::Response::from_string(text).with_header(header)
+            } else {
+                tiny_http::Response::from_string("see /metrics\n").with_status_code(404)
+            };
+            let _ = request.respond(response);
+        }
+    })?;
+    Ok(())
 }
 
 async fn read_request(stream: &UnixStream) -> std::io::Result<Request> {
@@ -223,21 +318,6 @@ async fn read_request(stream: &UnixStream) -> std::io::Result<Request> {
             Ok(request) => return Ok(request),
             Err(e) if e.is_eof() && len < buf.len() => continue,
             Err(e) => return Err(std::io::Error::other(e)),
-        }
-    }
-}
-
-async fn wait_for_hangup(stream: &UnixStream) {
-    let mut buf = [0u8; 64];
-    loop {
-        if stream.readable().await.is_err() {
-            return;
-        }
-        match stream.try_read(&mut buf) {
-            Ok(0) => return,
-            Ok(_) => {}
-            Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => {}
-            Err(_) => return,
         }
     }
 }
