@@ -2,6 +2,7 @@
 //! userspace, bpf, ...) so that drift of this shared machine hits both alike.
 
 pub mod plot;
+pub mod scale;
 pub mod summary;
 pub mod trace_overhead;
 
@@ -106,6 +107,8 @@ pub struct BenchReport {
     pub repeat: u32,
     pub workloads: Vec<WorkloadResult>,
     pub trace_overhead: Option<TraceOverhead>,
+    /// Flood with other registered VMs beside it (`--scale`).
+    pub scale: Option<scale::ScaleReport>,
 }
 
 /// User and system CPU time of this process (all threads) so far.
@@ -229,7 +232,7 @@ pub fn run(config: &BenchConfig, mut progress: impl FnMut(Workload, Backend, u32
             WorkloadResult { workload: *workload, backends, ratios }
         })
         .collect();
-    Ok(BenchReport { vcpus: config.vcpus, repeat: config.repeat, workloads, trace_overhead: None })
+    Ok(BenchReport { vcpus: config.vcpus, repeat: config.repeat, workloads, trace_overhead: None, scale: None })
 }
 
 #[cfg(test)]

@@ -45,6 +45,10 @@ pub struct BenchArgs {
     /// (as by default, and timing every send) against without.
     #[arg(long)]
     pub trace_overhead: bool,
+    /// Also measure flood on a VM served by an `xevtchn serve` that serves
+    /// 0, 8 and 32 other (paused) VMs, and the kernel memory per VM.
+    #[arg(long)]
+    pub scale: bool,
     /// Measure only the tracing overhead, not the backend matrix.
     #[arg(long, conflicts_with = "workloads")]
     pub trace_overhead_only: bool,
@@ -81,7 +85,8 @@ pub fn bench(args: &BenchArgs) -> Result<ExitCode> {
     let matrix = !args.trace_overhead_only;
     let overhead = args.trace_overhead || args.trace_overhead_only;
     let runs: usize = config.workloads.iter().map(|w| bench::backends(*w).len()).sum();
-    let total = (if matrix { runs } else { 0 } + usize::from(overhead)) * config.repeat as usize;
+    let scale_runs = if args.scale { 2 * bench::scale::LEVELS.len() } else { 0 };
+    let total = (if matrix { runs } else { 0 } + usize::from(overhead) + scale_runs) * config.repeat as usize;
     let bar = indicatif::ProgressBar::new(total as u64).with_style(
         indicatif::ProgressStyle::with_template("{bar:30} {pos}/{len} runs, {elapsed} {msg}")
             .expect("a valid template"),
@@ -96,6 +101,12 @@ pub fn bench(args: &BenchArgs) -> Result<ExitCode> {
         report.trace_overhead = Some(bench::trace_overhead::trace_overhead(&config, |round| {
             bar.inc(1);
             bar.set_message(format!("round {} flood on bpf, traced in windows", round + 1));
+        })?);
+    }
+    if args.scale {
+        report.scale = Some(bench::scale::scale(&config, |others, round| {
+            bar.inc(1);
+            bar.set_message(format!("round {} flood beside {others} registered VMs", round + 1));
         })?);
     }
     bar.finish_and_clear();
@@ -149,6 +160,19 @@ fn print_table(report: &BenchReport) {
             r(&t.throughput_every_send_timed_over_untraced),
             s(&t.sends_per_s_traced_with_msi),
             r(&t.throughput_with_msi_over_untraced),
+        );
+    }
+    if let Some(s) = &report.scale {
+        println!("\nflood on a VM the service serves, beside other registered (paused) VMs:");
+        for l in &s.levels {
+            let x = &l.sends_per_s;
+            println!("  {:>2} other VMs: {:.0} [{:.0}-{:.0}] sends/s", l.other_vms, x.median, x.min, x.max);
+        }
+        println!(
+            "  worst/best {:.3}x; per registered VM: {:.1} KiB of BPF maps, {:.0} bytes of per-CPU memory",
+            s.worst_over_best,
+            s.map_bytes_per_vm / 1024.0,
+            s.percpu_bytes_per_vm
         );
     }
     for w in &report.workloads {
