@@ -22,6 +22,7 @@ pub fn bench(env: &Env, extra: &[String]) -> Result<()> {
                 "--repeat",
                 "5",
                 "--trace-overhead",
+                "--scale",
                 "--output",
             ])
             .arg(&json)

@@ -179,18 +179,10 @@ pub fn scale(config: &BenchConfig, mut progress: impl FnMut(usize, u32)) -> Resu
             progress(LEVELS[level], round);
         }
     }
-    let levels: Vec<ScaleLevel> = LEVELS
-        .iter()
-        .zip(rates)
-        .map(|(&other_vms, r)| ScaleLevel { other_vms, sends_per_s: Spread::of(&r) })
-        .collect();
+    let levels: Vec<ScaleLevel> =
+        LEVELS.iter().zip(rates).map(|(&other_vms, r)| ScaleLevel { other_vms, sends_per_s: Spread::of(&r) }).collect();
     let medians: Vec<f64> = levels.iter().map(|l| l.sends_per_s.median).collect();
     let best = medians.iter().copied().fold(0.0, f64::max);
     let worst = medians.iter().copied().fold(f64::INFINITY, f64::min);
-    Ok(ScaleReport {
-        levels,
-        worst_over_best: ratio(worst, best),
-        map_bytes_per_vm,
-        percpu_bytes_per_vm,
-    })
+    Ok(ScaleReport { levels, worst_over_best: ratio(worst, best), map_bytes_per_vm, percpu_bytes_per_vm })
 }

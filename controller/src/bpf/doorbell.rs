@@ -116,7 +116,7 @@ pub struct DoorbellPath {
 /// Who keeps the program attached and the VM registered.
 enum Server {
     /// This process: its own program, for its own VM.
-    Embedded { host: DoorbellHost, host_tgid: u32 },
+    Embedded { host: Box<DoorbellHost>, host_tgid: u32 },
     /// The host's `xevtchn serve`, for as long as the registration is held.
     Service { registration: Registration },
     /// Nobody any more (the canary failed; the VM is unregistered).
@@ -133,7 +133,7 @@ impl DoorbellPath {
         let mut host = DoorbellHost::start(tasks)?;
         let host_tgid = host.whoami()?;
         let maps = host.register(host_tgid)?;
-        Self::from_maps(maps, host.cpus(), vcpus, Server::Embedded { host, host_tgid })
+        Self::from_maps(maps, host.cpus(), vcpus, Server::Embedded { host: Box::new(host), host_tgid })
     }
 
     /// Serves this process's VM with the host's service: the maps its
