@@ -74,63 +74,78 @@ impl Records {
 /// The OpenMetrics text of `records`, live VMs' kernel counts from `live`.
 pub fn render(records: &Records, live: impl Fn(u32) -> Option<KernelCounts>) -> String {
     let mut out = String::new();
-    let live_vms = records.vms.values().filter(|vm| !vm.ended).count();
-    let _ = writeln!(out, "# TYPE xevtchn_registrations counter");
-    let _ = writeln!(out, "# HELP xevtchn_registrations VMs registered since the service started.");
-    let _ = writeln!(out, "xevtchn_registrations_total {}", records.registrations);
-    let _ = writeln!(out, "# TYPE xevtchn_canary_failures counter");
-    let _ = writeln!(out, "# HELP xevtchn_canary_failures VMs whose canary failed (delivered in userspace).");
-    let _ = writeln!(out, "xevtchn_canary_failures_total {}", records.canary_failures);
-    let _ = writeln!(out, "# TYPE xevtchn_vms gauge");
-    let _ = writeln!(out, "# HELP xevtchn_vms VMs registered now.");
-    let _ = writeln!(out, "xevtchn_vms {live_vms}");
+    let live_vms = records.vms.values().filter(|vm| !vm.ended).count() as u64;
     let counts: Vec<(u32, &VmRecord, KernelCounts)> = records
         .vms
         .iter()
         .map(|(&pid, vm)| (pid, vm, if vm.ended { vm.kernel } else { live(pid).unwrap_or(vm.kernel) }))
         .collect();
-    let _ = writeln!(out, "# TYPE xevtchn_sends counter");
-    let _ = writeln!(
-        out,
-        "# HELP xevtchn_sends Event-channel sends per VM: in the kernel by outcome, or in the VMM (fallback)."
+    let labels = |pid: u32, more: &str| format!("{{pid=\"{pid}\"{more}}}");
+    family(
+        &mut out,
+        "xevtchn_registrations",
+        "counter",
+        "VMs registered since the service started.",
+        [(String::new(), records.registrations)],
     );
-    for (pid, vm, k) in &counts {
-        let o = &k.outcomes;
-        for (outcome, n) in [
-            ("raised", o.raised),
-            ("coalesced", o.coalesced),
-            ("masked", o.masked),
-            ("already_pending", o.already_pending),
-        ] {
-            let _ = writeln!(out, "xevtchn_sends_total{{pid=\"{pid}\",path=\"kernel\",outcome=\"{outcome}\"}} {n}");
-        }
-        let _ = writeln!(
-            out,
-            "xevtchn_sends_total{{pid=\"{pid}\",path=\"userspace\",outcome=\"any\"}} {}",
-            vm.progress.userspace_sends
-        );
-    }
-    let _ = writeln!(out, "# TYPE xevtchn_upcalls counter");
-    let _ = writeln!(out, "# HELP xevtchn_upcalls Upcalls raised per VM (evtchn_upcall_pending 0 -> 1), by path.");
-    for (pid, vm, k) in &counts {
-        let _ = writeln!(out, "xevtchn_upcalls_total{{pid=\"{pid}\",path=\"kernel\"}} {}", k.outcomes.raised);
-        let _ = writeln!(
-            out,
-            "xevtchn_upcalls_total{{pid=\"{pid}\",path=\"userspace\"}} {}",
-            vm.progress.userspace_upcalls
-        );
-    }
-    let _ = writeln!(out, "# TYPE xevtchn_bad_doorbell_writes counter");
-    let _ = writeln!(out, "# HELP xevtchn_bad_doorbell_writes Writes in a VM's doorbell window that were no doorbell.");
-    for (pid, _, k) in &counts {
-        let _ = writeln!(out, "xevtchn_bad_doorbell_writes_total{{pid=\"{pid}\"}} {}", k.bad_writes);
-    }
-    let _ = writeln!(out, "# TYPE xevtchn_vcpus gauge");
-    for (pid, vm, _) in &counts {
-        let _ = writeln!(out, "xevtchn_vcpus{{pid=\"{pid}\"}} {}", vm.vcpus);
-    }
+    family(
+        &mut out,
+        "xevtchn_canary_failures",
+        "counter",
+        "VMs whose canary failed (delivered in userspace).",
+        [(String::new(), records.canary_failures)],
+    );
+    family(&mut out, "xevtchn_vms", "gauge", "VMs registered now.", [(String::new(), live_vms)]);
+    let sends = counts.iter().flat_map(|&(pid, vm, k)| {
+        let o = k.outcomes;
+        [("raised", o.raised), ("coalesced", o.coalesced), ("masked", o.masked), ("already_pending", o.already_pending)]
+            .map(|(outcome, n)| (labels(pid, &format!(",path=\"kernel\",outcome=\"{outcome}\"")), n))
+            .into_iter()
+            .chain([(labels(pid, ",path=\"userspace\",outcome=\"any\""), vm.progress.userspace_sends)])
+    });
+    family(
+        &mut out,
+        "xevtchn_sends",
+        "counter",
+        "Event-channel sends per VM: in the kernel by outcome, or in the VMM (fallback).",
+        sends,
+    );
+    let upcalls = counts.iter().flat_map(|&(pid, vm, k)| {
+        [
+            (labels(pid, ",path=\"kernel\""), k.outcomes.raised),
+            (labels(pid, ",path=\"userspace\""), vm.progress.userspace_upcalls),
+        ]
+    });
+    family(
+        &mut out,
+        "xevtchn_upcalls",
+        "counter",
+        "Upcalls raised per VM (evtchn_upcall_pending 0 -> 1), by path.",
+        upcalls,
+    );
+    let bad = counts.iter().map(|&(pid, _, k)| (labels(pid, ""), k.bad_writes));
+    family(
+        &mut out,
+        "xevtchn_bad_doorbell_writes",
+        "counter",
+        "Writes in a VM's doorbell window that were no doorbell.",
+        bad,
+    );
+    let vcpus = counts.iter().map(|&(pid, vm, _)| (labels(pid, ""), u64::from(vm.vcpus)));
+    family(&mut out, "xevtchn_vcpus", "gauge", "vCPUs of each VM.", vcpus);
     out.push_str("# EOF\n");
     out
+}
+
+/// One metric family: its TYPE and HELP lines, then its samples (labels,
+/// value); counters' samples are named with `_total`.
+fn family(out: &mut String, name: &str, kind: &str, help: &str, samples: impl IntoIterator<Item = (String, u64)>) {
+    let _ = writeln!(out, "# TYPE {name} {kind}");
+    let _ = writeln!(out, "# HELP {name} {help}");
+    let suffix = if kind == "counter" { "_total" } else { "" };
+    for (labels, value) in samples {
+        let _ = writeln!(out, "{name}{suffix}{labels} {value}");
+    }
 }
 
 #[cfg(test)]
