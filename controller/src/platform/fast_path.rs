@@ -458,6 +458,10 @@ pub enum FastPathError {
 }
 
 #[cfg(test)]
+#[path = "move_protocol_tests.rs"]
+mod move_protocol_tests;
+
+#[cfg(test)]
 mod tests {
     use super::*;
 
