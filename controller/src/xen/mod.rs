@@ -38,6 +38,10 @@ mod version_ops;
 #[cfg(test)]
 mod test_support;
 
+#[cfg(test)]
+#[path = "domain_fuzz_tests.rs"]
+mod domain_fuzz_tests;
+
 pub use actions::Action;
 pub use config::{ConfigError, DomainConfig, XenVersion};
 pub use dispatch::{CompatGuestUnsupported, Hypercall, HypercallResult, require_64bit_guest};
