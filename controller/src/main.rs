@@ -12,6 +12,11 @@ fn main() -> ExitCode {
         .init();
     let cli = match Cli::try_parse() {
         Ok(cli) => cli,
+        Err(e) if e.kind() == clap::error::ErrorKind::DisplayHelpOnMissingArgumentOrSubcommand => {
+            // Plain `xevtchn`: what it can do, then the usage status.
+            let _ = e.print();
+            return ExitCode::from(2);
+        }
         Err(e) if e.use_stderr() => {
             // One line: what is wrong (clap's first line names the flag).
             let rendered = e.render().to_string();
@@ -39,7 +44,9 @@ fn main() -> ExitCode {
         }
         Err(err) => {
             eprintln!("xevtchn: error: {err:#}");
-            ExitCode::FAILURE
+            // 3: the host lacks something (privileges, /dev/kvm, BPF,
+            // tracefs); 1: anything else that went wrong.
+            ExitCode::from(if xevtchn::cli::host_lacks(&err) { 3 } else { 1 })
         }
     }
 }

@@ -13,9 +13,9 @@ use crate::{
 
 #[derive(Debug, Args)]
 pub struct BenchArgs {
-    /// Workloads to measure, comma-separated (pingpong, flood, fanout,
-    /// rebind).
-    #[arg(long, value_delimiter = ',', default_value = "pingpong,flood,fanout,rebind")]
+    /// Workloads to measure, comma-separated: pingpong, flood, fanout,
+    /// rebind.
+    #[arg(long, value_delimiter = ',', default_value = "pingpong,flood,fanout,rebind", hide_possible_values = true)]
     pub workloads: Vec<Workload>,
     /// vCPUs per VM (at least 2).
     #[arg(long, default_value_t = 2, value_parser = clap::value_parser!(u32).range(2..=32))]
@@ -50,7 +50,7 @@ pub struct BenchArgs {
     #[arg(long)]
     pub scale: bool,
     /// Measure only the tracing overhead, not the backend matrix.
-    #[arg(long, conflicts_with = "workloads")]
+    #[arg(long, conflicts_with_all = ["workloads", "trace_overhead"])]
     pub trace_overhead_only: bool,
 }
 
@@ -63,16 +63,19 @@ pub fn bench(args: &BenchArgs) -> Result<ExitCode> {
         .iter()
         .map(|w| match w {
             Workload::Pingpong | Workload::Flood | Workload::Fanout | Workload::Rebind => Ok(*w),
-            other => {
-                Err(UsageError(format!("{other:?} is not a benchmark workload: use pingpong, flood, fanout or rebind")))
-            }
+            other => Err(UsageError(format!(
+                "{} is not a benchmark workload: use pingpong, flood, fanout or rebind",
+                workload_name(*other)
+            ))),
         })
         .collect::<Result<Vec<_>, _>>()?;
     if args.trace_overhead_only && args.plot.is_some() {
         return Err(UsageError("--plot draws the backend matrix, which --trace-overhead-only skips".into()).into());
     }
-    for path in [&args.output, &args.plot].into_iter().flatten() {
-        check_writable(path)?;
+    for (flag, path) in [("--output", &args.output), ("--plot", &args.plot)] {
+        if let Some(path) = path {
+            check_writable(flag, path)?;
+        }
     }
     let config = BenchConfig {
         workloads,
@@ -131,12 +134,12 @@ pub fn bench(args: &BenchArgs) -> Result<ExitCode> {
 
 /// Fails with a usage error (exit 2) before any measuring if `path`
 /// cannot be written.
-fn check_writable(path: &std::path::Path) -> Result<(), UsageError> {
+fn check_writable(flag: &str, path: &std::path::Path) -> Result<(), UsageError> {
     let dir = path.parent().filter(|d| !d.as_os_str().is_empty()).unwrap_or(std::path::Path::new("."));
     let probe = dir.join(format!(".xevtchn-bench-{}", std::process::id()));
     fs::write(&probe, b"")
         .and_then(|()| fs::remove_file(&probe))
-        .map_err(|e| UsageError(format!("cannot write --output {}: {e}", path.display())))
+        .map_err(|e| UsageError(format!("cannot write {flag} {}: {e}", path.display())))
 }
 
 fn print_table(report: &BenchReport) {
@@ -218,4 +221,9 @@ fn print_table(report: &BenchReport) {
             x(r.cpu_per_send_userspace_over_bpf)
         );
     }
+}
+
+/// A workload as the command line names it.
+fn workload_name(w: Workload) -> String {
+    clap::ValueEnum::to_possible_value(&w).map_or_else(|| format!("{w:?}"), |v| v.get_name().to_string())
 }

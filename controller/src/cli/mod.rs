@@ -10,7 +10,7 @@ use clap::{Parser, Subcommand};
 
 /// Xen event channels for KVM guests, delivered in the kernel by eBPF.
 #[derive(Debug, Parser)]
-#[command(name = "xevtchn", version)]
+#[command(name = "xevtchn", version, arg_required_else_help = true)]
 pub struct Cli {
     #[command(subcommand)]
     pub command: Command,
@@ -27,4 +27,17 @@ pub enum Command {
     /// Serve every VM's doorbells in the kernel, one service per host: VMMs
     /// register over a Unix socket and need no BPF privileges.
     Serve(serve::ServeArgs),
+}
+
+/// Whether `err` says the host lacks something the command needs
+/// (privileges, /dev/kvm, BPF support, tracefs, a built BPF object): exit
+/// status 3, against 1 for lost events and other failures.
+pub fn host_lacks(err: &anyhow::Error) -> bool {
+    use crate::{bpf::BpfError, vmm::VmmError};
+    err.chain().any(|cause| {
+        matches!(
+            cause.downcast_ref::<BpfError>(),
+            Some(BpfError::Permission(_) | BpfError::NotBuilt | BpfError::Pin(..) | BpfError::Attach { .. })
+        ) || matches!(cause.downcast_ref::<VmmError>(), Some(VmmError::NoKvm | VmmError::KvmPermission(_)))
+    })
 }

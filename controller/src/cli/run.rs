@@ -20,11 +20,11 @@ pub struct RunArgs {
     /// Number of vCPUs (1 to 32).
     #[arg(long, default_value_t = 2, value_parser = clap::value_parser!(u32).range(1..=32))]
     pub vcpus: u32,
-    /// Sends per sender (ignored with --duration).
+    /// Sends per sender (or rounds), unless --duration is given.
     #[arg(long, default_value_t = 5000, value_parser = clap::value_parser!(u64).range(1..))]
     pub count: u64,
     /// Run the senders for this many seconds instead of --count sends.
-    #[arg(long, value_parser = parse_seconds)]
+    #[arg(long, value_parser = parse_seconds, conflicts_with = "count")]
     pub duration: Option<Duration>,
     /// How vCPU 0 is called back (the others use per-vCPU vectors).
     #[arg(long, value_enum, default_value_t = Callback::Vector)]
@@ -58,7 +58,7 @@ pub struct RunArgs {
 fn parse_seconds(s: &str) -> Result<Duration, String> {
     match s.parse::<f64>() {
         Ok(secs) if secs > 0.0 && secs <= 3600.0 => Ok(Duration::from_secs_f64(secs)),
-        _ => Err(format!("{s:?} is not a number of seconds between 0 and 3600")),
+        _ => Err(format!("{s:?} is not a number of seconds above 0 and at most 3600")),
     }
 }
 
@@ -75,7 +75,8 @@ pub fn run(args: &RunArgs) -> Result<ExitCode> {
     }
     if args.vcpus < workload.min_vcpus() {
         return Err(UsageError(format!(
-            "the {workload:?} workload needs at least {} vCPUs: pass --vcpus {}",
+            "the {} workload needs at least {} vCPUs: pass --vcpus {}",
+            workload_name(workload),
             workload.min_vcpus(),
             workload.min_vcpus()
         ))
@@ -83,7 +84,8 @@ pub fn run(args: &RunArgs) -> Result<ExitCode> {
     }
     if args.rate.is_some() && !matches!(workload, Workload::Flood | Workload::Fanout | Workload::Rebind) {
         return Err(UsageError(format!(
-            "--rate paces the senders of flood, fanout and rebind; {workload:?} has none to pace"
+            "--rate paces the senders of flood, fanout and rebind; {} has none to pace",
+            workload_name(workload)
         ))
         .into());
     }
@@ -168,4 +170,9 @@ fn print_summary(r: &RunReport) {
             l.samples, l.p50, l.p90, l.p99, l.max
         );
     }
+}
+
+/// A workload as the command line names it.
+pub fn workload_name(w: Workload) -> String {
+    clap::ValueEnum::to_possible_value(&w).map_or_else(|| format!("{w:?}"), |v| v.get_name().to_string())
 }

@@ -35,7 +35,7 @@ pub struct TraceArgs {
     pub interval: u64,
     /// One line per send (its timestamps and path) and per Xen hypercall,
     /// instead of the interval reports.
-    #[arg(long)]
+    #[arg(long, conflicts_with = "interval")]
     pub events: bool,
     /// JSON lines: one object per interval (per event with --events), then
     /// one with the totals.

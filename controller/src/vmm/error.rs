@@ -6,8 +6,8 @@ use std::io;
 pub enum VmmError {
     #[error("/dev/kvm does not exist: this host has no KVM (load kvm_intel/kvm_amd, or use a host with KVM)")]
     NoKvm,
-    #[error("/dev/kvm: permission denied: run as root or join the kvm group")]
-    KvmPermission,
+    #[error("/dev/kvm: permission denied: run as root, or give this user read-write access to /dev/kvm{0}")]
+    KvmPermission(String),
     #[error("opening /dev/kvm")]
     OpenKvm(#[source] kvm_ioctls::Error),
     #[error("KVM ioctl {what} failed")]
@@ -46,8 +46,28 @@ impl VmmError {
     pub fn open(e: kvm_ioctls::Error) -> Self {
         match e.errno() {
             libc::ENOENT => Self::NoKvm,
-            libc::EACCES | libc::EPERM => Self::KvmPermission,
+            libc::EACCES | libc::EPERM => Self::KvmPermission(kvm_group_hint()),
             _ => Self::OpenKvm(e),
         }
     }
+}
+
+/// " (join its group NAME)" when /dev/kvm belongs to a group other than
+/// root's, else nothing: not every host has a kvm group.
+fn kvm_group_hint() -> String {
+    use std::os::unix::fs::MetadataExt;
+    let Ok(meta) = std::fs::metadata("/dev/kvm") else { return String::new() };
+    if meta.gid() == 0 || meta.mode() & 0o060 != 0o060 {
+        return String::new();
+    }
+    // SAFETY: getgrgid returns a pointer to static storage or null; the
+    // name is copied out before any other call.
+    let name = unsafe {
+        let entry = libc::getgrgid(meta.gid());
+        if entry.is_null() {
+            return String::new();
+        }
+        std::ffi::CStr::from_ptr((*entry).gr_name).to_string_lossy().into_owned()
+    };
+    format!(" (join its group {name})")
 }
