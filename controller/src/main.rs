@@ -3,7 +3,7 @@
 use std::process::ExitCode;
 
 use clap::Parser;
-use xevtchn::cli::{Cli, Command, bench, run, serve, trace};
+use xevtchn::cli::{Cli, Command, bench, docs, run, serve, trace};
 
 fn main() -> ExitCode {
     // aya's feature probes fail without privileges; the error that follows
@@ -21,7 +21,12 @@ fn main() -> ExitCode {
             // One line: what is wrong (clap's first line names the flag).
             let rendered = e.render().to_string();
             let line = rendered.lines().next().unwrap_or("invalid arguments").trim_start_matches("error: ");
-            eprintln!("xevtchn: {line} (see --help)");
+            // ... and, for a bad value, which values there are.
+            let choices = rendered.lines().map(str::trim).find(|l| l.starts_with("[possible values:"));
+            match choices {
+                Some(choices) => eprintln!("xevtchn: {line}; {} (see --help)", choices.trim_matches(['[', ']'])),
+                None => eprintln!("xevtchn: {line} (see --help)"),
+            }
             return ExitCode::from(2);
         }
         Err(e) => {
@@ -35,6 +40,8 @@ fn main() -> ExitCode {
         Command::Bench(args) => bench::bench(args),
         Command::Trace(args) => trace::trace(args),
         Command::Serve(args) => serve::serve(args),
+        Command::Completions(args) => docs::completions(args),
+        Command::Man(args) => docs::man(args),
     };
     match result {
         Ok(code) => code,

@@ -62,3 +62,59 @@ fn a_host_that_lacks_a_piece_is_status_3_and_names_it() {
     assert_eq!(status(&trace), Some(3), "{}", String::from_utf8_lossy(&trace.stderr));
     assert!(String::from_utf8_lossy(&trace.stderr).contains("CAP_BPF"));
 }
+
+#[test]
+fn completions_and_man_pages_come_from_the_flag_definitions() {
+    let bash = xevtchn(&["completions", "bash"]);
+    assert_eq!(status(&bash), Some(0), "{}", String::from_utf8_lossy(&bash.stderr));
+    let script = String::from_utf8_lossy(&bash.stdout);
+    for word in ["_xevtchn", "serve", "--backend", "--workloads", "--socket-mode"] {
+        assert!(script.contains(word), "bash completion knows {word}");
+    }
+    let nosuch = xevtchn(&["completions", "tcsh"]);
+    assert_eq!(status(&nosuch), Some(2));
+    assert!(String::from_utf8_lossy(&nosuch.stderr).contains("tcsh"));
+
+    let page = xevtchn(&["man"]);
+    assert_eq!(status(&page), Some(0));
+    let roff = String::from_utf8_lossy(&page.stdout);
+    assert!(roff.starts_with(".ie") || roff.contains(".TH xevtchn"), "a roff page: {roff:.200}");
+    assert!(roff.contains("completions"), "the page lists the subcommands");
+
+    let dir = std::env::temp_dir().join(format!("xevtchn-man-{}", std::process::id()));
+    let pages = xevtchn(&["man", "--dir", dir.to_str().unwrap()]);
+    assert_eq!(status(&pages), Some(0), "{}", String::from_utf8_lossy(&pages.stderr));
+    for name in ["xevtchn.1", "xevtchn-run.1", "xevtchn-bench.1", "xevtchn-trace.1", "xevtchn-serve.1"] {
+        let text = std::fs::read_to_string(dir.join(name)).unwrap_or_else(|e| panic!("{name}: {e}"));
+        assert!(text.contains(".TH"), "{name} is a man page");
+    }
+    let run_page = std::fs::read_to_string(dir.join("xevtchn-run.1")).unwrap();
+    assert!(run_page.contains("backend"), "xevtchn-run.1 documents --backend");
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+/// Bench through a pipe: progress lines on stderr (not silence), and every
+/// percentile backed by a stated number of samples.
+#[test]
+fn bench_in_a_pipe_reports_progress_and_sample_counts() {
+    require_privileged_host();
+    let out = xevtchn(&["bench", "--workloads", "flood", "--repeat", "1", "--duration", "0.3", "--json"]);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(status(&out), Some(0), "{stderr}");
+    assert!(stderr.contains("bench: 1/3 runs") && stderr.contains("bench: 3/3 runs"), "{stderr}");
+    assert!(stderr.contains("flood on bpf"), "{stderr}");
+    let report: serde_json::Value = serde_json::from_slice(&out.stdout).expect("bench JSON");
+    let flood = &report["workloads"][0];
+    let min = 100;
+    for backend in flood["backends"].as_array().expect("backends") {
+        let runs = backend["samples"].as_array().expect("runs");
+        let counted: u64 = runs.iter().map(|r| r["latency_samples"].as_u64().unwrap()).filter(|&n| n >= min).sum();
+        assert_eq!(backend["latency_samples"].as_u64(), Some(counted), "{backend}");
+        if counted == 0 {
+            assert_eq!(backend["p99_ns"]["max"].as_f64(), Some(0.0), "no percentile without samples: {backend}");
+        }
+    }
+    let backends = flood["backends"].as_array().unwrap();
+    let both = backends[0]["latency_samples"].as_u64() > Some(0) && backends[1]["latency_samples"].as_u64() > Some(0);
+    assert_eq!(flood["ratios"]["p99_userspace_over_bpf"].is_null(), !both, "{}", flood["ratios"]);
+}

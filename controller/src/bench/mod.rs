@@ -46,10 +46,17 @@ pub struct BenchConfig {
 /// code on this host kind), and moves/s would measure that, not moves.
 pub const REBIND_RATE: u32 = 5000;
 
+/// A run's latency percentiles count only if they come from this many
+/// measured sends: below it p99 is the maximum of a handful (flood coalesces
+/// almost every send and may measure 3).
+pub const MIN_LATENCY_SAMPLES: u64 = 100;
+
 /// One run's figures.
 #[derive(Debug, Clone, Copy, Serialize)]
 pub struct Sample {
     pub sends_per_s: f64,
+    /// Sends whose latency this run measured (p50/p90/p99 come from them).
+    pub latency_samples: u64,
     pub p50_ns: f64,
     pub p90_ns: f64,
     pub p99_ns: f64,
@@ -77,6 +84,10 @@ pub struct BackendResult {
     pub cpu_system_ns_per_send: Spread,
     pub moves_per_s: Spread,
     pub lost: u64,
+    /// Latency samples behind the percentiles: the runs' measured sends,
+    /// counting only runs with at least MIN_LATENCY_SAMPLES.
+    pub latency_samples: u64,
+    /// One entry per run.
     pub samples: Vec<Sample>,
     /// Latency distribution over all runs: (nanoseconds, fraction of
     /// samples at or below), 200 points at most.
@@ -87,8 +98,9 @@ pub struct BackendResult {
 pub struct Ratios {
     pub throughput_bpf_over_userspace: f64,
     pub throughput_bpf_over_bare: f64,
-    pub p50_userspace_over_bpf: f64,
-    pub p99_userspace_over_bpf: f64,
+    /// None when either side has too few latency samples.
+    pub p50_userspace_over_bpf: Option<f64>,
+    pub p99_userspace_over_bpf: Option<f64>,
     pub cpu_per_send_userspace_over_bpf: f64,
     /// Ports moved per second (rebind), bpf over userspace.
     pub moves_bpf_over_userspace: f64,
@@ -109,6 +121,11 @@ pub struct BenchReport {
     pub trace_overhead: Option<TraceOverhead>,
     /// Flood with other registered VMs beside it (`--scale`).
     pub scale: Option<scale::ScaleReport>,
+}
+
+/// `f(user) / f(bpf)`, when both backends measured latency.
+fn latency_ratio(user: &BackendResult, bpf: &BackendResult, f: fn(&BackendResult) -> f64) -> Option<f64> {
+    (user.latency_samples > 0 && bpf.latency_samples > 0).then(|| ratio(f(user), f(bpf)))
 }
 
 /// User and system CPU time of this process (all threads) so far.
@@ -146,6 +163,7 @@ fn measure(config: &BenchConfig, workload: Workload, backend: Backend) -> Result
     let sent = r.sent.max(1) as f64;
     let sample = Sample {
         sends_per_s: r.sends_per_s,
+        latency_samples: r.latency_ns.samples,
         p50_ns: r.latency_ns.p50 as f64,
         p90_ns: r.latency_ns.p90 as f64,
         p99_ns: r.latency_ns.p99 as f64,
@@ -198,10 +216,11 @@ pub fn run(config: &BenchConfig, mut progress: impl FnMut(Workload, Backend, u32
                 .zip(per_backend.into_iter().zip(per_backend_ns))
                 .map(|(backend, (s, ns))| {
                     let spread = |f: fn(&Sample) -> f64| Spread::of(&s.iter().map(f).collect::<Vec<_>>());
-                    // Runs without latency samples (every send coalesced) have no latency.
-                    let latency = |f: fn(&Sample) -> f64| {
-                        Spread::of(&s.iter().filter(|x| x.p50_ns > 0.0).map(f).collect::<Vec<_>>())
-                    };
+                    // Runs with too few latency samples (flood coalesces
+                    // nearly every send) give no percentiles.
+                    let measured = |x: &&Sample| x.latency_samples >= MIN_LATENCY_SAMPLES;
+                    let latency =
+                        |f: fn(&Sample) -> f64| Spread::of(&s.iter().filter(measured).map(f).collect::<Vec<_>>());
                     BackendResult {
                         backend: *backend,
                         sends_per_s: spread(|x| x.sends_per_s),
@@ -214,6 +233,7 @@ pub fn run(config: &BenchConfig, mut progress: impl FnMut(Workload, Backend, u32
                         cpu_system_ns_per_send: spread(|x| x.cpu_system_ns_per_send),
                         moves_per_s: spread(|x| x.moves_per_s),
                         lost: s.iter().map(|x| x.lost).sum(),
+                        latency_samples: s.iter().filter(measured).map(|x| x.latency_samples).sum(),
                         samples: s,
                         latency_cdf: cdf(ns, 200),
                     }
@@ -225,8 +245,8 @@ pub fn run(config: &BenchConfig, mut progress: impl FnMut(Workload, Backend, u32
                 throughput_bpf_over_userspace: ratio(bpf.sends_per_s.median, user.sends_per_s.median),
                 throughput_bpf_over_bare: ratio(bpf.sends_per_s.median, bare),
                 moves_bpf_over_userspace: ratio(bpf.moves_per_s.median, user.moves_per_s.median),
-                p50_userspace_over_bpf: ratio(user.p50_ns.median, bpf.p50_ns.median),
-                p99_userspace_over_bpf: ratio(user.p99_ns.median, bpf.p99_ns.median),
+                p50_userspace_over_bpf: latency_ratio(user, bpf, |b| b.p50_ns.median),
+                p99_userspace_over_bpf: latency_ratio(user, bpf, |b| b.p99_ns.median),
                 cpu_per_send_userspace_over_bpf: ratio(user.cpu_ns_per_send.median, bpf.cpu_ns_per_send.median),
             };
             WorkloadResult { workload: *workload, backends, ratios }

@@ -35,7 +35,11 @@ pub fn write_svg(report: &BenchReport, path: &Path) -> Result<()> {
             chart
                 .draw_series(LineSeries::new(points, color.stroke_width(2)))
                 .map_err(|e| anyhow!("{e}"))?
-                .label(format!("{:?}", b.backend).to_lowercase())
+                .label(format!(
+                    "{} (n={})",
+                    format!("{:?}", b.backend).to_lowercase(),
+                    b.samples.iter().map(|s| s.latency_samples).sum::<u64>()
+                ))
                 .legend(move |(x, y)| PathElement::new(vec![(x, y), (x + 16, y)], color.stroke_width(2)));
         }
         chart

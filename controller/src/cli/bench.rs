@@ -90,29 +90,24 @@ pub fn bench(args: &BenchArgs) -> Result<ExitCode> {
     let runs: usize = config.workloads.iter().map(|w| bench::backends(*w).len()).sum();
     let scale_runs = if args.scale { 2 * bench::scale::LEVELS.len() } else { 0 };
     let total = (if matrix { runs } else { 0 } + usize::from(overhead) + scale_runs) * config.repeat as usize;
-    let bar = indicatif::ProgressBar::new(total as u64).with_style(
-        indicatif::ProgressStyle::with_template("{bar:30} {pos}/{len} runs, {elapsed} {msg}")
-            .expect("a valid template"),
-    );
+    let progress = Progress::new(total as u64);
     let matrix_config =
         BenchConfig { workloads: if matrix { config.workloads.clone() } else { Vec::new() }, ..config.clone() };
     let mut report = bench::run(&matrix_config, |workload, backend, round| {
-        bar.inc(1);
-        bar.set_message(format!("round {} {workload:?} on {backend:?}", round + 1).to_lowercase());
+        let backend = format!("{backend:?}").to_lowercase();
+        progress.step(format!("round {} {} on {backend}", round + 1, workload_name(workload)));
     })?;
     if overhead {
         report.trace_overhead = Some(bench::trace_overhead::trace_overhead(&config, |round| {
-            bar.inc(1);
-            bar.set_message(format!("round {} flood on bpf, traced in windows", round + 1));
+            progress.step(format!("round {} flood on bpf, traced in windows", round + 1));
         })?);
     }
     if args.scale {
         report.scale = Some(bench::scale::scale(&config, |others, round| {
-            bar.inc(1);
-            bar.set_message(format!("round {} flood beside {others} registered VMs", round + 1));
+            progress.step(format!("round {} flood beside {others} registered VMs", round + 1));
         })?);
     }
-    bar.finish_and_clear();
+    progress.finish();
     if let Some(path) = &args.output {
         // Write then rename: an interrupted write leaves no half file.
         let tmp = path.with_extension("json.tmp");
@@ -132,6 +127,40 @@ pub fn bench(args: &BenchArgs) -> Result<ExitCode> {
     Ok(ExitCode::SUCCESS)
 }
 
+/// Progress on stderr: a bar on a terminal, else one line per finished run
+/// (a CI log or a pipe still shows that the bench is alive).
+struct Progress {
+    bar: indicatif::ProgressBar,
+    lines: bool,
+    total: u64,
+    started: std::time::Instant,
+}
+
+impl Progress {
+    fn new(total: u64) -> Self {
+        let bar = indicatif::ProgressBar::new(total).with_style(
+            indicatif::ProgressStyle::with_template("{bar:30} {pos}/{len} runs, {elapsed} {msg}")
+                .expect("a valid template"),
+        );
+        let lines = !std::io::IsTerminal::is_terminal(&std::io::stderr());
+        Self { bar, lines, total, started: std::time::Instant::now() }
+    }
+
+    fn step(&self, done: String) {
+        self.bar.inc(1);
+        if self.lines {
+            let elapsed = self.started.elapsed().as_secs_f64();
+            eprintln!("bench: {}/{} runs, {elapsed:.1} s: {done}", self.bar.position(), self.total);
+        } else {
+            self.bar.set_message(done);
+        }
+    }
+
+    fn finish(&self) {
+        self.bar.finish_and_clear();
+    }
+}
+
 /// Fails with a usage error (exit 2) before any measuring if `path`
 /// cannot be written.
 fn check_writable(flag: &str, path: &std::path::Path) -> Result<(), UsageError> {
@@ -144,6 +173,12 @@ fn check_writable(flag: &str, path: &std::path::Path) -> Result<(), UsageError> 
 
 fn print_table(report: &BenchReport) {
     println!("{} vCPUs, {} interleaved runs per backend; median [min - max]", report.vcpus, report.repeat);
+    if report.repeat < 3 {
+        println!(
+            "note: with --repeat {} the [min - max] spread is too few runs to judge; use --repeat 5",
+            report.repeat
+        );
+    }
     if let Some(t) = &report.trace_overhead {
         let s = |x: &bench::summary::Spread| format!("{:.0} [{:.0}-{:.0}]", x.median, x.min, x.max);
         let r = |x: &bench::summary::Spread| format!("{:.3}x [{:.3}-{:.3}]", x.median, x.min, x.max);
@@ -206,18 +241,37 @@ fn print_table(report: &BenchReport) {
             table.add_row(row);
         }
         let r = &w.ratios;
-        println!("\n{:?}\n{table}", w.workload);
+        println!("\n{}\n{table}", workload_name(w.workload));
+        let counts: Vec<String> = w
+            .backends
+            .iter()
+            .map(|b| {
+                let backend = format!("{:?}", b.backend).to_lowercase();
+                let measured: u64 = b.samples.iter().map(|s| s.latency_samples).sum();
+                if measured == b.latency_samples {
+                    format!("{backend} {measured}")
+                } else {
+                    format!("{backend} {} of {measured}", b.latency_samples)
+                }
+            })
+            .collect();
+        println!(
+            "latency samples behind the percentiles: {} (a run with fewer than {} gives none: -)",
+            counts.join(", "),
+            bench::MIN_LATENCY_SAMPLES
+        );
         if rebind {
             println!("ports moved per second bpf/userspace {:.2}x", r.moves_bpf_over_userspace);
         }
         // A ratio of 0 has no samples on one side (flood's coalesced sends).
         let x = |r: f64| if r == 0.0 { "-".to_string() } else { format!("{r:.2}x") };
+        let lx = |r: Option<f64>| r.map_or_else(|| "-".to_string(), x);
         println!(
             "throughput bpf/userspace {}, bpf/bare {}; p50 userspace/bpf {}; p99 userspace/bpf {}; cpu per send userspace/bpf {}",
             x(r.throughput_bpf_over_userspace),
             x(r.throughput_bpf_over_bare),
-            x(r.p50_userspace_over_bpf),
-            x(r.p99_userspace_over_bpf),
+            lx(r.p50_userspace_over_bpf),
+            lx(r.p99_userspace_over_bpf),
             x(r.cpu_per_send_userspace_over_bpf)
         );
     }

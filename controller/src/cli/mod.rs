@@ -1,6 +1,7 @@
 //! The `xevtchn` command line: one subcommand per file, doc comments as help.
 
 pub mod bench;
+pub mod docs;
 pub mod live_view;
 pub mod run;
 pub mod serve;
@@ -27,6 +28,10 @@ pub enum Command {
     /// Serve every VM's doorbells in the kernel, one service per host: VMMs
     /// register over a Unix socket and need no BPF privileges.
     Serve(serve::ServeArgs),
+    /// Print a shell completion script (bash, zsh, fish, elvish, powershell).
+    Completions(docs::CompletionsArgs),
+    /// Print the man page, or write every page with --dir.
+    Man(docs::ManArgs),
 }
 
 /// Whether `err` says the host lacks something the command needs
