@@ -35,15 +35,17 @@ pub fn spawn() -> Running {
     let flag = stop.clone();
     let thread = thread::spawn(move || {
         let Ok(mut tracer) = Tracer::attach_self(TraceOptions::new(0)) else { return };
-        let Ok(mut view) = LiveView::start() else { return };
+        let Ok(mut view) = LiveView::start("xevtchn run: this VM (q hides this view; the VM runs on)") else {
+            return;
+        };
         let Ok(mut sampler) = Sampler::start(&mut tracer) else { return };
         while !flag.load(Ordering::Acquire) {
             // q closes the view; the VM runs on.
-            if LiveView::quit_requested(Duration::from_millis(500)).unwrap_or(true) {
+            if view.quit_requested(Duration::from_millis(500)).unwrap_or(true) {
                 return;
             }
             let Ok(i) = sampler.next(&mut tracer) else { return };
-            if view.draw("xevtchn run: this VM (q hides this view)", &i).is_err() {
+            if view.draw(&i).is_err() {
                 return;
             }
         }

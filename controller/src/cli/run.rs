@@ -130,11 +130,11 @@ fn run_smoke(args: &RunArgs, timeout: Duration) -> Result<ExitCode> {
 
 fn print_summary(r: &RunReport) {
     println!(
-        "{:?} on {:?}, {} vCPUs, vCPU 0 callback {:?}: {}",
-        r.workload,
-        r.backend,
+        "{} on {}, {} vCPUs, vCPU 0 callback {}: {}",
+        workload_name(r.workload),
+        format!("{:?}", r.backend).to_lowercase(),
         r.vcpus,
-        r.callback,
+        format!("{:?}", r.callback).to_lowercase(),
         if r.is_clean() { "clean" } else { "FAILED" }
     );
     println!(

@@ -158,13 +158,13 @@ fn live(args: &TraceArgs, tracer: &mut Tracer) -> Result<ExitCode> {
     let deadline = args.duration.map(|d| Instant::now() + Duration::from_secs_f64(d));
     let every = Duration::from_millis(args.interval);
     {
-        let mut view = LiveView::start().context("starting the terminal view")?;
-        view.draw(&title, &sampler.nothing_yet())?;
+        let mut view = LiveView::start(&title).context("starting the terminal view")?;
+        view.draw(&sampler.nothing_yet())?;
         loop {
             let due = sampler.due(every);
-            let quit = LiveView::quit_requested(wait_until(due, deadline))?;
+            let quit = view.quit_requested(wait_until(due, deadline))?;
             if Instant::now() >= due || quit {
-                view.draw(&title, &sampler.next(tracer)?)?;
+                view.draw(&sampler.next(tracer)?)?;
             }
             if quit || traced_process_exited(args) || deadline.is_some_and(|d| Instant::now() >= d) {
                 break;
