@@ -118,3 +118,69 @@ fn bench_in_a_pipe_reports_progress_and_sample_counts() {
     let both = backends[0]["latency_samples"].as_u64() > Some(0) && backends[1]["latency_samples"].as_u64() > Some(0);
     assert_eq!(flood["ratios"]["p99_userspace_over_bpf"].is_null(), !both, "{}", flood["ratios"]);
 }
+
+/// Sends SIGTERM to a command after `after`, returning its output.
+fn terminated_after(args: &[&str], after: std::time::Duration) -> Output {
+    let child = Command::new(controller_binary())
+        .args(args)
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .expect("running xevtchn");
+    std::thread::sleep(after);
+    // SAFETY: kill has no memory effects; the child is ours and unreaped.
+    assert_eq!(unsafe { libc::kill(child.id() as i32, libc::SIGTERM) }, 0);
+    child.wait_with_output().expect("waiting for xevtchn")
+}
+
+#[test]
+fn trace_without_a_terminal_prints_its_totals_on_sigterm() {
+    require_privileged_host();
+    let out = terminated_after(&["trace", "--json"], std::time::Duration::from_millis(1500));
+    assert_eq!(status(&out), Some(0), "{}", String::from_utf8_lossy(&out.stderr));
+    let last = String::from_utf8_lossy(&out.stdout).lines().last().unwrap_or_default().to_string();
+    let total: serde_json::Value = serde_json::from_str(&last).expect("a JSON line");
+    assert_eq!(total["kind"], "total", "{last}");
+}
+
+/// `sh -c SCRIPT` on a pseudo-terminal (util-linux `script`): what the
+/// terminal received, escape sequences included.
+fn on_a_pty(shell: &str) -> String {
+    let log = std::env::temp_dir().join(format!("xevtchn-pty-{}-{}", std::process::id(), shell.len()));
+    let out = Command::new("script")
+        .args(["-qec", &format!("sh -c '{shell}'")])
+        .arg(&log)
+        .stdin(std::process::Stdio::null())
+        .output()
+        .expect("script (util-linux)");
+    assert!(out.status.success(), "script: {}", String::from_utf8_lossy(&out.stderr));
+    let text = String::from_utf8_lossy(&std::fs::read(&log).expect("the pty log")).into_owned();
+    let _ = std::fs::remove_file(&log);
+    text
+}
+
+/// The terminal ends as it began: out of the alternate screen, cursor shown,
+/// line editing (icanon) back on.
+fn assert_terminal_restored(pty: &str) {
+    let (enter, leave) = ("\x1b[?1049h", "\x1b[?1049l");
+    let entered = pty.rfind(enter).unwrap_or_else(|| panic!("the live view never started: {pty:.400}"));
+    assert!(pty.rfind(leave).is_some_and(|left| left > entered), "alternate screen left: {pty:.400}");
+    assert!(pty.contains("\x1b[?25h"), "cursor shown again");
+    assert!(pty.contains("line editing: icanon") && !pty.contains("-icanon"), "raw mode ended: {pty:.400}");
+}
+
+#[test]
+fn live_views_give_the_terminal_back_on_sigterm() {
+    require_privileged_host();
+    let binary = controller_binary();
+    let binary = binary.to_str().unwrap();
+    let then = "p=$!; sleep 2; kill -TERM $p; wait $p; echo status=$?; echo line editing: $(stty -a | grep -o -- \"-*icanon\")";
+    let trace = on_a_pty(&format!("{binary} trace --interval 200 & {then}"));
+    assert_terminal_restored(&trace);
+    assert!(trace.contains("== total over") && trace.contains("status=0"), "{trace}");
+
+    let run = on_a_pty(&format!("{binary} run --backend userspace --workload flood --duration 30 & {then}"));
+    assert_terminal_restored(&run);
+    assert!(run.contains("SIGTERM: run stopped before the guest finished"), "{run}");
+    assert!(run.contains("status=143"), "128 + SIGTERM: {run}");
+}

@@ -252,5 +252,11 @@ fn events_name_each_sends_path() {
         );
         assert!(sends.iter().all(|v| v["path"] == path), "{backend}: every send went {path}");
         assert!(sends.iter().all(|v| v["inject_ns"].as_u64() >= v["send_ns"].as_u64()));
+        // Times since the trace began, and the sending thread's name: a
+        // vCPU thread, or "?" for one gone before its line was printed.
+        assert!(sends.iter().all(|v| v["since_start_ns"].as_u64().is_some_and(|t| t > 0 && t < 600_000_000_000)));
+        let named = sends.iter().filter(|v| v["comm"].as_str().is_some_and(|c| c.starts_with("vcpu"))).count();
+        assert!(sends.iter().all(|v| v["comm"].as_str().is_some_and(|c| c.starts_with("vcpu") || c == "?")));
+        assert!(named * 10 >= sends.len() * 9, "{named} of {} sends name their vCPU thread", sends.len());
     }
 }

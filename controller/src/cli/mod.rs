@@ -5,6 +5,7 @@ pub mod docs;
 pub mod live_view;
 pub mod run;
 pub mod serve;
+pub mod signals;
 pub mod trace;
 
 use clap::{Parser, Subcommand};

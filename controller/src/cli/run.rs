@@ -101,6 +101,7 @@ pub fn run(args: &RunArgs) -> Result<ExitCode> {
         rate: args.rate,
         service: args.service.clone(),
     };
+    super::signals::exit_on_signal()?;
     let live = (std::io::stdout().is_terminal() && !args.json && !args.quiet).then(live_view::spawn);
     let report = run::execute(&config);
     if let Some(live) = live {

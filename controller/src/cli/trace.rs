@@ -11,7 +11,7 @@ use anyhow::{Context, Result};
 use clap::Args;
 use serde::Serialize;
 
-use super::run::UsageError;
+use super::{run::UsageError, signals};
 use crate::trace::{
     bpf::{DEFAULT_TIME_ONE_IN, TraceOptions, Tracer},
     events::{self, EventLine},
@@ -98,7 +98,8 @@ pub fn trace(args: &TraceArgs) -> Result<ExitCode> {
     let every = Duration::from_millis(args.interval);
     runtime.block_on(async {
         if let Some(ring) = events {
-            let json = args.json;
+            let mut printer =
+                EventPrinter { json: args.json, start_ns: events::monotonic_ns(), names: Default::default() };
             let a4_recorded = events::kernel_records_a4();
             // SAFETY: the ring buffer owns its map fd, which reading neither
             // closes nor replaces.
@@ -109,7 +110,7 @@ pub fn trace(args: &TraceArgs) -> Result<ExitCode> {
                 while let Ok(mut ready) = ring.readable_mut().await {
                     while let Some(item) = ready.get_inner_mut().next() {
                         if let Some(line) = events::decode(&item, a4_recorded) {
-                            print_event(json, &line);
+                            printer.print(&line);
                         }
                     }
                     ready.clear_ready();
@@ -118,11 +119,14 @@ pub fn trace(args: &TraceArgs) -> Result<ExitCode> {
         }
         let ctrl_c = tokio::signal::ctrl_c();
         tokio::pin!(ctrl_c);
+        let mut terminate = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())?;
         loop {
             let due = sampler.due(every);
+            // SIGINT or SIGTERM: the last interval and the totals, then exit.
             let stop = tokio::select! {
                 _ = tokio::time::sleep(wait_until(due, deadline)) => false,
                 _ = &mut ctrl_c => true,
+                _ = terminate.recv() => true,
             };
             let exited = traced_process_exited(args);
             let done = stop || exited || deadline.is_some_and(|d| Instant::now() >= d);
@@ -157,12 +161,15 @@ fn live(args: &TraceArgs, tracer: &mut Tracer) -> Result<ExitCode> {
     let mut sampler = Sampler::start(tracer)?;
     let deadline = args.duration.map(|d| Instant::now() + Duration::from_secs_f64(d));
     let every = Duration::from_millis(args.interval);
+    let signalled = signals::stop_flag()?;
     {
         let mut view = LiveView::start(&title).context("starting the terminal view")?;
         view.draw(&sampler.nothing_yet())?;
         loop {
             let due = sampler.due(every);
-            let quit = view.quit_requested(wait_until(due, deadline))?;
+            // At most 200 ms between looks at SIGINT/SIGTERM.
+            let wait = wait_until(due, deadline).min(Duration::from_millis(200));
+            let quit = view.quit_requested(wait)? || signals::raised(&signalled);
             if Instant::now() >= due || quit {
                 view.draw(&sampler.next(tracer)?)?;
             }
@@ -190,11 +197,34 @@ fn what(args: &TraceArgs) -> String {
     format!("{whom} ({timed}{})", if args.msi { ", MSIs counted" } else { "" })
 }
 
-fn print_event(json: bool, line: &EventLine) {
-    if !json {
-        text::print_event(line);
-    } else if let Ok(text) = serde_json::to_string(line) {
-        println!("{text}");
+/// Prints `--events` lines: times since the trace began and thread names
+/// in text; in JSON also the kernel's absolute times, to join with others.
+struct EventPrinter {
+    json: bool,
+    start_ns: u64,
+    names: events::ThreadNames,
+}
+
+#[derive(Serialize)]
+struct EventJson<'a> {
+    since_start_ns: u64,
+    comm: &'a str,
+    #[serde(flatten)]
+    line: &'a EventLine,
+}
+
+impl EventPrinter {
+    fn print(&mut self, line: &EventLine) {
+        let since_start_ns = line.at_ns().saturating_sub(self.start_ns);
+        let pid = match line {
+            EventLine::Send { pid, .. } | EventLine::XenHypercall { pid, .. } => *pid,
+        };
+        let comm = self.names.of(pid, line.tid());
+        if !self.json {
+            text::print_event(since_start_ns as f64 / 1e9, comm, line);
+        } else if let Ok(text) = serde_json::to_string(&EventJson { since_start_ns, comm, line }) {
+            println!("{text}");
+        }
     }
 }
 

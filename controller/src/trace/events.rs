@@ -28,6 +28,43 @@ pub enum EventLine {
     },
 }
 
+impl EventLine {
+    /// When it happened (CLOCK_MONOTONIC ns, the programs' clock).
+    pub fn at_ns(&self) -> u64 {
+        match self {
+            EventLine::Send { send_ns, .. } => *send_ns,
+            EventLine::XenHypercall { at_ns, .. } => *at_ns,
+        }
+    }
+
+    pub fn tid(&self) -> u32 {
+        match self {
+            EventLine::Send { tid, .. } | EventLine::XenHypercall { tid, .. } => *tid,
+        }
+    }
+}
+
+/// CLOCK_MONOTONIC now, in ns: the clock of bpf_ktime_get_ns.
+pub fn monotonic_ns() -> u64 {
+    let mut now = libc::timespec { tv_sec: 0, tv_nsec: 0 };
+    // SAFETY: clock_gettime writes the timespec we pass; the clock exists.
+    unsafe { libc::clock_gettime(libc::CLOCK_MONOTONIC, &mut now) };
+    now.tv_sec as u64 * 1_000_000_000 + now.tv_nsec as u64
+}
+
+/// Thread names by tid, read once from /proc ("?" once the thread is gone).
+#[derive(Default)]
+pub struct ThreadNames(std::collections::HashMap<u32, String>);
+
+impl ThreadNames {
+    pub fn of(&mut self, pid: u32, tid: u32) -> &str {
+        self.0.entry(tid).or_insert_with(|| {
+            std::fs::read_to_string(format!("/proc/{pid}/task/{tid}/comm"))
+                .map_or_else(|_| "?".to_string(), |c| c.trim_end().to_string())
+        })
+    }
+}
+
 /// A record as the programs wrote it; None for a short or unknown one.
 /// `a4_recorded`: whether this kernel's kvm_xen_hypercall records a4.
 pub fn decode(bytes: &[u8], a4_recorded: bool) -> Option<EventLine> {

@@ -46,12 +46,18 @@ pub struct VectorRow {
     #[serde(skip)]
     pub inject_to_eoi_histogram: [u64; BUCKETS],
     pub apicid: u32,
+    /// u32::MAX (null in JSON): EOIs with no vector in service (kvm_eoi's -1).
+    #[serde(serialize_with = "vector_or_null")]
     pub vector: u32,
     pub injections: u64,
     pub eois: u64,
     pub injections_per_s: f64,
     pub send_to_inject: Latency,
     pub inject_to_eoi: Latency,
+}
+
+fn vector_or_null<S: serde::Serializer>(vector: &u32, s: S) -> Result<S::Ok, S::Error> {
+    if *vector == u32::MAX { s.serialize_none() } else { s.serialize_u32(*vector) }
 }
 
 /// How one vCPU's in-kernel sends ended (xevtchn VMs on the bpf backend).
@@ -184,6 +190,24 @@ fn fast_path_rows(before: &Snapshot, now: &Snapshot, pid: u32, per_s: impl Fn(u6
 mod tests {
     use super::*;
     use xevtchn_common::trace::{IrqCounters, IrqKey, VmCounters};
+
+    #[test]
+    fn an_eoi_with_no_vector_in_service_has_a_null_vector() {
+        let latency = Latency { samples: 0, p50_ns: None, p99_ns: None };
+        let row = |vector| VectorRow {
+            send_to_inject_histogram: [0; BUCKETS],
+            inject_to_eoi_histogram: [0; BUCKETS],
+            apicid: 0,
+            vector,
+            injections: 0,
+            eois: 1,
+            injections_per_s: 0.0,
+            send_to_inject: latency.clone(),
+            inject_to_eoi: latency.clone(),
+        };
+        assert_eq!(serde_json::to_value(row(u32::MAX)).unwrap()["vector"], serde_json::Value::Null);
+        assert_eq!(serde_json::to_value(row(0xf3)).unwrap()["vector"], 0xf3);
+    }
 
     #[test]
     fn percentile_is_the_upper_bound_of_its_bucket() {

@@ -2,13 +2,15 @@
 
 use super::{events::EventLine, report::Interval};
 
-pub fn print_event(line: &EventLine) {
+/// One `--events` line: `at` is seconds since the trace began, `comm` the
+/// sending thread's name (a vCPU thread of its VMM, usually).
+pub fn print_event(at: f64, comm: &str, line: &EventLine) {
     match line {
-        EventLine::Send { pid, tid, apicid, vector, path, send_ns, inject_ns, latency_ns } => println!(
-            "send pid {pid} tid {tid} -> apic {apicid} vector {vector:#04x} via {path}: sent {send_ns} injected {inject_ns} ({latency_ns} ns)"
+        EventLine::Send { pid, tid, apicid, vector, path, latency_ns, .. } => println!(
+            "{at:>12.6} s  {comm:<16} pid {pid} tid {tid}: send -> apic {apicid} vector {vector:#04x} via {path}, injected after {latency_ns} ns"
         ),
-        EventLine::XenHypercall { pid, tid, at_ns, call } => println!(
-            "xen hypercall pid {pid} tid {tid} at {at_ns}: {} {} args {:?}",
+        EventLine::XenHypercall { pid, tid, call, .. } => println!(
+            "{at:>12.6} s  {comm:<16} pid {pid} tid {tid}: xen hypercall {} {} args {:?}",
             call.name,
             call.op.unwrap_or(""),
             call.args
