@@ -304,7 +304,7 @@ mod tests {
     use super::*;
     use crate::{
         bpf::doorbell::SendOutcomes,
-        trace::report::{Latency, VcpuRow, VectorRow},
+        trace::report::{Latency, PortRow, VcpuRow, VectorRow},
     };
 
     /// One VM with 16 vCPUs: a vector row and a fast-path row each, and a
@@ -353,7 +353,8 @@ mod tests {
             vectors,
             fast_path,
         };
-        Interval { seconds: 1.0, vms: vec![vm], ports: vec![] }
+        let ports = [(3, 40000), (5, 4171), (1, 87)].map(|(port, sends)| PortRow { port, sends }).to_vec();
+        Interval { seconds: 1.0, vms: vec![vm], ports }
     }
 
     fn screen(width: u16, height: u16, state: &mut ViewState) -> String {
@@ -408,10 +409,16 @@ mod tests {
     }
 
     #[test]
-    fn print_the_view_at_80x24_and_200x50() {
-        // `cargo test -p xevtchn print_the_view -- --nocapture` shows them.
+    fn every_panel_is_on_screen_at_80x24_and_200x50() {
+        // `cargo test -p xevtchn every_panel -- --nocapture` shows them.
         for (w, h) in [(80, 24), (200, 50)] {
-            println!("{}x{}:\n{}\n", w, h, screen(w, h, &mut ViewState::default()));
+            let text = screen(w, h, &mut ViewState::default());
+            println!("{w}x{h}:\n{text}\n");
+            for panel in ["xevtchn trace", "busiest ports", "VMs and vCPUs", "send → inject", "inject → EOI", "q quit"]
+            {
+                assert!(text.contains(panel), "{w}x{h} shows {panel}:\n{text}");
+            }
+            assert_eq!(text.lines().count(), h as usize);
         }
     }
 }
