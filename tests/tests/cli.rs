@@ -98,9 +98,22 @@ fn completions_and_man_pages_come_from_the_flag_definitions() {
 #[test]
 fn bench_in_a_pipe_reports_progress_and_sample_counts() {
     require_privileged_host();
-    let out = xevtchn(&["bench", "--workloads", "flood", "--repeat", "1", "--duration", "0.3", "--json"]);
+    let svg = std::env::temp_dir().join(format!("xevtchn-bench-{}.svg", std::process::id()));
+    let plot = ["--plot", svg.to_str().unwrap()];
+    let out = xevtchn(
+        &[&["bench", "--workloads", "flood", "--repeat", "1", "--duration", "0.3", "--json"][..], &plot].concat(),
+    );
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert_eq!(status(&out), Some(0), "{stderr}");
+    // The plot says where and what it measured, and n per latency curve.
+    let picture = std::fs::read_to_string(&svg).expect("the --plot SVG");
+    let _ = std::fs::remove_file(&svg);
+    assert!(picture.contains("bench on") && picture.contains("(Linux "), "a title naming the host");
+    assert!(picture.contains("sends/s: median bar, min-max whisker"));
+    assert!(picture.contains("(log scale)") || picture.contains("no latency samples"));
+    if picture.contains("(log scale)") {
+        assert!(picture.contains("(n="), "n in the legend");
+    }
     assert!(stderr.contains("bench: 1/3 runs") && stderr.contains("bench: 3/3 runs"), "{stderr}");
     assert!(stderr.contains("flood on bpf"), "{stderr}");
     let report: serde_json::Value = serde_json::from_slice(&out.stdout).expect("bench JSON");
