@@ -260,3 +260,44 @@ fn events_name_each_sends_path() {
         assert!(named * 10 >= sends.len() * 9, "{named} of {} sends name their vCPU thread", sends.len());
     }
 }
+
+/// Two VMs at once, each with the same APIC ids and upcall vector: each
+/// keeps its own rows (before, the second VM's (APIC, vector) slots were
+/// the first's, and its rows were merged into an overflow "VM").
+#[test]
+fn two_vms_keep_their_own_interrupt_rows() {
+    let _vm = privileged();
+    let trace = start_trace(&[]);
+    let spawn = |backend: &str| {
+        Command::new(controller_binary())
+            .args(["run", "--backend", backend, "--workload", "pingpong", "--count", "1000", "--json"])
+            .stdout(Stdio::piped())
+            .spawn()
+            .expect("xevtchn run")
+    };
+    let vms = [spawn("bpf"), spawn("userspace")];
+    let pids: Vec<u64> = vms.iter().map(|c| u64::from(c.id())).collect();
+    let reports: Vec<Value> = vms
+        .into_iter()
+        .map(|c| {
+            let out = c.wait_with_output().expect("waiting for the VM");
+            assert!(out.status.success());
+            serde_json::from_slice(&out.stdout).expect("run JSON")
+        })
+        .collect();
+    let total = stop_trace(trace);
+    let rows = total["vms"].as_array().expect("vms");
+    assert!(rows.iter().all(|vm| !vm["pid"].is_null()), "no VM was merged into the overflow row: {rows:?}");
+    for (pid, report) in pids.iter().zip(&reports) {
+        let vm = rows.iter().find(|vm| vm["pid"].as_u64() == Some(*pid)).unwrap_or_else(|| panic!("pid {pid}"));
+        let upcalls: u64 = vm["vectors"]
+            .as_array()
+            .expect("vectors")
+            .iter()
+            .filter(|v| v["vector"] == 0xf3)
+            .map(|v| count(v, "injections"))
+            .sum();
+        assert!(upcalls >= count(report, "delivered"), "pid {pid}: {upcalls} upcalls for {report}");
+        assert_eq!(count(vm, "sends"), count(report, "sent"), "pid {pid}");
+    }
+}

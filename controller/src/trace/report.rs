@@ -45,9 +45,10 @@ pub struct VectorRow {
     pub send_to_inject_histogram: [u64; BUCKETS],
     #[serde(skip)]
     pub inject_to_eoi_histogram: [u64; BUCKETS],
+    #[serde(serialize_with = "max_is_null")]
     pub apicid: u32,
     /// u32::MAX (null in JSON): EOIs with no vector in service (kvm_eoi's -1).
-    #[serde(serialize_with = "vector_or_null")]
+    #[serde(serialize_with = "max_is_null")]
     pub vector: u32,
     pub injections: u64,
     pub eois: u64,
@@ -56,8 +57,10 @@ pub struct VectorRow {
     pub inject_to_eoi: Latency,
 }
 
-fn vector_or_null<S: serde::Serializer>(vector: &u32, s: S) -> Result<S::Ok, S::Error> {
-    if *vector == u32::MAX { s.serialize_none() } else { s.serialize_u32(*vector) }
+/// u32::MAX marks "none" in the programs' keys (no vector in service; the
+/// overflow slot): null in JSON, never a fake number.
+fn max_is_null<S: serde::Serializer>(value: &u32, s: S) -> Result<S::Ok, S::Error> {
+    if *value == u32::MAX { s.serialize_none() } else { s.serialize_u32(*value) }
 }
 
 /// How one vCPU's in-kernel sends ended (xevtchn VMs on the bpf backend).
@@ -71,8 +74,14 @@ pub struct VcpuRow {
     pub spurious_injections: u64,
 }
 
+/// The pid of the row that counts VMs whose tracer slots were all taken.
+pub const OVERFLOW_PID: u32 = u32::MAX;
+
 #[derive(Debug, Clone, Serialize, PartialEq)]
 pub struct VmRow {
+    /// u32::MAX (null in JSON): VMs that found every tracer slot they may
+    /// use taken on some CPU, counted together (OVERFLOW_PID).
+    #[serde(serialize_with = "max_is_null")]
     pub pid: u32,
     /// Doorbell writes (EVTCHNOP_send on fast ports), and their split by path.
     pub sends: u64,

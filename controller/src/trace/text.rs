@@ -1,6 +1,9 @@
 //! `xevtchn trace` as plain lines (no terminal, no --json).
 
-use super::{events::EventLine, report::Interval};
+use super::{
+    events::EventLine,
+    report::{Interval, OVERFLOW_PID},
+};
 
 /// One `--events` line: `at` is seconds since the trace began, `comm` the
 /// sending thread's name (a vCPU thread of its VMM, usually).
@@ -31,6 +34,14 @@ pub fn print_interval(kind: &str, i: &Interval) {
         println!("sends by port (port:sends): {}", busiest.join(" "));
     }
     for vm in &i.vms {
+        if vm.pid == OVERFLOW_PID {
+            let injections: u64 = vm.vectors.iter().map(|v| v.injections).sum();
+            println!(
+                "other VMs (tracer slots full): {:.0} sends/s, {} userspace exits, {} MMIO, {injections} injections",
+                vm.sends_per_s, vm.userspace_exits, vm.mmio
+            );
+            continue;
+        }
         println!(
             "pid {}: {:.0} sends/s ({} in kernel, {} via userspace: {} injected, {} not), {} userspace exits, {} MMIO, {} MSIs, {} wakeups",
             vm.pid,

@@ -15,7 +15,7 @@ use ratatui::{
 };
 use xevtchn_common::trace::BUCKETS;
 
-use super::report::{Interval, VmRow};
+use super::report::{Interval, OVERFLOW_PID, VmRow};
 
 pub struct LiveView {
     terminal: DefaultTerminal,
@@ -217,8 +217,9 @@ fn table_rows(now: &Interval, sort: Sort, wide: bool) -> Vec<Cells> {
     }
     let mut rows = Vec::new();
     for vm in vms {
+        let who = if vm.pid == OVERFLOW_PID { "other VMs".to_string() } else { format!("pid {}", vm.pid) };
         let mut cells = vec![
-            format!("pid {}", vm.pid),
+            who,
             format!("{} sends/s", rate(vm.sends_per_s)),
             format!("kernel {}/s", rate(per_s(vm.sends_in_kernel))),
             format!("userspace {}/s", rate(per_s(vm.sends_to_userspace))),

@@ -111,6 +111,18 @@ pub const fn vm_slot(tgid: u32) -> u32 {
     tgid % VM_SLOTS
 }
 
+/// Slots tried after a key's home slot before the overflow slot: keys
+/// whose home slot another key holds (two VMs' same APIC and vector, or
+/// tgids 256 apart) take the next free one instead of being merged.
+pub const PROBES: u32 = 8;
+
+/// A spread of `tgid` over `slots` (Fibonacci hashing), so that VMs'
+/// (APIC, vector) slots start at different places.
+#[inline(always)]
+pub const fn tgid_offset(tgid: u32, slots: u32) -> u32 {
+    (tgid.wrapping_mul(0x9E37_79B1) >> 16) % slots
+}
+
 /// Key of `TRACE_IRQS`: an interrupt vector on one APIC of one VM.
 #[repr(C)]
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash, PartialOrd, Ord)]
@@ -136,9 +148,10 @@ pub struct IrqSlot {
 /// Slots of `TRACE_IRQS` before the overflow slot: 32 APICs x 256 vectors.
 pub const IRQ_SLOTS: u32 = 32 * 256;
 
+/// The home slot of (VM, APIC, vector): one VM's keys never share one.
 #[inline(always)]
-pub const fn irq_slot(apicid: u32, vector: u32) -> u32 {
-    (apicid % 32) * 256 + (vector % 256)
+pub const fn irq_slot(tgid: u32, apicid: u32, vector: u32) -> u32 {
+    ((apicid % 32) * 256 + (vector % 256) + tgid_offset(tgid, IRQ_SLOTS)) % IRQ_SLOTS
 }
 
 /// Slots of `TRACE_PORT_SENDS`: one per 2-level port.
@@ -244,6 +257,22 @@ unsafe impl aya::Pod for IrqSlot {}
 
 #[cfg(test)]
 mod tests {
+    #[test]
+    fn one_vms_interrupt_keys_never_share_a_home_slot() {
+        extern crate std;
+        for tgid in [1, 2, 255, 256, 4242, 65_536, u32::MAX - 1] {
+            let mut seen = std::collections::HashSet::new();
+            for apicid in 0..32 {
+                for vector in 0..256 {
+                    let slot = super::irq_slot(tgid, apicid, vector);
+                    assert!(slot < super::IRQ_SLOTS && seen.insert(slot), "tgid {tgid} apic {apicid} vector {vector}");
+                }
+            }
+        }
+        // Two VMs' upcall vector on APIC 0 start apart (the offset spreads).
+        assert_ne!(super::irq_slot(1000, 0, 0xf3), super::irq_slot(1001, 0, 0xf3));
+    }
+
     use super::*;
 
     #[test]

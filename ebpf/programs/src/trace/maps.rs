@@ -7,8 +7,8 @@ use aya_ebpf::{
 use core::intrinsics::{AtomicOrdering, atomic_or};
 
 use xevtchn_common::trace::{
-    IRQ_SLOTS, IrqCounters, IrqKey, IrqSlot, PORT_SLOTS, TraceConfig, VM_SLOTS, VmCounters, VmSlot, bitmap_words,
-    bucket, irq_slot, vm_slot,
+    IRQ_SLOTS, IrqCounters, IrqKey, IrqSlot, PORT_SLOTS, PROBES, TraceConfig, VM_SLOTS, VmCounters, VmSlot,
+    bitmap_words, bucket, irq_slot, vm_slot,
 };
 
 #[map]
@@ -165,18 +165,21 @@ pub fn timed(config: &TraceConfig, seq: u64) -> bool {
 
 #[inline(always)]
 pub fn vm_counters(tgid: u32) -> Option<*mut VmCounters> {
-    let index = vm_slot(tgid);
-    let slot = TRACE_VMS.get_ptr_mut(index)?;
-    // SAFETY: this CPU's copy of the slot; preemption is off in tracepoints.
-    unsafe {
-        if (*slot).tgid == 0 {
-            (*slot).tgid = tgid;
-            mark_used(&TRACE_VMS_USED, index);
-            // A full buffer drops it: the controller rescans every second.
-            let _ = TRACE_NEW_VMS.output(&tgid, 0);
-        }
-        if (*slot).tgid == tgid {
-            return Some(core::ptr::addr_of_mut!((*slot).counters));
+    let home = vm_slot(tgid);
+    for probe in 0..PROBES {
+        let index = (home + probe) % VM_SLOTS;
+        let slot = TRACE_VMS.get_ptr_mut(index)?;
+        // SAFETY: this CPU's copy of the slot; preemption is off in tracepoints.
+        unsafe {
+            if (*slot).tgid == 0 {
+                (*slot).tgid = tgid;
+                mark_used(&TRACE_VMS_USED, index);
+                // A full buffer drops it: the controller rescans every second.
+                let _ = TRACE_NEW_VMS.output(&tgid, 0);
+            }
+            if (*slot).tgid == tgid {
+                return Some(core::ptr::addr_of_mut!((*slot).counters));
+            }
         }
     }
     let overflow = TRACE_VMS.get_ptr_mut(VM_SLOTS)?;
@@ -188,27 +191,30 @@ pub fn vm_counters(tgid: u32) -> Option<*mut VmCounters> {
     }
 }
 
-/// This CPU's counters of `key`, in its slot (claimed on first use) or,
-/// when another key holds the slot, in the overflow slot.
+/// This CPU's counters of `key`: in its home slot or one of the next
+/// `PROBES` (claimed on first use), else in the overflow slot.
 #[inline(always)]
 pub fn irq_counters(key: &IrqKey) -> Option<*mut IrqCounters> {
-    let index = irq_slot(key.apicid, key.vector);
-    let slot = TRACE_IRQS.get_ptr_mut(index)?;
-    // SAFETY: this CPU's copy of the slot; preemption is off in tracepoints.
-    unsafe {
-        if (*slot).key.tgid == 0 {
-            (*slot).key = *key;
-            mark_used(&TRACE_IRQS_USED, index);
-        }
-        if (*slot).key == *key {
-            return Some(core::ptr::addr_of_mut!((*slot).counters));
+    let home = irq_slot(key.tgid, key.apicid, key.vector);
+    for probe in 0..PROBES {
+        let index = (home + probe) % IRQ_SLOTS;
+        let slot = TRACE_IRQS.get_ptr_mut(index)?;
+        // SAFETY: this CPU's copy of the slot; preemption is off in tracepoints.
+        unsafe {
+            if (*slot).key.tgid == 0 {
+                (*slot).key = *key;
+                mark_used(&TRACE_IRQS_USED, index);
+            }
+            if (*slot).key == *key {
+                return Some(core::ptr::addr_of_mut!((*slot).counters));
+            }
         }
     }
     let overflow = TRACE_IRQS.get_ptr_mut(IRQ_SLOTS)?;
     mark_used(&TRACE_IRQS_USED, IRQ_SLOTS);
     // SAFETY: as above.
     unsafe {
-        (*overflow).key.tgid = u32::MAX;
+        (*overflow).key = IrqKey { tgid: u32::MAX, apicid: u32::MAX, vector: u32::MAX, _pad: 0 };
         Some(core::ptr::addr_of_mut!((*overflow).counters))
     }
 }
