@@ -173,6 +173,11 @@ fn check_writable(flag: &str, path: &std::path::Path) -> Result<(), UsageError> 
 
 fn print_table(report: &BenchReport) {
     println!("{} vCPUs, {} interleaved runs per backend; median [min - max]", report.vcpus, report.repeat);
+    println!("latency: one-way, send to the guest's handler; the median over runs of each run's percentile");
+    println!(
+        "cpu/send: this process's CPU time (every thread, guest time included) over sends; \
+         pingpong's vCPUs spin while they wait, so its figure is mostly that spinning"
+    );
     if report.repeat < 3 {
         println!(
             "note: with --repeat {} the [min - max] spread is too few runs to judge; use --repeat 5",
@@ -215,7 +220,7 @@ fn print_table(report: &BenchReport) {
     }
     for w in &report.workloads {
         let rebind = w.workload == Workload::Rebind;
-        let mut header = vec!["backend", "sends/s", "p50 ns", "p90 ns", "p99 ns", "exits/send", "cpu ns/send"];
+        let mut header = vec!["backend", "sends/s", "latency µs p50 / p90 / p99", "exits/send", "cpu µs/send"];
         if rebind {
             header.push("moves/s");
         }
@@ -226,14 +231,19 @@ fn print_table(report: &BenchReport) {
             let spread = |x: &bench::summary::Spread| {
                 if x.max == 0.0 { "-".to_string() } else { format!("{:.0} [{:.0}-{:.0}]", x.median, x.min, x.max) }
             };
+            // Latency medians only (the spreads are in --json): one column.
+            let latency = if b.p50_ns.max == 0.0 {
+                "-".to_string()
+            } else {
+                let us = |x: &bench::summary::Spread| x.median / 1000.0;
+                format!("{:.1} / {:.1} / {:.1}", us(&b.p50_ns), us(&b.p90_ns), us(&b.p99_ns))
+            };
             let mut row = vec![
                 format!("{:?}", b.backend).to_lowercase(),
                 spread(&b.sends_per_s),
-                spread(&b.p50_ns),
-                spread(&b.p90_ns),
-                spread(&b.p99_ns),
+                latency,
                 format!("{:.3}", b.exits_per_send.median),
-                format!("{:.0}", b.cpu_ns_per_send.median),
+                format!("{:.1}", b.cpu_ns_per_send.median / 1000.0),
             ];
             if rebind {
                 row.push(spread(&b.moves_per_s));
