@@ -50,10 +50,26 @@ fn main() -> ExitCode {
             ExitCode::from(2)
         }
         Err(err) => {
-            eprintln!("xevtchn: error: {err:#}");
+            eprintln!("xevtchn: error: {}", without_repeats(&err));
             // 3: the host lacks something (privileges, /dev/kvm, BPF,
             // tracefs); 1: anything else that went wrong.
             ExitCode::from(if xevtchn::cli::host_lacks(&err) { 3 } else { 1 })
         }
     }
+}
+
+/// The error's chain joined by ": ", each message once: some libraries'
+/// errors repeat their source in their own message ("failed to create map
+/// X: failed to create map X: Operation not permitted").
+fn without_repeats(err: &anyhow::Error) -> String {
+    let mut parts: Vec<String> = Vec::new();
+    for cause in err.chain() {
+        let text = cause.to_string();
+        match parts.last_mut() {
+            Some(last) if last.contains(&text) => {}
+            Some(last) if text.starts_with(last.as_str()) => *last = text,
+            _ => parts.push(text),
+        }
+    }
+    parts.join(": ")
 }
