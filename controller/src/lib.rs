@@ -10,6 +10,7 @@
 //! - `trace`: upcall delivery in any KVM process, from the tracing programs;
 //! - `bpf`: loading and attaching the BPF programs;
 //! - `service`: `xevtchn serve`, the doorbell program for every VM of a host;
+//! - `schema`: the versioned JSON every command prints;
 //! - `cli`: the command line.
 
 pub mod bench;
@@ -17,6 +18,7 @@ pub mod bpf;
 pub mod cli;
 pub mod platform;
 pub mod run;
+pub mod schema;
 pub mod service;
 pub mod trace;
 pub mod vmm;

@@ -58,3 +58,19 @@ pub fn controller_binary() -> PathBuf {
     assert!(path.is_file(), "{} is missing: build it (cargo xtask build) or set XEVTCHN_BIN", path.display());
     path
 }
+
+/// Panics unless `doc` is valid against the JSON Schema `docs/schema/NAME`
+/// (the reference of what the commands print), listing every violation.
+pub fn assert_schema(name: &str, doc: &serde_json::Value) {
+    let errors = schema_errors(name, doc);
+    assert!(errors.is_empty(), "output does not match docs/schema/{name}:\n  {}\n{doc}", errors.join("\n  "));
+}
+
+/// The violations of `doc` against `docs/schema/NAME`, one line each.
+pub fn schema_errors(name: &str, doc: &serde_json::Value) -> Vec<String> {
+    let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("../docs/schema").join(name);
+    let text = fs::read_to_string(&path).unwrap_or_else(|e| panic!("{}: {e}", path.display()));
+    let schema: serde_json::Value = serde_json::from_str(&text).unwrap_or_else(|e| panic!("{}: {e}", path.display()));
+    let validator = jsonschema::validator_for(&schema).unwrap_or_else(|e| panic!("{} is no schema: {e}", path.display()));
+    validator.iter_errors(doc).map(|e| format!("at {}: {e}", e.instance_path())).collect()
+}

@@ -121,18 +121,20 @@ fn bench_in_a_pipe_reports_progress_and_sample_counts() {
     assert!(stderr.contains("bench: 1/3 runs") && stderr.contains("bench: 3/3 runs"), "{stderr}");
     assert!(stderr.contains("flood on bpf"), "{stderr}");
     let report: serde_json::Value = serde_json::from_slice(&out.stdout).expect("bench JSON");
+    xevtchn_tests::assert_schema("bench.json", &report);
     let flood = &report["workloads"][0];
     let min = 100;
     for backend in flood["backends"].as_array().expect("backends") {
-        let runs = backend["samples"].as_array().expect("runs");
-        let counted: u64 = runs.iter().map(|r| r["latency_samples"].as_u64().unwrap()).filter(|&n| n >= min).sum();
-        assert_eq!(backend["latency_samples"].as_u64(), Some(counted), "{backend}");
+        let runs = backend["runs"].as_array().expect("runs");
+        let counted: u64 = runs.iter().map(|r| r["latency_ns"]["n"].as_u64().unwrap()).filter(|&n| n >= min).sum();
+        assert_eq!(backend["latency_ns"]["n"].as_u64(), Some(counted), "{backend}");
         if counted == 0 {
-            assert_eq!(backend["p99_ns"]["max"].as_f64(), Some(0.0), "no percentile without samples: {backend}");
+            assert!(backend["latency_ns"]["p99"].is_null(), "no percentile without samples: {backend}");
         }
     }
     let backends = flood["backends"].as_array().unwrap();
-    let both = backends[0]["latency_samples"].as_u64() > Some(0) && backends[1]["latency_samples"].as_u64() > Some(0);
+    let measured = |b: &serde_json::Value| b["latency_ns"]["n"].as_u64() > Some(0);
+    let both = measured(&backends[0]) && measured(&backends[1]);
     assert_eq!(flood["ratios"]["p99_userspace_over_bpf"].is_null(), !both, "{}", flood["ratios"]);
 }
 

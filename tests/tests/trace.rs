@@ -8,7 +8,7 @@ use std::{
 };
 
 use serde_json::Value;
-use xevtchn_tests::{controller_binary, privileged};
+use xevtchn_tests::{assert_schema, controller_binary, privileged};
 
 /// Starts `xevtchn trace --json` (and `extra`) on every KVM process and
 /// waits until it is attached.
@@ -34,6 +34,9 @@ fn stop_trace(child: Child) -> Value {
     let out = child.wait_with_output().expect("waiting for xevtchn trace");
     assert!(out.status.success(), "xevtchn trace failed: {:?}", out.status);
     let stdout = String::from_utf8_lossy(&out.stdout);
+    for line in stdout.lines() {
+        assert_schema("trace-interval.json", &serde_json::from_str(line).expect("a JSON line"));
+    }
     let total = stdout.lines().last().expect("trace printed nothing");
     let total: Value = serde_json::from_str(total).expect("trace's last line is JSON");
     assert_eq!(total["kind"], "total");
@@ -57,7 +60,9 @@ fn count(v: &Value, field: &str) -> u64 {
 fn run_vm(args: &[&str]) -> Value {
     let out = Command::new(controller_binary()).arg("run").args(args).arg("--json").output().expect("xevtchn run");
     assert!(out.status.success(), "xevtchn run {args:?}: {}", String::from_utf8_lossy(&out.stderr));
-    serde_json::from_slice(&out.stdout).expect("xevtchn run --json")
+    let report = serde_json::from_slice(&out.stdout).expect("xevtchn run --json");
+    assert_schema("run.json", &report);
+    report
 }
 
 /// The one VM of a trace's totals.
@@ -121,6 +126,7 @@ fn a_vm_without_event_channels_shows_no_sends() {
         .expect("running the smoke VM");
     let total = stop_trace(trace);
     assert!(run.status.success(), "smoke run: {}", String::from_utf8_lossy(&run.stderr));
+    assert_schema("smoke.json", &serde_json::from_slice(&run.stdout).expect("smoke's JSON"));
     let vms = total["vms"].as_array().expect("vms");
     assert_eq!(vms.len(), 1, "{vms:?}");
     assert_eq!(vms[0]["sends"].as_u64(), Some(0));
@@ -186,7 +192,7 @@ fn latencies_are_sampled_one_send_in_n() {
         let run = run_vm(&["--backend", "bpf", "--workload", "pingpong", "--count", "1600"]);
         let vm = only_vm(&stop_trace(trace));
         let timed: u64 =
-            vm["vectors"].as_array().expect("vectors").iter().map(|v| count(&v["send_to_inject"], "samples")).sum();
+            vm["vectors"].as_array().expect("vectors").iter().map(|v| count(&v["send_to_inject_ns"], "n")).sum();
         // Each vCPU thread times every one_in-th of its sends (its slot may
         // carry a count from an earlier thread: one either way).
         let expected = count(&run, "sent") / one_in;
@@ -238,11 +244,12 @@ fn events_name_each_sends_path() {
         unsafe { libc::kill(trace.id() as i32, libc::SIGINT) };
         let out = trace.wait_with_output().expect("waiting for the trace");
         let stdout = String::from_utf8_lossy(&out.stdout);
-        let sends: Vec<Value> = stdout
-            .lines()
-            .filter_map(|l| serde_json::from_str::<Value>(l).ok())
-            .filter(|v| v["kind"] == "send")
-            .collect();
+        let lines: Vec<Value> = stdout.lines().map(|l| serde_json::from_str(l).expect("a JSON line")).collect();
+        for line in &lines {
+            let kind = if line["kind"] == "total" { "trace-interval.json" } else { "trace-event.json" };
+            assert_schema(kind, line);
+        }
+        let sends: Vec<&Value> = lines.iter().filter(|v| v["kind"] == "send").collect();
         // Sends are joined per thread, wherever it runs; allow 2% for a
         // thread slot shared with an earlier thread (tids 4096 apart).
         assert!(

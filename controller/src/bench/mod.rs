@@ -11,7 +11,10 @@ use std::time::Duration;
 use anyhow::{Context, Result, bail};
 use serde::Serialize;
 
-use crate::run::{self, Backend, Callback, RunConfig, Workload};
+use crate::{
+    run::{self, Backend, Callback, RunConfig, Workload},
+    schema::Percentiles,
+};
 use summary::{Spread, ratio};
 pub use trace_overhead::TraceOverhead;
 
@@ -53,13 +56,10 @@ pub const MIN_LATENCY_SAMPLES: u64 = 100;
 
 /// One run's figures.
 #[derive(Debug, Clone, Copy, Serialize)]
-pub struct Sample {
+pub struct RunFigures {
     pub sends_per_s: f64,
-    /// Sends whose latency this run measured (p50/p90/p99 come from them).
-    pub latency_samples: u64,
-    pub p50_ns: f64,
-    pub p90_ns: f64,
-    pub p99_ns: f64,
+    /// The run's one-way latencies (its measured sends).
+    pub latency_ns: Percentiles,
     pub exits_per_send: f64,
     /// Host CPU time (user + system, all threads of this process: the vCPU
     /// threads, guest time included) per send, in nanoseconds; and its parts.
@@ -71,26 +71,35 @@ pub struct Sample {
     pub lost: u64,
 }
 
+impl RunFigures {
+    /// The run measured enough sends for its percentiles to count.
+    pub fn latency_counts(&self) -> bool {
+        self.latency_ns.n >= MIN_LATENCY_SAMPLES
+    }
+}
+
 #[derive(Debug, Clone, Serialize)]
 pub struct BackendResult {
     pub backend: Backend,
     pub sends_per_s: Spread,
-    pub p50_ns: Spread,
-    pub p90_ns: Spread,
-    pub p99_ns: Spread,
+    /// Every measured send of the runs with at least MIN_LATENCY_SAMPLES of
+    /// them, pooled.
+    pub latency_ns: Percentiles,
+    /// The same runs' own p50, p90 and p99 over the runs (the table's
+    /// figures and the ratios').
+    pub per_run_p50_ns: Spread,
+    pub per_run_p90_ns: Spread,
+    pub per_run_p99_ns: Spread,
     pub exits_per_send: Spread,
     pub cpu_ns_per_send: Spread,
     pub cpu_user_ns_per_send: Spread,
     pub cpu_system_ns_per_send: Spread,
     pub moves_per_s: Spread,
     pub lost: u64,
-    /// Latency samples behind the percentiles: the runs' measured sends,
-    /// counting only runs with at least MIN_LATENCY_SAMPLES.
-    pub latency_samples: u64,
-    /// One entry per run.
-    pub samples: Vec<Sample>,
-    /// Latency distribution over all runs: (nanoseconds, fraction of
-    /// samples at or below), 200 points at most.
+    /// One entry per run, in the order they ran.
+    pub runs: Vec<RunFigures>,
+    /// `latency_ns`'s distribution: (nanoseconds, fraction of samples at or
+    /// below), 200 points at most.
     pub latency_cdf: Vec<(u64, f64)>,
 }
 
@@ -115,6 +124,8 @@ pub struct WorkloadResult {
 
 #[derive(Debug, Clone, Serialize)]
 pub struct BenchReport {
+    /// schema::BENCH.
+    pub schema: &'static str,
     pub vcpus: u32,
     pub repeat: u32,
     pub workloads: Vec<WorkloadResult>,
@@ -125,7 +136,7 @@ pub struct BenchReport {
 
 /// `f(user) / f(bpf)`, when both backends measured latency.
 fn latency_ratio(user: &BackendResult, bpf: &BackendResult, f: fn(&BackendResult) -> f64) -> Option<f64> {
-    (user.latency_samples > 0 && bpf.latency_samples > 0).then(|| ratio(f(user), f(bpf)))
+    (user.latency_ns.n > 0 && bpf.latency_ns.n > 0).then(|| ratio(f(user), f(bpf)))
 }
 
 /// User and system CPU time of this process (all threads) so far.
@@ -140,7 +151,7 @@ fn cpu_time() -> (Duration, Duration) {
     (tv(usage.ru_utime), tv(usage.ru_stime))
 }
 
-fn measure(config: &BenchConfig, workload: Workload, backend: Backend) -> Result<(Sample, Vec<u64>)> {
+fn measure(config: &BenchConfig, workload: Workload, backend: Backend) -> Result<(RunFigures, Vec<u64>)> {
     let run = RunConfig {
         backend,
         workload,
@@ -161,12 +172,9 @@ fn measure(config: &BenchConfig, workload: Workload, backend: Backend) -> Result
         bail!("{workload:?} on {backend:?} was not clean: lost {}, errors {} ({:?})", r.lost, r.errors, r.first_error);
     }
     let sent = r.sent.max(1) as f64;
-    let sample = Sample {
+    let sample = RunFigures {
         sends_per_s: r.sends_per_s,
-        latency_samples: r.latency_ns.samples,
-        p50_ns: r.latency_ns.p50 as f64,
-        p90_ns: r.latency_ns.p90 as f64,
-        p99_ns: r.latency_ns.p99 as f64,
+        latency_ns: r.latency_ns,
         exits_per_send: r.userspace_exits as f64 / sent,
         cpu_ns_per_send: (user + system).as_nanos() as f64 / sent,
         cpu_user_ns_per_send: user.as_nanos() as f64 / sent,
@@ -200,8 +208,10 @@ pub fn run(config: &BenchConfig, mut progress: impl FnMut(Workload, Backend, u32
         for (w, workload) in config.workloads.iter().enumerate() {
             for (b, backend) in backends(*workload).iter().enumerate() {
                 let (sample, ns) = measure(config, *workload, *backend)?;
+                if sample.latency_counts() {
+                    latencies[w][b].extend(ns);
+                }
                 samples[w][b].push(sample);
-                latencies[w][b].extend(ns);
                 progress(*workload, *backend, round);
             }
         }
@@ -215,26 +225,28 @@ pub fn run(config: &BenchConfig, mut progress: impl FnMut(Workload, Backend, u32
                 .iter()
                 .zip(per_backend.into_iter().zip(per_backend_ns))
                 .map(|(backend, (s, ns))| {
-                    let spread = |f: fn(&Sample) -> f64| Spread::of(&s.iter().map(f).collect::<Vec<_>>());
+                    let spread = |f: fn(&RunFigures) -> f64| Spread::of(&s.iter().map(f).collect::<Vec<_>>());
                     // Runs with too few latency samples (flood coalesces
                     // nearly every send) give no percentiles.
-                    let measured = |x: &&Sample| x.latency_samples >= MIN_LATENCY_SAMPLES;
-                    let latency =
-                        |f: fn(&Sample) -> f64| Spread::of(&s.iter().filter(measured).map(f).collect::<Vec<_>>());
+                    let per_run = |f: fn(&Percentiles) -> Option<u64>| {
+                        let values: Vec<f64> =
+                            s.iter().filter(|x| x.latency_counts()).filter_map(|x| f(&x.latency_ns)).map(|v| v as f64).collect();
+                        Spread::of(&values)
+                    };
                     BackendResult {
                         backend: *backend,
                         sends_per_s: spread(|x| x.sends_per_s),
-                        p50_ns: latency(|x| x.p50_ns),
-                        p90_ns: latency(|x| x.p90_ns),
-                        p99_ns: latency(|x| x.p99_ns),
+                        latency_ns: Percentiles::of_samples(ns.clone()),
+                        per_run_p50_ns: per_run(|p| p.p50),
+                        per_run_p90_ns: per_run(|p| p.p90),
+                        per_run_p99_ns: per_run(|p| p.p99),
                         exits_per_send: spread(|x| x.exits_per_send),
                         cpu_ns_per_send: spread(|x| x.cpu_ns_per_send),
                         cpu_user_ns_per_send: spread(|x| x.cpu_user_ns_per_send),
                         cpu_system_ns_per_send: spread(|x| x.cpu_system_ns_per_send),
                         moves_per_s: spread(|x| x.moves_per_s),
                         lost: s.iter().map(|x| x.lost).sum(),
-                        latency_samples: s.iter().filter(measured).map(|x| x.latency_samples).sum(),
-                        samples: s,
+                        runs: s,
                         latency_cdf: cdf(ns, 200),
                     }
                 })
@@ -245,14 +257,16 @@ pub fn run(config: &BenchConfig, mut progress: impl FnMut(Workload, Backend, u32
                 throughput_bpf_over_userspace: ratio(bpf.sends_per_s.median, user.sends_per_s.median),
                 throughput_bpf_over_bare: ratio(bpf.sends_per_s.median, bare),
                 moves_bpf_over_userspace: ratio(bpf.moves_per_s.median, user.moves_per_s.median),
-                p50_userspace_over_bpf: latency_ratio(user, bpf, |b| b.p50_ns.median),
-                p99_userspace_over_bpf: latency_ratio(user, bpf, |b| b.p99_ns.median),
+                p50_userspace_over_bpf: latency_ratio(user, bpf, |b| b.per_run_p50_ns.median),
+                p99_userspace_over_bpf: latency_ratio(user, bpf, |b| b.per_run_p99_ns.median),
                 cpu_per_send_userspace_over_bpf: ratio(user.cpu_ns_per_send.median, bpf.cpu_ns_per_send.median),
             };
             WorkloadResult { workload: *workload, backends, ratios }
         })
         .collect();
-    Ok(BenchReport { vcpus: config.vcpus, repeat: config.repeat, workloads, trace_overhead: None, scale: None })
+    Ok(BenchReport {
+        schema: crate::schema::BENCH,
+        vcpus: config.vcpus, repeat: config.repeat, workloads, trace_overhead: None, scale: None })
 }
 
 #[cfg(test)]

@@ -97,7 +97,7 @@ fn latency_cdf(w: &WorkloadResult, area: &Area) -> Result<()> {
         if b.latency_cdf.is_empty() {
             continue;
         }
-        let n: u64 = b.samples.iter().map(|s| s.latency_samples).sum();
+        let n = b.latency_ns.n;
         let mut steps = Vec::with_capacity(b.latency_cdf.len() * 2);
         let mut before = 0.0;
         for &(ns, f) in &b.latency_cdf {

@@ -232,11 +232,11 @@ fn print_table(report: &BenchReport) {
                 if x.max == 0.0 { "-".to_string() } else { format!("{:.0} [{:.0}-{:.0}]", x.median, x.min, x.max) }
             };
             // Latency medians only (the spreads are in --json): one column.
-            let latency = if b.p50_ns.max == 0.0 {
+            let latency = if b.latency_ns.n == 0 {
                 "-".to_string()
             } else {
                 let us = |x: &bench::summary::Spread| x.median / 1000.0;
-                format!("{:.1} / {:.1} / {:.1}", us(&b.p50_ns), us(&b.p90_ns), us(&b.p99_ns))
+                format!("{:.1} / {:.1} / {:.1}", us(&b.per_run_p50_ns), us(&b.per_run_p90_ns), us(&b.per_run_p99_ns))
             };
             let mut row = vec![
                 format!("{:?}", b.backend).to_lowercase(),
@@ -257,11 +257,11 @@ fn print_table(report: &BenchReport) {
             .iter()
             .map(|b| {
                 let backend = format!("{:?}", b.backend).to_lowercase();
-                let measured: u64 = b.samples.iter().map(|s| s.latency_samples).sum();
-                if measured == b.latency_samples {
+                let measured: u64 = b.runs.iter().map(|s| s.latency_ns.n).sum();
+                if measured == b.latency_ns.n {
                     format!("{backend} {measured}")
                 } else {
-                    format!("{backend} {} of {measured}", b.latency_samples)
+                    format!("{backend} {} of {measured}", b.latency_ns.n)
                 }
             })
             .collect();

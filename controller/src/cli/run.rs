@@ -165,11 +165,8 @@ fn print_summary(r: &RunReport) {
         r.spurious_upcalls
     );
     let l = &r.latency_ns;
-    if l.samples > 0 {
-        println!(
-            "  one-way latency (ns, {} samples): p50 {}  p90 {}  p99 {}  max {}",
-            l.samples, l.p50, l.p90, l.p99, l.max
-        );
+    if let (Some(p50), Some(p90), Some(p99), Some(max)) = (l.p50, l.p90, l.p99, l.max) {
+        println!("  one-way latency (ns, {} samples): p50 {p50}  p90 {p90}  p99 {p99}  max {max}", l.n);
     }
 }
 

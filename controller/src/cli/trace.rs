@@ -12,7 +12,9 @@ use clap::Args;
 use serde::Serialize;
 
 use super::{run::UsageError, signals};
-use crate::trace::{
+use crate::{
+    schema,
+    trace::{
     bpf::{DEFAULT_TIME_ONE_IN, TraceOptions, Tracer},
     events::{self, EventLine},
     report::Interval,
@@ -20,6 +22,7 @@ use crate::trace::{
     target::check_kvm_process,
     text,
     view::LiveView,
+    },
 };
 
 #[derive(Debug, Args)]
@@ -66,7 +69,13 @@ fn latency_sample(text: &str) -> Result<u32, String> {
 
 #[derive(Serialize)]
 struct Line<'a> {
+    schema: &'static str,
+    /// "interval", or "total" (from the start to the end).
     kind: &'a str,
+    /// From the trace's start to the interval's end, and that end as
+    /// wall-clock time, to join these lines with other tools' records.
+    since_start_s: f64,
+    unix_time_s: f64,
     #[serde(flatten)]
     interval: &'a Interval,
 }
@@ -133,7 +142,7 @@ pub fn trace(args: &TraceArgs) -> Result<ExitCode> {
             if Instant::now() >= due || done {
                 let i = sampler.next(&mut tracer)?;
                 if !args.events {
-                    print(args.json, "interval", &i)?;
+                    print(args.json, "interval", &i, &sampler)?;
                 }
             }
             if exited {
@@ -144,7 +153,7 @@ pub fn trace(args: &TraceArgs) -> Result<ExitCode> {
             }
         }
     })?;
-    print(args.json, "total", &sampler.total())?;
+    print(args.json, "total", &sampler.total(), &sampler)?;
     if args.events {
         let dropped = tracer.dropped_events()?;
         if dropped > 0 {
@@ -179,7 +188,7 @@ fn live(args: &TraceArgs, tracer: &mut Tracer) -> Result<ExitCode> {
         }
     }
     sampler.next(tracer)?;
-    print(false, "total", &sampler.total())?;
+    print(false, "total", &sampler.total(), &sampler)?;
     Ok(ExitCode::SUCCESS)
 }
 
@@ -207,6 +216,7 @@ struct EventPrinter {
 
 #[derive(Serialize)]
 struct EventJson<'a> {
+    schema: &'static str,
     since_start_ns: u64,
     comm: &'a str,
     #[serde(flatten)]
@@ -222,15 +232,23 @@ impl EventPrinter {
         let comm = self.names.of(pid, line.tid());
         if !self.json {
             text::print_event(since_start_ns as f64 / 1e9, comm, line);
-        } else if let Ok(text) = serde_json::to_string(&EventJson { since_start_ns, comm, line }) {
+        } else if let Ok(text) = serde_json::to_string(&EventJson { schema: schema::TRACE_EVENT, since_start_ns, comm, line }) {
             println!("{text}");
         }
     }
 }
 
-fn print(json: bool, kind: &str, i: &Interval) -> Result<()> {
+fn print(json: bool, kind: &str, i: &Interval, sampler: &Sampler) -> Result<()> {
     if json {
-        println!("{}", serde_json::to_string(&Line { kind, interval: i })?);
+        let unix_time_s = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap_or_default();
+        let line = Line {
+            schema: schema::TRACE_INTERVAL,
+            kind,
+            since_start_s: sampler.since_start().as_secs_f64(),
+            unix_time_s: unix_time_s.as_secs_f64(),
+            interval: i,
+        };
+        println!("{}", serde_json::to_string(&line)?);
     } else {
         text::print_interval(kind, i);
     }

@@ -9,6 +9,7 @@ use super::{RunConfig, guest_report, latency};
 use crate::{
     bpf::doorbell::DoorbellCounts,
     platform::{stats::PlatformCounts, upcalls::InjectCounts},
+    schema::{self, Percentiles},
     vmm::{Vm, VmOutcome},
 };
 
@@ -93,6 +94,8 @@ pub enum Callback {
 
 #[derive(Debug, Clone, Serialize)]
 pub struct RunReport {
+    /// schema::RUN.
+    pub schema: &'static str,
     pub backend: Backend,
     pub workload: Workload,
     pub vcpus: u32,
@@ -119,7 +122,7 @@ pub struct RunReport {
     pub duration_s: f64,
     pub sends_per_s: f64,
     /// One-way latency, send to the target's upcall handler (guest TSC).
-    pub latency_ns: latency::Percentiles,
+    pub latency_ns: Percentiles,
     /// Upcall handler runs, and consumptions of an already-seen send.
     pub upcalls: u64,
     pub stale: u64,
@@ -193,7 +196,9 @@ pub fn build(
         // The guest failed outside any counted check (an exception, a set-up failure).
         errors = 1;
     }
+    let latency_samples_ns: Vec<u64> = samples.iter().map(|&t| latency::ticks_to_ns(t, vm.tsc_khz())).collect();
     Ok(RunReport {
+        schema: schema::RUN,
         backend,
         workload: config.workload,
         vcpus: config.vcpus,
@@ -210,8 +215,8 @@ pub fn build(
         userspace_exits: host.userspace_exits,
         duration_s,
         sends_per_s: if duration_s > 0.0 { sent as f64 / duration_s } else { 0.0 },
-        latency_samples_ns: samples.iter().map(|&t| latency::ticks_to_ns(t, vm.tsc_khz())).collect(),
-        latency_ns: latency::percentiles(samples, vm.tsc_khz()),
+        latency_ns: Percentiles::of_samples(latency_samples_ns.clone()),
+        latency_samples_ns,
         upcalls: sum(|r| r.upcalls),
         stale: sum(|r| r.stale),
         guest_status: outcome.status,

@@ -11,7 +11,9 @@ use xevtchn_common::{
     layout::CONTROL_SMOKE,
 };
 
+use super::{Backend, Workload};
 use crate::{
+    schema,
     bpf::mmio_counter::MmioCounter,
     platform::{XenPlatform, eventfd_task, shared_info::SharedInfoPage},
     vmm::{Vm, VmConfig},
@@ -20,6 +22,11 @@ use crate::{
 
 #[derive(Debug, Serialize)]
 pub struct SmokeReport {
+    /// schema::SMOKE.
+    pub schema: &'static str,
+    pub workload: Workload,
+    /// None: smoke runs no event channels, so no backend delivers them.
+    pub backend: Option<Backend>,
     pub vcpus: u32,
     pub guest_status: u32,
     /// Writes the guest was asked to make.
@@ -49,6 +56,9 @@ pub fn run(vcpus: u32, writes: u64, timeout: Duration) -> Result<SmokeReport> {
     let platform = Arc::new(XenPlatform::new(&vm, domain, shared_info, None, log, tasks.handle().clone())?);
     let outcome = vm.run(platform.clone()).context("running the VM")?;
     Ok(SmokeReport {
+        schema: schema::SMOKE,
+        workload: Workload::Smoke,
+        backend: None,
         vcpus,
         guest_status: outcome.status,
         requested_writes: writes,

@@ -6,45 +6,31 @@ use std::collections::BTreeMap;
 use serde::Serialize;
 use xevtchn_common::trace::BUCKETS;
 
-use crate::trace::bpf::{Snapshot, fast_paths::SendOutcomes};
+use crate::{
+    schema::{Bucket, Percentiles, buckets},
+    trace::bpf::{Snapshot, fast_paths::SendOutcomes},
+};
 
-/// A percentile from a log2 histogram: the upper bound of the bucket that
-/// holds it (bucket b covers [2^b, 2^(b+1)) ns). None without samples.
-pub fn histogram_percentile(histogram: &[u64; BUCKETS], p: f64) -> Option<u64> {
-    let total: u64 = histogram.iter().sum();
-    if total == 0 {
-        return None;
-    }
-    let rank = ((p / 100.0) * total as f64).ceil().max(1.0) as u64;
-    let mut seen = 0;
-    for (b, &n) in histogram.iter().enumerate() {
-        seen += n;
-        if seen >= rank {
-            return Some(1u64 << (b + 1).min(63));
-        }
-    }
-    None
-}
-
+/// A log2 latency histogram as printed: its percentiles (upper bounds of
+/// the buckets holding them) and its non-empty buckets.
 #[derive(Debug, Clone, Serialize, PartialEq)]
-pub struct Latency {
-    pub samples: u64,
-    /// Upper bounds of the log2 buckets holding p50 and p99, in ns.
-    pub p50_ns: Option<u64>,
-    pub p99_ns: Option<u64>,
+pub struct LatencyHistogram {
+    /// The counts themselves (bucket b: [2^b, 2^(b+1)) ns), for the live view.
+    #[serde(skip)]
+    pub counts: [u64; BUCKETS],
+    #[serde(flatten)]
+    pub percentiles: Percentiles,
+    pub buckets: Vec<Bucket>,
 }
 
-fn latency(h: &[u64; BUCKETS]) -> Latency {
-    Latency { samples: h.iter().sum(), p50_ns: histogram_percentile(h, 50.0), p99_ns: histogram_percentile(h, 99.0) }
+impl LatencyHistogram {
+    pub fn of(counts: [u64; BUCKETS]) -> Self {
+        Self { counts, percentiles: Percentiles::of_log2_histogram(&counts), buckets: buckets(&counts) }
+    }
 }
 
 #[derive(Debug, Clone, Serialize, PartialEq)]
 pub struct VectorRow {
-    /// The histograms themselves, for the live view.
-    #[serde(skip)]
-    pub send_to_inject_histogram: [u64; BUCKETS],
-    #[serde(skip)]
-    pub inject_to_eoi_histogram: [u64; BUCKETS],
     #[serde(serialize_with = "max_is_null")]
     pub apicid: u32,
     /// u32::MAX (null in JSON): EOIs with no vector in service (kvm_eoi's -1).
@@ -53,8 +39,8 @@ pub struct VectorRow {
     pub injections: u64,
     pub eois: u64,
     pub injections_per_s: f64,
-    pub send_to_inject: Latency,
-    pub inject_to_eoi: Latency,
+    pub send_to_inject_ns: LatencyHistogram,
+    pub inject_to_eoi_ns: LatencyHistogram,
 }
 
 /// u32::MAX marks "none" in the programs' keys (no vector in service; the
@@ -130,15 +116,13 @@ pub fn interval(before: &Snapshot, now: &Snapshot, seconds: f64) -> Interval {
     for (key, counters) in &now.irqs {
         let d = counters.zip_with(&before.irqs.get(key).copied().unwrap_or_default(), u64::wrapping_sub);
         vectors.entry(key.tgid).or_default().push(VectorRow {
-            send_to_inject_histogram: d.send_to_inject,
-            inject_to_eoi_histogram: d.inject_to_eoi,
             apicid: key.apicid,
             vector: key.vector,
             injections: d.injections,
             eois: d.eois,
             injections_per_s: per_s(d.injections),
-            send_to_inject: latency(&d.send_to_inject),
-            inject_to_eoi: latency(&d.inject_to_eoi),
+            send_to_inject_ns: LatencyHistogram::of(d.send_to_inject),
+            inject_to_eoi_ns: LatencyHistogram::of(d.inject_to_eoi),
         });
     }
     let vms = now
@@ -202,32 +186,18 @@ mod tests {
 
     #[test]
     fn an_eoi_with_no_vector_in_service_has_a_null_vector() {
-        let latency = Latency { samples: 0, p50_ns: None, p99_ns: None };
+        let latency = LatencyHistogram::of([0; BUCKETS]);
         let row = |vector| VectorRow {
-            send_to_inject_histogram: [0; BUCKETS],
-            inject_to_eoi_histogram: [0; BUCKETS],
             apicid: 0,
             vector,
             injections: 0,
             eois: 1,
             injections_per_s: 0.0,
-            send_to_inject: latency.clone(),
-            inject_to_eoi: latency.clone(),
+            send_to_inject_ns: latency.clone(),
+            inject_to_eoi_ns: latency.clone(),
         };
         assert_eq!(serde_json::to_value(row(u32::MAX)).unwrap()["vector"], serde_json::Value::Null);
         assert_eq!(serde_json::to_value(row(0xf3)).unwrap()["vector"], 0xf3);
-    }
-
-    #[test]
-    fn percentile_is_the_upper_bound_of_its_bucket() {
-        let mut h = [0u64; BUCKETS];
-        h[10] = 50; // [1024, 2048)
-        h[14] = 49; // [16384, 32768)
-        h[20] = 1;
-        assert_eq!(histogram_percentile(&h, 50.0), Some(2048));
-        assert_eq!(histogram_percentile(&h, 99.0), Some(32768));
-        assert_eq!(histogram_percentile(&h, 100.0), Some(1 << 21));
-        assert_eq!(histogram_percentile(&[0; BUCKETS], 50.0), None);
     }
 
     #[test]
@@ -248,8 +218,9 @@ mod tests {
         assert_eq!(vm.sends_per_s, 10.0);
         let v = &vm.vectors[0];
         assert_eq!((v.injections, v.eois, v.injections_per_s), (10, 10, 5.0));
-        assert_eq!(v.inject_to_eoi.p50_ns, Some(8192));
-        assert_eq!(v.send_to_inject.samples, 0);
+        assert_eq!(v.inject_to_eoi_ns.percentiles.p50, Some(8192));
+        assert_eq!(v.inject_to_eoi_ns.buckets, [Bucket { upper_ns: 8192, n: 10 }]);
+        assert_eq!(v.send_to_inject_ns.percentiles.n, 0);
     }
 
     #[test]

@@ -39,6 +39,11 @@ impl Sampler {
         Ok(i)
     }
 
+    /// From the first sample to the last.
+    pub fn since_start(&self) -> Duration {
+        self.last_at - self.start
+    }
+
     /// An interval of nothing, to draw before the first sample.
     pub fn nothing_yet(&self) -> Interval {
         interval(&self.last, &self.last, 0.0)
@@ -46,7 +51,7 @@ impl Sampler {
 
     /// Everything from the start to the last sample.
     pub fn total(&self) -> Interval {
-        interval(&self.first, &self.last, (self.last_at - self.start).as_secs_f64())
+        interval(&self.first, &self.last, self.since_start().as_secs_f64())
     }
 }
 

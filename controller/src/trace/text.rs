@@ -80,10 +80,10 @@ pub fn print_interval(kind: &str, i: &Interval) {
                 v.vector,
                 v.injections_per_s,
                 v.eois,
-                ns(v.send_to_inject.p50_ns),
-                ns(v.send_to_inject.p99_ns),
-                ns(v.inject_to_eoi.p50_ns),
-                ns(v.inject_to_eoi.p99_ns)
+                ns(v.send_to_inject_ns.percentiles.p50),
+                ns(v.send_to_inject_ns.percentiles.p99),
+                ns(v.inject_to_eoi_ns.percentiles.p50),
+                ns(v.inject_to_eoi_ns.percentiles.p99)
             );
         }
     }

@@ -171,10 +171,10 @@ pub fn render(frame: &mut Frame, title: &str, now: &Interval, state: &mut ViewSt
     );
     let (mut s2i, mut i2e) = ([0u64; BUCKETS], [0u64; BUCKETS]);
     for v in now.vms.iter().flat_map(|vm| &vm.vectors).filter(|v| v.vector != u32::MAX) {
-        for (total, x) in s2i.iter_mut().zip(v.send_to_inject_histogram) {
+        for (total, x) in s2i.iter_mut().zip(v.send_to_inject_ns.counts) {
             *total += x;
         }
-        for (total, x) in i2e.iter_mut().zip(v.inject_to_eoi_histogram) {
+        for (total, x) in i2e.iter_mut().zip(v.inject_to_eoi_ns.counts) {
             *total += x;
         }
     }
@@ -234,11 +234,11 @@ fn table_rows(now: &Interval, sort: Sort, wide: bool) -> Vec<Cells> {
                 format!("  apic {} vec {:#04x}", v.apicid, v.vector),
                 format!("{} upcalls/s", rate(v.injections_per_s)),
                 format!("EOIs {}/s", rate(per_s(v.eois))),
-                format!("send→inject p50 {}", ns(v.send_to_inject.p50_ns)),
+                format!("send→inject p50 {}", ns(v.send_to_inject_ns.percentiles.p50)),
             ];
             if wide {
-                cells.push(format!("p99 {}", ns(v.send_to_inject.p99_ns)));
-                cells.push(format!("inject→EOI p50 {} p99 {}", ns(v.inject_to_eoi.p50_ns), ns(v.inject_to_eoi.p99_ns)));
+                cells.push(format!("p99 {}", ns(v.send_to_inject_ns.percentiles.p99)));
+                cells.push(format!("inject→EOI p50 {} p99 {}", ns(v.inject_to_eoi_ns.percentiles.p50), ns(v.inject_to_eoi_ns.percentiles.p99)));
             }
             rows.push((cells, Style::new()));
         }
@@ -305,27 +305,25 @@ mod tests {
     use super::*;
     use crate::{
         bpf::doorbell::SendOutcomes,
-        trace::report::{Latency, PortRow, VcpuRow, VectorRow},
+        trace::report::{LatencyHistogram, PortRow, VcpuRow, VectorRow},
     };
 
     /// One VM with 16 vCPUs: a vector row and a fast-path row each, and a
     /// send taking 2^27 ns (134 ms) in the histogram's slow tail.
     fn sixteen_vcpus() -> Interval {
-        let latency = Latency { samples: 10, p50_ns: Some(4096), p99_ns: Some(1 << 28) };
         let mut histogram = [0u64; BUCKETS];
         histogram[11] = 9;
         histogram[27] = 1;
+        let latency = LatencyHistogram::of(histogram);
         let vectors = (0..16)
             .map(|apicid| VectorRow {
-                send_to_inject_histogram: histogram,
-                inject_to_eoi_histogram: histogram,
                 apicid,
                 vector: 0xf3,
                 injections: 1000,
                 eois: 1000,
                 injections_per_s: 1000.0,
-                send_to_inject: latency.clone(),
-                inject_to_eoi: latency.clone(),
+                send_to_inject_ns: latency.clone(),
+                inject_to_eoi_ns: latency.clone(),
             })
             .collect();
         let fast_path = (0..16)
