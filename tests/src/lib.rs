@@ -71,6 +71,7 @@ pub fn schema_errors(name: &str, doc: &serde_json::Value) -> Vec<String> {
     let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("../docs/schema").join(name);
     let text = fs::read_to_string(&path).unwrap_or_else(|e| panic!("{}: {e}", path.display()));
     let schema: serde_json::Value = serde_json::from_str(&text).unwrap_or_else(|e| panic!("{}: {e}", path.display()));
-    let validator = jsonschema::validator_for(&schema).unwrap_or_else(|e| panic!("{} is no schema: {e}", path.display()));
+    let validator =
+        jsonschema::validator_for(&schema).unwrap_or_else(|e| panic!("{} is no schema: {e}", path.display()));
     validator.iter_errors(doc).map(|e| format!("at {}: {e}", e.instance_path())).collect()
 }

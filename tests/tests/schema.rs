@@ -35,13 +35,16 @@ fn a_real_report_passes() {
 
 #[test]
 fn what_a_consumer_would_notice_is_rejected() {
-    let changes: [(&str, fn(&mut Value)); 7] = [
+    type Change = (&'static str, fn(&mut Value));
+    let changes: [Change; 7] = [
         ("a field the schema does not name", |r| r["bogus"] = json!(1)),
         ("a field missing", |r| _ = r.as_object_mut().unwrap().remove("lost")),
         ("a count as a string", |r| r["sent"] = json!("106106")),
         ("an unknown backend", |r| r["backend"] = json!("Bpf")),
         ("another schema version", |r| r["schema"] = json!("xevtchn.run/2")),
-        ("a percentile under another name", |r| r["latency_ns"] = json!({"samples": 1, "p50": 1, "p90": 1, "p99": 1, "max": 1})),
+        ("a percentile under another name", |r| {
+            r["latency_ns"] = json!({"samples": 1, "p50": 1, "p90": 1, "p99": 1, "max": 1})
+        }),
         ("a nested counter missing", |r| _ = r["bpf"].as_object_mut().unwrap().remove("canary")),
     ];
     for (what, change) in changes {

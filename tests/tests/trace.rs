@@ -308,3 +308,96 @@ fn two_vms_keep_their_own_interrupt_rows() {
         assert_eq!(count(vm, "sends"), count(report, "sent"), "pid {pid}");
     }
 }
+
+/// Many short VMs whose pids all share one home slot of the tracer (pids
+/// 256 apart, arranged with ns_last_pid): without handing ended VMs' slots
+/// back, the tenth would land in the overflow row. Each keeps its own row
+/// in the totals, and a VM that has ended leaves the interval reports.
+#[test]
+fn many_short_vms_each_keep_their_own_row() {
+    const VMS: usize = 20;
+    let _vm = privileged();
+    let mut trace = Command::new(controller_binary())
+        .args(["trace", "--json", "--interval", "100"])
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("starting xevtchn trace");
+    let mut stderr = BufReader::new(trace.stderr.take().expect("stderr"));
+    let mut line = String::new();
+    stderr.read_line(&mut line).expect("reading trace's stderr");
+    assert!(line.contains("tracing"), "{line}");
+    // Read as it comes: a full pipe would stop the tracer's sampling.
+    let stdout = BufReader::new(trace.stdout.take().expect("stdout"));
+    let reader = std::thread::spawn(move || stdout.lines().map(|l| l.expect("a line")).collect::<Vec<String>>());
+    let pid_max: u32 = std::fs::read_to_string("/proc/sys/kernel/pid_max").unwrap().trim().parse().unwrap();
+    let last: u32 = std::fs::read_to_string("/proc/sys/kernel/ns_last_pid").unwrap().trim().parse().unwrap();
+    let base = if last + 1000 + 256 * (VMS as u32) < pid_max { last + 1000 } else { 1000 };
+    let mut runs = Vec::new();
+    for i in 0..VMS as u32 {
+        let want = base + i * 256;
+        if std::path::Path::new(&format!("/proc/{want}")).exists() {
+            continue;
+        }
+        std::fs::write("/proc/sys/kernel/ns_last_pid", (want - 1).to_string()).expect("writing ns_last_pid (root)");
+        let out = Command::new(controller_binary())
+            .args(["run", "--backend", "userspace", "--workload", "pingpong", "--count", "50", "--json"])
+            .stdout(Stdio::piped())
+            .spawn()
+            .expect("xevtchn run");
+        let pid = out.id();
+        let out = out.wait_with_output().expect("waiting for the VM");
+        assert!(out.status.success(), "VM {i}");
+        let report: Value = serde_json::from_slice(&out.stdout).expect("run JSON");
+        runs.push((pid, report));
+        // Long enough for the tracer to see that it ended (it samples every 100 ms).
+        std::thread::sleep(std::time::Duration::from_millis(250));
+    }
+    let same_home = runs.iter().filter(|(pid, _)| pid % 256 == base % 256).count();
+    assert!(same_home >= 12, "only {same_home} of {VMS} VMs got a pid in the same home slot: the test proves nothing");
+    // SAFETY: kill(2) on our own child's pid.
+    unsafe { libc::kill(trace.id() as i32, libc::SIGINT) };
+    assert!(trace.wait().expect("waiting for the trace").success());
+    let lines: Vec<Value> =
+        reader.join().expect("the reader").iter().map(|l| serde_json::from_str(l).expect("JSON")).collect();
+    let total = lines.last().expect("a total line");
+    assert_eq!(total["kind"], "total");
+    let rows = total["vms"].as_array().expect("vms");
+    assert!(rows.iter().all(|vm| !vm["pid"].is_null()), "a VM landed in the overflow row: {rows:?}");
+    for (pid, report) in &runs {
+        let vm = rows.iter().find(|vm| vm["pid"].as_u64() == Some(u64::from(*pid))).unwrap_or_else(|| panic!("{pid}"));
+        assert_eq!(count(vm, "sends"), count(report, "sent"), "pid {pid}'s own sends, no other VM's");
+    }
+    // VMs ran one after another: an interval shows the one running, and
+    // the one that ended in it, never the ones before.
+    let widest = lines.iter().filter(|l| l["kind"] == "interval").map(|l| l["vms"].as_array().unwrap().len()).max();
+    assert!(widest <= Some(3), "ended VMs stay in the interval reports: {widest:?} rows");
+}
+
+/// A VMM that is not xevtchn's (Debian's QEMU, booting its BIOS with no
+/// disk): its exits, MMIO and port I/O are counted, and it has no sends,
+/// whatever its guest writes where xevtchn's doorbells would be.
+#[test]
+fn another_vmm_shows_exits_and_no_sends() {
+    let _vm = privileged();
+    let trace = start_trace(&[]);
+    let qemu = Command::new("qemu-system-x86_64")
+        .args(["-enable-kvm", "-m", "64", "-display", "none", "-serial", "none", "-monitor", "none"])
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .expect("qemu-system-x86_64 (Debian's qemu-system-x86; `cargo xtask setup` installs it)");
+    std::thread::sleep(std::time::Duration::from_secs(2));
+    let pid = u64::from(qemu.id());
+    // SAFETY: kill(2) on our own child's pid.
+    unsafe { libc::kill(qemu.id() as i32, libc::SIGKILL) };
+    let _ = qemu.wait_with_output();
+    let total = stop_trace(trace);
+    let vms = total["vms"].as_array().expect("vms");
+    let vm = vms.iter().find(|vm| vm["pid"].as_u64() == Some(pid)).unwrap_or_else(|| panic!("QEMU's row: {vms:?}"));
+    assert!(count(vm, "userspace_exits") > 0 && count(vm, "pio") > 0, "its BIOS exits: {vm}");
+    for field in ["sends", "sends_in_kernel", "sends_to_userspace", "sends_per_s"] {
+        assert!(vm[field].is_null(), "{field} of a VMM that is not xevtchn's: {vm}");
+    }
+}

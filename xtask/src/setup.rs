@@ -11,8 +11,9 @@ use anyhow::{Context, Result};
 use crate::{cmd, probe, toolchain};
 
 /// Debian packages: bpftool (inspecting programs), libxen-dev (Xen's public
-/// headers, for the ABI test), linux-perf (counting kvm tracepoints in tests).
-const DEBIAN_PACKAGES: &[&str] = &["bpftool", "libxen-dev", "linux-perf"];
+/// headers, for the ABI test), linux-perf (counting kvm tracepoints in tests),
+/// qemu-system-x86 (a VMM that is not xevtchn's, traced in tests).
+const DEBIAN_PACKAGES: &[&str] = &["bpftool", "libxen-dev", "linux-perf", "qemu-system-x86"];
 
 /// What the later steps need to know about the set-up.
 pub struct Env {

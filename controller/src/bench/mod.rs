@@ -229,8 +229,12 @@ pub fn run(config: &BenchConfig, mut progress: impl FnMut(Workload, Backend, u32
                     // Runs with too few latency samples (flood coalesces
                     // nearly every send) give no percentiles.
                     let per_run = |f: fn(&Percentiles) -> Option<u64>| {
-                        let values: Vec<f64> =
-                            s.iter().filter(|x| x.latency_counts()).filter_map(|x| f(&x.latency_ns)).map(|v| v as f64).collect();
+                        let values: Vec<f64> = s
+                            .iter()
+                            .filter(|x| x.latency_counts())
+                            .filter_map(|x| f(&x.latency_ns))
+                            .map(|v| v as f64)
+                            .collect();
                         Spread::of(&values)
                     };
                     BackendResult {
@@ -266,7 +270,12 @@ pub fn run(config: &BenchConfig, mut progress: impl FnMut(Workload, Backend, u32
         .collect();
     Ok(BenchReport {
         schema: crate::schema::BENCH,
-        vcpus: config.vcpus, repeat: config.repeat, workloads, trace_overhead: None, scale: None })
+        vcpus: config.vcpus,
+        repeat: config.repeat,
+        workloads,
+        trace_overhead: None,
+        scale: None,
+    })
 }
 
 #[cfg(test)]

@@ -15,13 +15,13 @@ use super::{run::UsageError, signals};
 use crate::{
     schema,
     trace::{
-    bpf::{DEFAULT_TIME_ONE_IN, TraceOptions, Tracer},
-    events::{self, EventLine},
-    report::Interval,
-    sampler::{Sampler, wait_until},
-    target::check_kvm_process,
-    text,
-    view::LiveView,
+        bpf::{DEFAULT_TIME_ONE_IN, TraceOptions, Tracer},
+        events::{self, EventLine},
+        report::Interval,
+        sampler::{Sampler, wait_until},
+        target::check_kvm_process,
+        text,
+        view::LiveView,
     },
 };
 
@@ -232,7 +232,9 @@ impl EventPrinter {
         let comm = self.names.of(pid, line.tid());
         if !self.json {
             text::print_event(since_start_ns as f64 / 1e9, comm, line);
-        } else if let Ok(text) = serde_json::to_string(&EventJson { schema: schema::TRACE_EVENT, since_start_ns, comm, line }) {
+        } else if let Ok(text) =
+            serde_json::to_string(&EventJson { schema: schema::TRACE_EVENT, since_start_ns, comm, line })
+        {
             println!("{text}");
         }
     }

@@ -13,9 +13,9 @@ use xevtchn_common::{
 
 use super::{Backend, Workload};
 use crate::{
-    schema,
     bpf::mmio_counter::MmioCounter,
     platform::{XenPlatform, eventfd_task, shared_info::SharedInfoPage},
+    schema,
     vmm::{Vm, VmConfig},
     xen::{Domain, DomainConfig},
 };

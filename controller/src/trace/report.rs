@@ -69,16 +69,18 @@ pub struct VmRow {
     /// use taken on some CPU, counted together (OVERFLOW_PID).
     #[serde(serialize_with = "max_is_null")]
     pub pid: u32,
-    /// Doorbell writes (EVTCHNOP_send on fast ports), and their split by path.
-    pub sends: u64,
-    pub sends_in_kernel: u64,
-    pub sends_to_userspace: u64,
+    /// Doorbell writes (EVTCHNOP_send on fast ports), and their split by
+    /// path: only for xevtchn VMs (null for other VMMs, whose writes there
+    /// are MMIO like any other, and for the overflow row).
+    pub sends: Option<u64>,
+    pub sends_in_kernel: Option<u64>,
+    pub sends_to_userspace: Option<u64>,
     /// Of the sends through userspace: answered by an injection in the
     /// same thread (the VMM raised an upcall), or not (it coalesced, was
     /// masked or found an upcall pending: the VMM decided, unseen).
-    pub userspace_sends_injected: u64,
-    pub userspace_sends_not_injected: u64,
-    pub sends_per_s: f64,
+    pub userspace_sends_injected: Option<u64>,
+    pub userspace_sends_not_injected: Option<u64>,
+    pub sends_per_s: Option<f64>,
     pub userspace_exits: u64,
     pub mmio: u64,
     /// kvm_msi_set_irq events; null unless counted (`--msi`).
@@ -128,16 +130,19 @@ pub fn interval(before: &Snapshot, now: &Snapshot, seconds: f64) -> Interval {
     let vms = now
         .vms
         .iter()
+        // A VM that ended before this interval leaves it (not the totals).
+        .filter(|&(pid, counters)| !(now.ended.contains(pid) && before.vms.get(pid) == Some(counters)))
         .map(|(&pid, counters)| {
             let d = counters.zip_with(&before.vms.get(&pid).copied().unwrap_or_default(), u64::wrapping_sub);
+            let sends = |n: u64| now.xevtchn.contains(&pid).then_some(n);
             VmRow {
                 pid,
-                sends: d.sends,
-                sends_in_kernel: d.sends.saturating_sub(d.sends_to_userspace),
-                sends_to_userspace: d.sends_to_userspace,
-                userspace_sends_injected: d.userspace_sends_injected,
-                userspace_sends_not_injected: d.sends_to_userspace.saturating_sub(d.userspace_sends_injected),
-                sends_per_s: per_s(d.sends),
+                sends: sends(d.sends),
+                sends_in_kernel: sends(d.sends.saturating_sub(d.sends_to_userspace)),
+                sends_to_userspace: sends(d.sends_to_userspace),
+                userspace_sends_injected: sends(d.userspace_sends_injected),
+                userspace_sends_not_injected: sends(d.sends_to_userspace.saturating_sub(d.userspace_sends_injected)),
+                sends_per_s: now.xevtchn.contains(&pid).then(|| per_s(d.sends)),
                 userspace_exits: d.userspace_exits,
                 mmio: d.mmio,
                 msi_set_irq: now.msis_counted.then_some(d.msi_set_irq),
@@ -204,6 +209,7 @@ mod tests {
     fn an_interval_is_the_difference_of_two_snapshots() {
         let key = IrqKey { tgid: 7, apicid: 1, vector: 0xf3, _pad: 0 };
         let mut before = Snapshot::default();
+        before.xevtchn.insert(7);
         before.vms.insert(7, VmCounters { sends: 10, sends_to_userspace: 4, ..Default::default() });
         before.irqs.insert(key, IrqCounters { injections: 3, ..Default::default() });
         let mut now = before.clone();
@@ -213,9 +219,9 @@ mod tests {
         now.irqs.insert(key, irq);
         let i = interval(&before, &now, 2.0);
         let vm = &i.vms[0];
-        assert_eq!((vm.pid, vm.sends, vm.sends_in_kernel, vm.sends_to_userspace), (7, 20, 20, 0));
+        assert_eq!((vm.pid, vm.sends, vm.sends_in_kernel, vm.sends_to_userspace), (7, Some(20), Some(20), Some(0)));
         assert!(i.ports.is_empty());
-        assert_eq!(vm.sends_per_s, 10.0);
+        assert_eq!(vm.sends_per_s, Some(10.0));
         let v = &vm.vectors[0];
         assert_eq!((v.injections, v.eois, v.injections_per_s), (10, 10, 5.0));
         assert_eq!(v.inject_to_eoi_ns.percentiles.p50, Some(8192));
@@ -229,6 +235,7 @@ mod tests {
         let outcomes =
             |fast_sends, raised, coalesced| SendOutcomes { fast_sends, raised, coalesced, ..Default::default() };
         let mut before = Snapshot::default();
+        before.xevtchn.insert(9);
         before.vms.insert(
             9,
             VmCounters { sends: 5, sends_to_userspace: 5, userspace_sends_injected: 2, ..Default::default() },
@@ -247,7 +254,10 @@ mod tests {
         );
         now.fast_paths.insert(9, FastPathOutcomes { vcpus: [(1, outcomes(130, 15, 115))].into() });
         let vm = interval(&before, &now, 1.0).vms.remove(0);
-        assert_eq!((vm.sends_to_userspace, vm.userspace_sends_injected, vm.userspace_sends_not_injected), (10, 4, 6));
+        assert_eq!(
+            (vm.sends_to_userspace, vm.userspace_sends_injected, vm.userspace_sends_not_injected),
+            (Some(10), Some(4), Some(6))
+        );
         assert_eq!(vm.msi_set_irq, None, "not counted unless asked");
         let row = &vm.fast_path[0];
         assert_eq!((row.vcpu, row.outcomes.fast_sends, row.outcomes.raised, row.spurious_injections), (1, 30, 5, 25));
@@ -257,5 +267,30 @@ mod tests {
         // A VM's fast-path counts may leave the sum (FastPaths keeps so many).
         now.fast_paths.insert(9, FastPathOutcomes { vcpus: [(1, outcomes(20, 1, 19))].into() });
         assert_eq!(interval(&before, &now, 1.0).vms[0].fast_path[0].outcomes.fast_sends, 0);
+    }
+
+    #[test]
+    fn only_xevtchn_vms_have_sends() {
+        let mut before = Snapshot::default();
+        before.vms.insert(5, VmCounters { sends: 10, mmio: 10, ..Default::default() });
+        let mut now = before.clone();
+        now.vms.insert(5, VmCounters { sends: 30, mmio: 30, ..Default::default() });
+        let vm = interval(&before, &now, 1.0).vms.remove(0);
+        assert_eq!((vm.sends, vm.sends_per_s, vm.mmio), (None, None, 20), "another VMM's MMIO is no send");
+        now.xevtchn.insert(5);
+        assert_eq!(interval(&before, &now, 1.0).vms[0].sends, Some(20));
+    }
+
+    #[test]
+    fn an_ended_vm_leaves_the_intervals_and_stays_in_the_totals() {
+        let first = Snapshot::default();
+        let mut before = Snapshot::default();
+        before.vms.insert(5, VmCounters { mmio: 10, ..Default::default() });
+        let mut now = before.clone();
+        now.ended.insert(5);
+        assert!(interval(&before, &now, 1.0).vms.is_empty(), "nothing since it ended");
+        assert_eq!(interval(&first, &now, 2.0).vms[0].mmio, 10, "its counts in the totals");
+        now.vms.insert(5, VmCounters { mmio: 12, ..Default::default() });
+        assert_eq!(interval(&before, &now, 1.0).vms[0].mmio, 2, "its last interval");
     }
 }

@@ -37,19 +37,22 @@ pub fn print_interval(kind: &str, i: &Interval) {
         if vm.pid == OVERFLOW_PID {
             let injections: u64 = vm.vectors.iter().map(|v| v.injections).sum();
             println!(
-                "other VMs (tracer slots full): {:.0} sends/s, {} userspace exits, {} MMIO, {injections} injections",
-                vm.sends_per_s, vm.userspace_exits, vm.mmio
+                "other VMs (tracer slots full): {} userspace exits, {} MMIO, {injections} injections",
+                vm.userspace_exits, vm.mmio
             );
             continue;
         }
+        let sends = match (vm.sends_per_s, vm.sends_in_kernel, vm.sends_to_userspace) {
+            (Some(rate), Some(kernel), Some(userspace)) => format!(
+                "{rate:.0} sends/s ({kernel} in kernel, {userspace} via userspace: {} injected, {} not), ",
+                vm.userspace_sends_injected.unwrap_or(0),
+                vm.userspace_sends_not_injected.unwrap_or(0)
+            ),
+            _ => String::new(),
+        };
         println!(
-            "pid {}: {:.0} sends/s ({} in kernel, {} via userspace: {} injected, {} not), {} userspace exits, {} MMIO, {} MSIs, {} wakeups",
+            "pid {}: {sends}{} userspace exits, {} MMIO, {} MSIs, {} wakeups",
             vm.pid,
-            vm.sends_per_s,
-            vm.sends_in_kernel,
-            vm.sends_to_userspace,
-            vm.userspace_sends_injected,
-            vm.userspace_sends_not_injected,
             vm.userspace_exits,
             vm.mmio,
             vm.msi_set_irq.map_or("-".to_string(), |n| n.to_string()),

@@ -218,12 +218,16 @@ fn table_rows(now: &Interval, sort: Sort, wide: bool) -> Vec<Cells> {
     let mut rows = Vec::new();
     for vm in vms {
         let who = if vm.pid == OVERFLOW_PID { "other VMs".to_string() } else { format!("pid {}", vm.pid) };
-        let mut cells = vec![
-            who,
-            format!("{} sends/s", rate(vm.sends_per_s)),
-            format!("kernel {}/s", rate(per_s(vm.sends_in_kernel))),
-            format!("userspace {}/s", rate(per_s(vm.sends_to_userspace))),
-        ];
+        // Another VMM's writes are no sends: its row starts with its exits.
+        let mut cells = match (vm.sends_per_s, vm.sends_in_kernel, vm.sends_to_userspace) {
+            (Some(sends), Some(kernel), Some(userspace)) => vec![
+                who,
+                format!("{} sends/s", rate(sends)),
+                format!("kernel {}/s", rate(per_s(kernel))),
+                format!("userspace {}/s", rate(per_s(userspace))),
+            ],
+            _ => vec![who, "other VMM: no sends".to_string(), String::new(), String::new()],
+        };
         if wide {
             cells.push(format!("exits {}/s", rate(per_s(vm.userspace_exits))));
             cells.push(format!("MMIO {}/s", rate(per_s(vm.mmio))));
@@ -238,7 +242,11 @@ fn table_rows(now: &Interval, sort: Sort, wide: bool) -> Vec<Cells> {
             ];
             if wide {
                 cells.push(format!("p99 {}", ns(v.send_to_inject_ns.percentiles.p99)));
-                cells.push(format!("inject→EOI p50 {} p99 {}", ns(v.inject_to_eoi_ns.percentiles.p50), ns(v.inject_to_eoi_ns.percentiles.p99)));
+                cells.push(format!(
+                    "inject→EOI p50 {} p99 {}",
+                    ns(v.inject_to_eoi_ns.percentiles.p50),
+                    ns(v.inject_to_eoi_ns.percentiles.p99)
+                ));
             }
             rows.push((cells, Style::new()));
         }
@@ -336,12 +344,12 @@ mod tests {
             .collect();
         let vm = VmRow {
             pid: 4242,
-            sends: 44258,
-            sends_in_kernel: 44171,
-            sends_to_userspace: 87,
-            userspace_sends_injected: 80,
-            userspace_sends_not_injected: 7,
-            sends_per_s: 44258.0,
+            sends: Some(44258),
+            sends_in_kernel: Some(44171),
+            sends_to_userspace: Some(87),
+            userspace_sends_injected: Some(80),
+            userspace_sends_not_injected: Some(7),
+            sends_per_s: Some(44258.0),
             userspace_exits: 90,
             mmio: 44258,
             msi_set_irq: None,

@@ -154,6 +154,10 @@ pub const fn irq_slot(tgid: u32, apicid: u32, vector: u32) -> u32 {
     ((apicid % 32) * 256 + (vector % 256) + tgid_offset(tgid, IRQ_SLOTS)) % IRQ_SLOTS
 }
 
+/// Ended VMs whose slots may be taken over (`TRACE_ENDED_VMS`); the
+/// controller forgets one once no slot holds it any more.
+pub const ENDED_VMS: u32 = 4096;
+
 /// Slots of `TRACE_PORT_SENDS`: one per 2-level port.
 pub const PORT_SLOTS: u32 = crate::two_level::NR_PORTS;
 

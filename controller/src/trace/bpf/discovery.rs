@@ -2,9 +2,11 @@
 //! fast-path counters go with its program, and a VM of a test lives a tenth
 //! of a second. The tracing programs announce each VM they see for the
 //! first time (`TRACE_NEW_VMS`); a thread then looks for its program at
-//! once, and at least every second anyway.
+//! once, and at least every second anyway. It also notes which VMs an
+//! `xevtchn` process runs, while their process can still be asked.
 
 use std::{
+    collections::{BTreeMap, BTreeSet},
     os::fd::{AsFd, AsRawFd},
     sync::{Arc, Mutex, MutexGuard},
     thread,
@@ -20,6 +22,8 @@ const RESCAN_MS: i32 = 1000;
 
 pub(super) struct Discovery {
     fast_paths: Arc<Mutex<FastPaths>>,
+    /// By tgid: whether an `xevtchn` process runs the VM.
+    kinds: Arc<Mutex<BTreeMap<u32, bool>>>,
     stop: Arc<EventFd>,
     thread: Option<thread::JoinHandle<()>>,
 }
@@ -31,7 +35,8 @@ impl Discovery {
         fast_paths.discover();
         let fast_paths = Arc::new(Mutex::new(fast_paths));
         let stop = Arc::new(EventFd::new(EFD_NONBLOCK)?);
-        let (paths, stopped) = (fast_paths.clone(), stop.clone());
+        let kinds = Arc::new(Mutex::new(BTreeMap::new()));
+        let (paths, stopped, new_kinds) = (fast_paths.clone(), stop.clone(), kinds.clone());
         let thread = thread::Builder::new().name("trace-discovery".into()).spawn(move || {
             loop {
                 let mut fds = [
@@ -47,11 +52,21 @@ impl Discovery {
                 if fds[1].revents != 0 {
                     return;
                 }
-                while new_vms.next().is_some() {}
+                while let Some(item) = new_vms.next() {
+                    if let Ok(tgid) = <[u8; 4]>::try_from(&item[..]).map(u32::from_ne_bytes) {
+                        classify(&mut lock(&new_kinds), tgid);
+                    }
+                }
                 lock(&paths).discover();
             }
         })?;
-        Ok(Self { fast_paths, stop, thread: Some(thread) })
+        Ok(Self { fast_paths, kinds, stop, thread: Some(thread) })
+    }
+
+    /// Of `tgids`, those an `xevtchn` process runs (asked now if not yet).
+    pub(super) fn xevtchn_vms(&self, tgids: impl Iterator<Item = u32>) -> BTreeSet<u32> {
+        let mut kinds = lock(&self.kinds);
+        tgids.filter(|&tgid| classify(&mut kinds, tgid)).collect()
     }
 
     pub(super) fn fast_paths(&self) -> MutexGuard<'_, FastPaths> {
@@ -59,9 +74,21 @@ impl Discovery {
     }
 }
 
-fn lock(paths: &Mutex<FastPaths>) -> MutexGuard<'_, FastPaths> {
+fn lock<T>(shared: &Mutex<T>) -> MutexGuard<'_, T> {
     // A panic while holding the lock leaves counts that are still readable.
-    paths.lock().unwrap_or_else(|p| p.into_inner())
+    shared.lock().unwrap_or_else(|p| p.into_inner())
+}
+
+/// Whether an `xevtchn` process (by its name) runs VM `tgid`, asked once
+/// while the process exists (a process gone unasked: no).
+fn classify(kinds: &mut BTreeMap<u32, bool>, tgid: u32) -> bool {
+    if let Some(&known) = kinds.get(&tgid) {
+        return known;
+    }
+    let Ok(comm) = std::fs::read_to_string(format!("/proc/{tgid}/comm")) else { return false };
+    let xevtchn = comm.trim_end() == "xevtchn";
+    kinds.insert(tgid, xevtchn);
+    xevtchn
 }
 
 impl Drop for Discovery {

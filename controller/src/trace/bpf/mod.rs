@@ -3,6 +3,7 @@
 //! decided by `fast_paths`.
 
 mod discovery;
+mod ended;
 pub mod fast_paths;
 mod snapshot;
 
@@ -84,6 +85,7 @@ pub struct Tracer {
     config: Array<MapData, TraceConfig>,
     events: Option<RingBuf<MapData>>,
     snapshot: snapshot::Maps,
+    ended: ended::EndedVms,
     discovery: discovery::Discovery,
     options: TraceOptions,
     /// Empty while detached.
@@ -113,11 +115,15 @@ impl Tracer {
         let attachments = attach_hooks(&mut ebpf, &options)?;
         let events = ebpf.take_map(EVENTS).map(RingBuf::try_from).transpose().map_err(BpfError::map(EVENTS))?;
         let snapshot = snapshot::Maps::take(&mut ebpf)?;
+        let ended = ended::EndedVms::new(
+            aya::maps::HashMap::try_from(ebpf.take_map(ended::MAP).ok_or(BpfError::NoMap(ended::MAP))?)
+                .map_err(BpfError::map(ended::MAP))?,
+        );
         let new_vms = RingBuf::try_from(ebpf.take_map(NEW_VMS).ok_or(BpfError::NoMap(NEW_VMS))?)
             .map_err(BpfError::map(NEW_VMS))?;
         let discovery =
             discovery::Discovery::start(FastPaths::new(options.tgid), new_vms).map_err(BpfError::Discovery)?;
-        Ok(Self { config, events, snapshot, discovery, options, attachments, ebpf })
+        Ok(Self { config, events, snapshot, ended, discovery, options, attachments, ebpf })
     }
 
     /// Detaches every hook (maps and loaded programs stay): the traced VMs
@@ -168,8 +174,13 @@ impl Tracer {
     /// Everything counted so far, summed over CPUs, with what the traced
     /// xevtchn VMs' fast paths decided.
     pub fn snapshot(&mut self) -> Result<Snapshot, BpfError> {
-        let mut snapshot = self.snapshot.read()?;
-        snapshot.fast_paths = self.discovery.fast_paths().read();
+        let maps = &self.snapshot;
+        let mut snapshot = self.ended.settle(|| maps.read())?;
+        let fast_paths = self.discovery.fast_paths();
+        snapshot.fast_paths = fast_paths.read();
+        drop(fast_paths);
+        snapshot.xevtchn = self.discovery.xevtchn_vms(snapshot.vms.keys().copied());
+        snapshot.xevtchn.extend(snapshot.fast_paths.keys());
         snapshot.msis_counted = self.options.msi;
         Ok(snapshot)
     }

@@ -1,7 +1,7 @@
 //! Reading the tracing maps: per-CPU slots summed into one snapshot. Only
 //! the slots the programs marked used are read (a few, of thousands).
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 
 use aya::{
     Ebpf,
@@ -34,6 +34,11 @@ pub struct Snapshot {
     pub fast_paths: BTreeMap<u32, FastPathOutcomes>,
     /// Whether kvm_msi_set_irq was counted (`TraceOptions::msi`).
     pub msis_counted: bool,
+    /// VMs whose process has ended (their counts are final).
+    pub ended: BTreeSet<u32>,
+    /// VMs known to be xevtchn's: served by a doorbell program, or run by
+    /// an `xevtchn` process. Only their doorbell writes are sends.
+    pub xevtchn: BTreeSet<u32>,
 }
 
 pub(super) struct Maps {

@@ -2,12 +2,12 @@
 
 use aya_ebpf::{
     macros::map,
-    maps::{Array, PerCpuArray, RingBuf},
+    maps::{Array, HashMap, PerCpuArray, RingBuf},
 };
 use core::intrinsics::{AtomicOrdering, atomic_or};
 
 use xevtchn_common::trace::{
-    IRQ_SLOTS, IrqCounters, IrqKey, IrqSlot, PORT_SLOTS, PROBES, TraceConfig, VM_SLOTS, VmCounters, VmSlot,
+    ENDED_VMS, IRQ_SLOTS, IrqCounters, IrqKey, IrqSlot, PORT_SLOTS, PROBES, TraceConfig, VM_SLOTS, VmCounters, VmSlot,
     bitmap_words, bucket, irq_slot, vm_slot,
 };
 
@@ -21,6 +21,20 @@ pub static TRACE_VMS: PerCpuArray<VmSlot> = PerCpuArray::with_max_entries(VM_SLO
 
 #[map]
 pub static TRACE_IRQS: PerCpuArray<IrqSlot> = PerCpuArray::with_max_entries(IRQ_SLOTS + 1, 0);
+
+/// VMs whose process has ended, by tgid, written by the controller once
+/// it has read their counts for the last time: their slots may be taken
+/// over, so that a host running many short VMs never runs out of them.
+#[map]
+pub static TRACE_ENDED_VMS: HashMap<u32, u8> = HashMap::with_max_entries(ENDED_VMS, 0);
+
+/// A slot held by `tgid` may be taken over: it is free, or its VM ended.
+/// The map lookup is made only when another VM holds the slot.
+#[inline(always)]
+fn free_or_ended(held: u32, tgid: u32) -> bool {
+    // SAFETY: the value is not kept past the lookup.
+    held == 0 || (held != tgid && held != u32::MAX && unsafe { TRACE_ENDED_VMS.get(&held) }.is_some())
+}
 
 /// Sends per port (doorbell index), per CPU. Keyed by port alone, so with
 /// several traced VMs their ports add up (`--pid` separates them).
@@ -171,8 +185,9 @@ pub fn vm_counters(tgid: u32) -> Option<*mut VmCounters> {
         let slot = TRACE_VMS.get_ptr_mut(index)?;
         // SAFETY: this CPU's copy of the slot; preemption is off in tracepoints.
         unsafe {
-            if (*slot).tgid == 0 {
+            if free_or_ended((*slot).tgid, tgid) {
                 (*slot).tgid = tgid;
+                core::ptr::write_bytes(core::ptr::addr_of_mut!((*slot).counters), 0, 1);
                 mark_used(&TRACE_VMS_USED, index);
                 // A full buffer drops it: the controller rescans every second.
                 let _ = TRACE_NEW_VMS.output(&tgid, 0);
@@ -192,7 +207,8 @@ pub fn vm_counters(tgid: u32) -> Option<*mut VmCounters> {
 }
 
 /// This CPU's counters of `key`: in its home slot or one of the next
-/// `PROBES` (claimed on first use), else in the overflow slot.
+/// `PROBES` (claimed on first use, or taken over from an ended VM), else
+/// in the overflow slot.
 #[inline(always)]
 pub fn irq_counters(key: &IrqKey) -> Option<*mut IrqCounters> {
     let home = irq_slot(key.tgid, key.apicid, key.vector);
@@ -201,8 +217,9 @@ pub fn irq_counters(key: &IrqKey) -> Option<*mut IrqCounters> {
         let slot = TRACE_IRQS.get_ptr_mut(index)?;
         // SAFETY: this CPU's copy of the slot; preemption is off in tracepoints.
         unsafe {
-            if (*slot).key.tgid == 0 {
+            if free_or_ended((*slot).key.tgid, key.tgid) {
                 (*slot).key = *key;
+                core::ptr::write_bytes(core::ptr::addr_of_mut!((*slot).counters), 0, 1);
                 mark_used(&TRACE_IRQS_USED, index);
             }
             if (*slot).key == *key {
