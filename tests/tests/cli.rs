@@ -198,8 +198,43 @@ fn live_views_give_the_terminal_back_on_sigterm() {
     assert_terminal_restored(&trace);
     assert!(trace.contains("== total over") && trace.contains("status=0"), "{trace}");
 
+    // The guest stops early, checks its events and reports: status 0.
     let run = on_a_pty(&format!("{binary} run --backend userspace --workload flood --duration 30 & {then}"));
     assert_terminal_restored(&run);
-    assert!(run.contains("SIGTERM: run stopped before the guest finished"), "{run}");
-    assert!(run.contains("status=143"), "128 + SIGTERM: {run}");
+    assert!(run.contains("SIGTERM: stopping the guest"), "{run}");
+    assert!(run.contains("stopped early by SIGTERM") && run.contains("status=0"), "{run}");
+}
+
+/// Without a terminal: the first SIGTERM ends the run with its report
+/// (the guest stopped sending and checked every event), a second signal at
+/// once with 128 + that signal and no report.
+#[test]
+fn run_prints_its_report_on_sigterm_and_quits_on_a_second() {
+    require_privileged_host();
+    let args = ["run", "--backend", "bpf", "--workload", "flood", "--duration", "60", "--json"];
+    let out = terminated_after(&args, std::time::Duration::from_millis(2500));
+    assert_eq!(status(&out), Some(0), "{}", String::from_utf8_lossy(&out.stderr));
+    let report: serde_json::Value = serde_json::from_slice(&out.stdout).expect("the run's JSON");
+    xevtchn_tests::assert_schema("run.json", &report);
+    assert_eq!(report["stopped_by"], "SIGTERM");
+    assert_eq!(report["lost"], 0);
+    assert!(report["sent"].as_u64() > Some(0) && report["duration_s"].as_f64() < Some(30.0), "{report}");
+
+    let child = Command::new(controller_binary())
+        .args(["run", "--backend", "userspace", "--workload", "pingpong", "--count", "100000000", "--json"])
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .expect("running xevtchn");
+    std::thread::sleep(std::time::Duration::from_millis(1500));
+    // Two signals at once (different ones, so that neither is merged into
+    // the other while pending): the second comes before the guest finished.
+    for signal in [libc::SIGINT, libc::SIGTERM] {
+        // SAFETY: kill has no memory effects; the child is ours and unreaped.
+        assert_eq!(unsafe { libc::kill(child.id() as i32, signal) }, 0);
+    }
+    let out = child.wait_with_output().expect("waiting for xevtchn");
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(matches!(status(&out), Some(130 | 143)), "128 + the second signal: {:?} {stderr}", out.status);
+    assert!(stderr.contains("no report") && out.stdout.is_empty(), "{stderr}");
 }

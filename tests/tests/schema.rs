@@ -16,7 +16,7 @@ fn run_report() -> Value {
         "errors": 0, "first_error": null, "userspace_exits": 3323, "duration_s": 0.5035, "sends_per_s": 210708.6,
         "latency_ns": {"n": 274, "p50": 8352, "p90": 216081, "p99": 388221, "max": 2510358},
         "upcalls": 2414, "stale": 16, "guest_status": 0, "fast_sends": 106106, "fallback_sends": 0,
-        "unaccounted_sends": 0, "fast_path": "embedded", "fast_path_unavailable": null,
+        "unaccounted_sends": 0, "fast_path": "embedded", "fast_path_unavailable": null, "stopped_by": null,
         "moves": 3308, "moves_per_s": 6569.1, "move_mean_ns": 152184,
         "host": {"userspace_exits": 3323, "hypercalls": 3321, "userspace_sends": 0, "smoke_writes": 0,
                  "stray_accesses": 0, "coalesced": 0, "masked": 0, "upcalls_raised": 0},

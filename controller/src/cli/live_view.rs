@@ -35,14 +35,17 @@ pub fn spawn() -> Running {
     let flag = stop.clone();
     let thread = thread::spawn(move || {
         let Ok(mut tracer) = Tracer::attach_self(TraceOptions::new(0)) else { return };
-        let Ok(mut view) = LiveView::start("xevtchn run: this VM (q hides this view; the VM runs on)") else {
+        let Ok(mut view) = LiveView::start("xevtchn run: this VM (q or Ctrl-C stops the run; its report follows)")
+        else {
             return;
         };
         let Ok(mut sampler) = Sampler::start(&mut tracer) else { return };
         while !flag.load(Ordering::Acquire) {
-            // q closes the view; the VM runs on.
-            if view.quit_requested(Duration::from_millis(500)).unwrap_or(true) {
-                return;
+            // q (or Ctrl-C, a key in raw mode) stops the run, as SIGINT would.
+            match view.quit_requested(Duration::from_millis(500)) {
+                Ok(true) => return crate::run::stop::request("q"),
+                Ok(false) => {}
+                Err(_) => return,
             }
             let Ok(i) = sampler.next(&mut tracer) else { return };
             if view.draw(&i).is_err() {

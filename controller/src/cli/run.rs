@@ -101,7 +101,7 @@ pub fn run(args: &RunArgs) -> Result<ExitCode> {
         rate: args.rate,
         service: args.service.clone(),
     };
-    super::signals::exit_on_signal()?;
+    super::signals::stop_run_on_signal()?;
     let live = (std::io::stdout().is_terminal() && !args.json && !args.quiet).then(live_view::spawn);
     let report = run::execute(&config);
     if let Some(live) = live {
@@ -138,6 +138,9 @@ fn print_summary(r: &RunReport) {
         format!("{:?}", r.callback).to_lowercase(),
         if r.is_clean() { "clean" } else { "FAILED" }
     );
+    if let Some(by) = r.stopped_by {
+        println!("  stopped early by {by}: the guest stopped sending and checked every event it had sent");
+    }
     println!(
         "  sent {}  delivered {}  coalesced {}  masked {}  lost {}  errors {}",
         r.sent, r.delivered, r.coalesced, r.masked, r.lost, r.errors

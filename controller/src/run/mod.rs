@@ -6,6 +6,7 @@ pub mod guest_report;
 pub mod latency;
 pub mod report;
 pub mod smoke;
+pub mod stop;
 
 use std::{
     sync::{
@@ -145,8 +146,10 @@ pub fn execute_watched<T: Send + 'static>(
         let watch_state = Watch { platform: platform.clone(), finished: finished.clone() };
         std::thread::Builder::new().name("run-watch".into()).spawn(move || watch(watch_state))?
     };
+    let stopper = stop::forward(vm.ram().clone(), finished.clone())?;
     let outcome = vm.run(platform.clone());
     finished.store(true, Ordering::Release);
+    let _ = stopper.join();
     platform.report_progress();
     let watched = watcher.join().map_err(|_| anyhow::anyhow!("the run's watcher panicked"))?;
     let outcome = outcome.context("running the VM")?;
@@ -161,6 +164,7 @@ pub fn execute_watched<T: Send + 'static>(
         platform.upcalls().stats.snapshot(),
     )?;
     report.fast_path_unavailable = fast_path_unavailable;
+    report.stopped_by = stop::requested_by();
     if let Some(kind) = platform.fast_path_kind() {
         report.fast_path = kind;
     }

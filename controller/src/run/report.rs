@@ -141,6 +141,9 @@ pub struct RunReport {
     pub fast_path: &'static str,
     /// Why the bpf backend was asked for and not used (the canary's verdict).
     pub fast_path_unavailable: Option<String>,
+    /// What stopped the run before its count or duration ("SIGINT",
+    /// "SIGTERM", "q"): the guest stopped sending and reported as usual.
+    pub stopped_by: Option<&'static str>,
     /// Ports moved by EVTCHNOP_bind_vcpu (rebind workload), and per second.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub moves: Option<u64>,
@@ -225,6 +228,7 @@ pub fn build(
         unaccounted_sends: if backend == Backend::Bare { 0 } else { unaccounted(sent, host.userspace_sends, bpf) },
         fast_path: if bpf.is_some() { "embedded" } else { "none" },
         fast_path_unavailable: None,
+        stopped_by: None,
         moves: (config.workload == Workload::Rebind).then(|| sum(|r| r.moves)),
         moves_per_s: (config.workload == Workload::Rebind)
             .then(|| if duration_s > 0.0 { sum(|r| r.moves) as f64 / duration_s } else { 0.0 }),

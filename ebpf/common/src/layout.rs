@@ -28,6 +28,9 @@ pub const STACKS_TOP: u64 = 0x100_0000;
 pub const STACK_SIZE: u64 = 0x1_0000;
 /// Where the VMM writes the guest's `guest_abi::Params`.
 pub const PARAMS: u64 = 0x100_0000;
+/// A u64 the VMM sets to 1 to ask the guest to stop sending and write its
+/// report now (`xevtchn run` on SIGINT or SIGTERM); in the Params page.
+pub const STOP_REQUEST: u64 = PARAMS + 0x800;
 /// Per-vCPU `guest_abi::VcpuReport`s, 256 bytes apart.
 pub const REPORTS: u64 = PARAMS + 0x1000;
 pub const REPORT_STRIDE: u64 = 0x100;

@@ -163,10 +163,20 @@ pub fn pace(params: &Params, vcpu: u32, done: u64) {
 /// Whether a sender should go on after `done` sends.
 #[inline(always)]
 pub fn more(params: &Params, done: u64) -> bool {
+    if stop_requested() {
+        return false;
+    }
     match END_TSC.load(Relaxed) {
         0 => done < params.count,
         end => rdtsc() < end,
     }
+}
+
+/// Whether the VMM asked the guest to stop now (its user did).
+fn stop_requested() -> bool {
+    // SAFETY: the word lies in the Params page, which is RAM the VMM
+    // writes; an aligned u64 read volatile, since the VMM may set it any time.
+    unsafe { core::ptr::read_volatile(xevtchn_common::layout::STOP_REQUEST as *const u64) != 0 }
 }
 
 /// A deadline `EVENT_TIMEOUT_MS` from now.
