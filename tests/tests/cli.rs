@@ -3,7 +3,10 @@
 //! /dev/kvm, BPF, tracefs). The "lacks" cases run the binary as `nobody`
 //! with no capability.
 
-use std::process::{Command, Output};
+use std::{
+    os::unix::fs::PermissionsExt,
+    process::{Command, Output},
+};
 
 use xevtchn_tests::{controller_binary, require_privileged_host};
 
@@ -14,6 +17,11 @@ fn xevtchn(args: &[&str]) -> Output {
 /// `xevtchn ARGS` as nobody, with no capability (a copy of the binary
 /// nobody may run).
 fn as_nobody(args: &[&str]) -> Output {
+    as_nobody_with(&["--inh-caps=-all"], args)
+}
+
+/// `xevtchn ARGS` as nobody, with the capabilities `caps` (setpriv flags) give.
+fn as_nobody_with(caps: &[&str], args: &[&str]) -> Output {
     let dir = std::env::temp_dir().join(format!("xevtchn-cli-{}", std::process::id()));
     std::fs::create_dir_all(&dir).expect("a directory");
     let binary = dir.join("xevtchn");
@@ -22,7 +30,8 @@ fn as_nobody(args: &[&str]) -> Output {
         std::fs::set_permissions(path, std::os::unix::fs::PermissionsExt::from_mode(0o755)).expect("chmod");
     }
     let out = Command::new("setpriv")
-        .args(["--reuid=65534", "--regid=65534", "--clear-groups", "--inh-caps=-all", "--bounding-set=-all"])
+        .args(["--reuid=65534", "--regid=65534", "--clear-groups", "--bounding-set=-all,+bpf,+perfmon"])
+        .args(caps)
         .arg(&binary)
         .args(args)
         .env("XEVTCHN_SOCKET", "/nonexistent")
@@ -65,6 +74,17 @@ fn a_host_that_lacks_a_piece_is_status_3_and_names_it() {
     // Each cause once (aya's map error repeats its own message in its source).
     let first = said.find("failed to create map").expect("the map that failed");
     assert!(!said[first + 1..].contains("failed to create map"), "{said}");
+    // With CAP_BPF and CAP_PERFMON but not root, tracefs (root-only, as
+    // here) is what is missing: said so, not "tracefs is not mounted".
+    let root_only = std::fs::metadata("/sys/kernel/tracing").map(|m| m.permissions().mode() & 0o007 == 0);
+    assert!(root_only.unwrap_or(false), "this test needs tracefs root-only, as Debian mounts it");
+    let trace = as_nobody_with(
+        &["--inh-caps=-all,+bpf,+perfmon", "--ambient-caps=+bpf,+perfmon"],
+        &["trace", "--duration", "1"],
+    );
+    let said = String::from_utf8_lossy(&trace.stderr);
+    assert_eq!(status(&trace), Some(3), "{said}");
+    assert!(said.contains("tracefs is mounted but root-only here") && !said.contains("not mounted ("), "{said}");
 }
 
 #[test]

@@ -259,6 +259,11 @@ fn events_name_each_sends_path() {
         );
         assert!(sends.iter().all(|v| v["path"] == path), "{backend}: every send went {path}");
         assert!(sends.iter().all(|v| v["inject_ns"].as_u64() >= v["send_ns"].as_u64()));
+        // Pingpong's two ports (ping and pong), each send on a CPU of this host.
+        let ports: std::collections::BTreeSet<u64> = sends.iter().map(|v| count(v, "port")).collect();
+        assert!(ports.len() == 2 && ports.iter().all(|&p| p > 0 && p < 4096), "{ports:?}");
+        let cpus = std::thread::available_parallelism().map_or(1, |n| n.get()) as u64;
+        assert!(sends.iter().all(|v| count(v, "cpu") < cpus));
         // Times since the trace began, and the sending thread's name: a
         // vCPU thread, or "?" for one gone before its line was printed.
         assert!(sends.iter().all(|v| v["since_start_ns"].as_u64().is_some_and(|t| t > 0 && t < 600_000_000_000)));

@@ -81,17 +81,29 @@ pub fn attach_tracepoint(
     if tp.fd().is_err() {
         tp.load().map_err(BpfError::load(program))?;
     }
-    let link = tp.attach(category, name).map_err(|source| {
-        let hint = if !Path::new(TRACEFS_EVENTS).is_dir() {
-            ": tracefs is not mounted (mount -t tracefs nodev /sys/kernel/tracing)"
-        } else if !Path::new(TRACEFS_EVENTS).join(category).join(name).is_dir() {
-            ": this kernel has no such tracepoint"
-        } else {
-            ""
-        };
-        BpfError::Attach { program, category, name, hint, source: Box::new(source) }
+    let link = tp.attach(category, name).map_err(|source| BpfError::Attach {
+        program,
+        category,
+        name,
+        hint: tracefs_hint(&Path::new(TRACEFS_EVENTS).join(category).join(name)),
+        source: Box::new(source),
     })?;
     Ok(Attachment::Classic { program, link })
+}
+
+/// Why a classic tracepoint's directory in tracefs (`event`) could not be
+/// used: tracefs missing, closed to this user, or no such tracepoint.
+fn tracefs_hint(event: &Path) -> &'static str {
+    let kind = |path: &Path| std::fs::metadata(path).err().map(|e| e.kind());
+    match (kind(Path::new(TRACEFS_EVENTS)), kind(event)) {
+        (Some(std::io::ErrorKind::PermissionDenied), _) | (_, Some(std::io::ErrorKind::PermissionDenied)) => {
+            ": tracefs is mounted but root-only here, so this user cannot read it: run as root (aya, which \
+             looked for it, reports)"
+        }
+        (Some(_), _) => ": tracefs is not mounted (mount -t tracefs nodev /sys/kernel/tracing)",
+        (None, Some(_)) => ": this kernel has no such tracepoint",
+        (None, None) => "",
+    }
 }
 
 /// Loads `program` (once) and attaches it to the raw tracepoint `name`

@@ -12,6 +12,9 @@ pub enum EventLine {
     Send {
         pid: u32,
         tid: u32,
+        /// The CPU the send ran on.
+        cpu: u32,
+        port: u32,
         apicid: u32,
         vector: u32,
         path: &'static str,
@@ -22,6 +25,7 @@ pub enum EventLine {
     XenHypercall {
         pid: u32,
         tid: u32,
+        cpu: u32,
         at_ns: u64,
         #[serde(flatten)]
         call: XenHypercall,
@@ -78,6 +82,8 @@ pub fn decode(bytes: &[u8], a4_recorded: bool) -> Option<EventLine> {
         EVENT_SEND => Some(EventLine::Send {
             pid: e.tgid,
             tid: e.tid,
+            cpu: e.cpu,
+            port: e.port,
             apicid: e.apicid,
             vector: e.vector,
             path: if e.via_userspace != 0 { "userspace" } else { "kernel" },
@@ -88,6 +94,7 @@ pub fn decode(bytes: &[u8], a4_recorded: bool) -> Option<EventLine> {
         EVENT_XEN_HYPERCALL => xen_hypercall::decode(&e.record, a4_recorded).ok().map(|call| EventLine::XenHypercall {
             pid: e.tgid,
             tid: e.tid,
+            cpu: e.cpu,
             at_ns: e.send_ns,
             call,
         }),
@@ -114,6 +121,8 @@ mod tests {
             apicid: 1,
             vector: 0xf3,
             via_userspace: 0,
+            port: 5,
+            cpu: 1,
             send_ns: 100,
             inject_ns: 350,
             record: [0; xevtchn_common::trace::XEN_HYPERCALL_RECORD],
@@ -121,7 +130,7 @@ mod tests {
         // SAFETY: a plain-data struct viewed as bytes.
         let bytes = unsafe { std::slice::from_raw_parts(std::ptr::addr_of!(e).cast::<u8>(), size_of::<TraceEvent>()) };
         match decode(bytes, true) {
-            Some(EventLine::Send { pid: 7, latency_ns: 250, path: "kernel", .. }) => {}
+            Some(EventLine::Send { pid: 7, port: 5, cpu: 1, latency_ns: 250, path: "kernel", .. }) => {}
             other => panic!("{other:?}"),
         }
         assert!(decode(&bytes[..8], true).is_none());

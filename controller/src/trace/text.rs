@@ -9,11 +9,11 @@ use super::{
 /// sending thread's name (a vCPU thread of its VMM, usually).
 pub fn print_event(at: f64, comm: &str, line: &EventLine) {
     match line {
-        EventLine::Send { pid, tid, apicid, vector, path, latency_ns, .. } => println!(
-            "{at:>12.6} s  {comm:<16} pid {pid} tid {tid}: send -> apic {apicid} vector {vector:#04x} via {path}, injected after {latency_ns} ns"
+        EventLine::Send { pid, tid, cpu, port, apicid, vector, path, latency_ns, .. } => println!(
+            "{at:>12.6} s  cpu {cpu:<3} {comm:<16} pid {pid} tid {tid}: send port {port} -> apic {apicid} vector {vector:#04x} via {path}, injected after {latency_ns} ns"
         ),
-        EventLine::XenHypercall { pid, tid, call, .. } => println!(
-            "{at:>12.6} s  {comm:<16} pid {pid} tid {tid}: xen hypercall {} {} args {:?}",
+        EventLine::XenHypercall { pid, tid, cpu, call, .. } => println!(
+            "{at:>12.6} s  cpu {cpu:<3} {comm:<16} pid {pid} tid {tid}: xen hypercall {} {} args {:?}",
             call.name,
             call.op.unwrap_or(""),
             call.args

@@ -40,12 +40,16 @@ pub struct TraceEvent {
     pub vector: u32,
     /// 1 when the send went through a userspace exit, 0 in the kernel.
     pub via_userspace: u32,
+    /// EVENT_SEND: the doorbell's port.
+    pub port: u32,
+    /// The CPU the send (or hypercall) ran on.
+    pub cpu: u32,
     pub send_ns: u64,
     pub inject_ns: u64,
     /// EVENT_XEN_HYPERCALL: the raw tracepoint record.
     pub record: [u8; XEN_HYPERCALL_RECORD],
 }
-const _: () = assert!(core::mem::size_of::<TraceEvent>() == 40 + XEN_HYPERCALL_RECORD);
+const _: () = assert!(core::mem::size_of::<TraceEvent>() == 48 + XEN_HYPERCALL_RECORD);
 
 /// Counters of one VMM process (`TRACE_VMS`, keyed by tgid, per CPU).
 #[repr(C)]

@@ -23,21 +23,22 @@ fn try_accept(ctx: &RawTracePointContext) -> Result<(), i64> {
     let apicid = ctx.arg::<u64>(0) as u32;
     let vector = ctx.arg::<u64>(3) as u32 & 0xff;
     let key = IrqKey { tgid, apicid, vector, _pad: 0 };
-    // The send this injection answers, consumed: (sent at, via userspace).
-    let mut sent: Option<(u64, u32)> = None;
+    // The send this injection answers, consumed: (sent at, via userspace,
+    // port, CPU).
+    let mut sent: Option<(u64, u32, u32, u32)> = None;
     if let Some(pending) = pending_send(tid)
         && pending.tid == tid
     {
         pending.tid = 0;
-        sent = Some((pending.ns, pending.via_userspace));
+        sent = Some((pending.ns, pending.via_userspace, pending.port, pending.cpu));
     }
-    if let Some((_, 1)) = sent
+    if let Some((_, 1, _, _)) = sent
         && let Some(vm) = vm_counters(tgid)
     {
         // SAFETY: a per-CPU value of this CPU; preemption is off in tracepoints.
         unsafe { (*vm).userspace_sends_injected += 1 };
     }
-    let sent_ns = sent.map_or(0, |(ns, _)| ns);
+    let sent_ns = sent.map_or(0, |(ns, ..)| ns);
     let Some(c) = irq_counters(&key) else { return Ok(()) };
     // SAFETY: a per-CPU value of this CPU; preemption is off in tracepoints.
     let c = unsafe { &mut *c };
@@ -50,7 +51,7 @@ fn try_accept(ctx: &RawTracePointContext) -> Result<(), i64> {
     if sent_ns != 0 {
         record(&mut c.send_to_inject, t.saturating_sub(sent_ns));
     }
-    if let (Some((ns, via_userspace)), true) = (sent, config.events != 0) {
+    if let (Some((ns, via_userspace, port, cpu)), true) = (sent, config.events != 0) {
         emit(&TraceEvent {
             kind: EVENT_SEND,
             tgid,
@@ -58,6 +59,8 @@ fn try_accept(ctx: &RawTracePointContext) -> Result<(), i64> {
             apicid,
             vector,
             via_userspace,
+            port,
+            cpu,
             send_ns: ns,
             inject_ns: t,
             record: [0; XEN_HYPERCALL_RECORD],

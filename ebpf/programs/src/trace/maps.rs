@@ -117,6 +117,10 @@ pub struct PendingSend {
     pub tid: u32,
     /// 1 once the send exited to userspace.
     pub via_userspace: u32,
+    /// The doorbell's port, and (with --events only: it costs a helper
+    /// call) the CPU the send ran on.
+    pub port: u32,
+    pub cpu: u32,
     /// When it was sent; 0 when this send is not timed (see `timed`).
     pub ns: u64,
     /// Doorbell writes of the slot's threads: picks the timed ones.
@@ -242,6 +246,13 @@ pub fn record(histogram: &mut [u64; xevtchn_common::trace::BUCKETS], ns: u64) {
     if let Some(slot) = histogram.get_mut(bucket(ns)) {
         *slot += 1;
     }
+}
+
+/// The CPU this program runs on.
+#[inline(always)]
+pub fn cpu() -> u32 {
+    // SAFETY: bpf_get_smp_processor_id has no preconditions.
+    unsafe { aya_ebpf::helpers::bpf_get_smp_processor_id() }
 }
 
 #[inline(always)]

@@ -5,7 +5,8 @@ use aya_ebpf::{macros::raw_tracepoint, programs::RawTracePointContext};
 use xevtchn_common::doorbell::{DOORBELL_STRIDE, KVM_TRACE_MMIO_WRITE};
 
 use super::maps::{
-    PendingSend, TRACE_PORT_SENDS, TRACE_PORTS_USED, current, mark_used, now, pending_send, timed, traced, vm_counters,
+    PendingSend, TRACE_PORT_SENDS, TRACE_PORTS_USED, cpu, current, mark_used, now, pending_send, timed, traced,
+    vm_counters,
 };
 
 /// Raw: TP_PROTO(int type, int len, u64 gpa, void *val).
@@ -32,8 +33,8 @@ fn try_mmio(ctx: &RawTracePointContext) -> Result<(), i64> {
             }
         }
     }
+    let port = ((gpa.wrapping_sub(config.doorbell_base)) / DOORBELL_STRIDE) as u32;
     if send {
-        let port = ((gpa - config.doorbell_base) / DOORBELL_STRIDE) as u32;
         if let Some(count) = TRACE_PORT_SENDS.get_ptr_mut(port) {
             // SAFETY: a per-CPU slot of this CPU; preemption is off in tracepoints.
             unsafe { *count += 1 };
@@ -44,7 +45,8 @@ fn try_mmio(ctx: &RawTracePointContext) -> Result<(), i64> {
     if send {
         let seq = pending.seq.wrapping_add(1);
         let ns = if timed(config, seq) { now() } else { 0 };
-        *pending = PendingSend { tid, via_userspace: 0, ns, seq };
+        let cpu = if config.events != 0 { cpu() } else { 0 };
+        *pending = PendingSend { tid, via_userspace: 0, port, cpu, ns, seq };
     } else if pending.tid == tid {
         // The thread moved on without an injection (the send coalesced in
         // userspace): no later injection may join it.

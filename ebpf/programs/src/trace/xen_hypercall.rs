@@ -5,7 +5,7 @@
 use aya_ebpf::programs::TracePointContext;
 use xevtchn_common::trace::{EVENT_XEN_HYPERCALL, TraceEvent, XEN_HYPERCALL_RECORD};
 
-use super::maps::{current, emit, now, traced, vm_counters};
+use super::maps::{cpu, current, emit, now, traced, vm_counters};
 
 passing_tracepoint!(trace_kvm_xen_hypercall, try_hypercall);
 
@@ -26,6 +26,8 @@ fn try_hypercall(ctx: &TracePointContext) -> Result<(), i64> {
         apicid: 0,
         vector: 0,
         via_userspace: 1,
+        port: 0,
+        cpu: cpu(),
         send_ns: now(),
         inject_ns: 0,
         record: [0; XEN_HYPERCALL_RECORD],
