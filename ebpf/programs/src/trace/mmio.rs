@@ -34,12 +34,10 @@ fn try_mmio(ctx: &RawTracePointContext) -> Result<(), i64> {
         }
     }
     let port = ((gpa.wrapping_sub(config.doorbell_base)) / DOORBELL_STRIDE) as u32;
-    if send {
-        if let Some(count) = TRACE_PORT_SENDS.get_ptr_mut(port) {
-            // SAFETY: a per-CPU slot of this CPU; preemption is off in tracepoints.
-            unsafe { *count += 1 };
-            mark_used(&TRACE_PORTS_USED, port);
-        }
+    if send && let Some(count) = TRACE_PORT_SENDS.get_ptr_mut(port) {
+        // SAFETY: a per-CPU slot of this CPU; preemption is off in tracepoints.
+        unsafe { *count += 1 };
+        mark_used(&TRACE_PORTS_USED, port);
     }
     let Some(pending) = pending_send(tid) else { return Ok(()) };
     if send {
