@@ -163,7 +163,8 @@ pub fn render(frame: &mut Frame, title: &str, now: &Interval, state: &mut ViewSt
     if hidden_below > 0 {
         visible.push(Row::new(vec![format!("↓ {hidden_below} more")]).style(Style::new().italic()));
     }
-    let widths: &[u16] = if wide { &[19, 15, 16, 24, 14, 30] } else { &[19, 15, 16, 24] };
+    // The last column fits "inject→EOI p50 <524µs p99 <524µs".
+    let widths: &[u16] = if wide { &[19, 15, 16, 24, 14, 34] } else { &[19, 15, 16, 24] };
     let title = format!(" VMs and vCPUs, by {} ", state.sort.name());
     frame.render_widget(
         Table::new(visible, widths.iter().map(|&w| Constraint::Length(w))).block(Block::bordered().title(title)),
@@ -179,8 +180,8 @@ pub fn render(frame: &mut Frame, title: &str, now: &Interval, state: &mut ViewSt
         }
     }
     let [left, right] = Layout::horizontal([Constraint::Percentage(50); 2]).areas(charts);
-    frame.render_widget(histogram("send → inject", &s2i, left.width), left);
-    frame.render_widget(histogram("inject → EOI", &i2e, right.width), right);
+    frame.render_widget(histogram("send→inject", &s2i, left.width), left);
+    frame.render_widget(histogram("inject→EOI", &i2e, right.width), right);
     let more = if wide { "" } else { "; 130+ columns add the p99 and EOI columns" };
     frame.render_widget(Paragraph::new(format!("q quit · s sort · ↑↓ PgUp PgDn scroll{more}")).dim(), help);
 }
@@ -297,7 +298,7 @@ fn histogram<'a>(what: &str, buckets: &[u64; BUCKETS], width: u16) -> BarChart<'
             Bar::default().value(n).label(Line::from(duration(1u64 << b)))
         })
         .collect();
-    let merged = if group > 1 { format!(", {group} buckets a bar") } else { String::new() };
+    let merged = if group > 1 { format!(", {group} buckets/bar") } else { String::new() };
     let samples: u64 = buckets.iter().sum();
     BarChart::default()
         .block(Block::bordered().title(format!(" {what}, n={samples}{merged} ")))
@@ -407,6 +408,9 @@ mod tests {
         assert_eq!(accounted(&text), 33, "{text}");
         assert!(text.contains("44.3k sends/s") && text.contains("kernel 44.2k/s") && text.contains("userspace 87/s"));
         assert!(text.contains("p99 <268ms"), "{text}");
+        // The widest cell whole, unit included, at the narrowest wide layout.
+        let wide = screen(WIDE, 40, &mut state);
+        assert!(wide.contains("inject→EOI p50 <4µs p99 <268ms"), "{wide}");
         // The 2^27 ns bucket is a bar with its label, in both histograms.
         assert_eq!(text.lines().filter(|l| l.matches("134ms").count() == 2).count(), 1, "{text}");
         for width in [80, 100, 160] {
@@ -421,7 +425,7 @@ mod tests {
         for (w, h) in [(80, 24), (200, 50)] {
             let text = screen(w, h, &mut ViewState::default());
             println!("{w}x{h}:\n{text}\n");
-            for panel in ["xevtchn trace", "busiest ports", "VMs and vCPUs", "send → inject", "inject → EOI", "q quit"]
+            for panel in ["xevtchn trace", "busiest ports", "VMs and vCPUs", "send→inject", "inject→EOI", "q quit"]
             {
                 assert!(text.contains(panel), "{w}x{h} shows {panel}:\n{text}");
             }
