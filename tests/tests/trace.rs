@@ -390,17 +390,31 @@ fn another_vmm_shows_exits_and_no_sends() {
         .args(["-enable-kvm", "-m", "64", "-display", "none", "-serial", "none", "-monitor", "none"])
         .stdin(Stdio::null())
         .stdout(Stdio::null())
-        .stderr(Stdio::null())
+        .stderr(Stdio::piped())
         .spawn()
         .expect("qemu-system-x86_64 (Debian's qemu-system-x86; `cargo xtask setup` installs it)");
-    std::thread::sleep(std::time::Duration::from_secs(2));
+    // A cold start of QEMU can take seconds: wait for its vCPU, then let
+    // its BIOS run a while.
+    let vcpu_fd = |pid: u32| {
+        std::fs::read_dir(format!("/proc/{pid}/fd")).into_iter().flatten().flatten().any(|fd| {
+            std::fs::read_link(fd.path()).is_ok_and(|t| t.to_string_lossy().starts_with("anon_inode:kvm-vcpu"))
+        })
+    };
+    let started = std::time::Instant::now();
+    while !vcpu_fd(qemu.id()) {
+        assert!(started.elapsed().as_secs() < 30, "QEMU made no vCPU in 30 s");
+        std::thread::sleep(std::time::Duration::from_millis(50));
+    }
+    std::thread::sleep(std::time::Duration::from_millis(1500));
     let pid = u64::from(qemu.id());
     // SAFETY: kill(2) on our own child's pid.
     unsafe { libc::kill(qemu.id() as i32, libc::SIGKILL) };
-    let _ = qemu.wait_with_output();
+    let qemu = qemu.wait_with_output().expect("waiting for QEMU");
     let total = stop_trace(trace);
     let vms = total["vms"].as_array().expect("vms");
-    let vm = vms.iter().find(|vm| vm["pid"].as_u64() == Some(pid)).unwrap_or_else(|| panic!("QEMU's row: {vms:?}"));
+    let vm = vms.iter().find(|vm| vm["pid"].as_u64() == Some(pid)).unwrap_or_else(|| {
+        panic!("QEMU's row (pid {pid}; QEMU said {}): {vms:?}", String::from_utf8_lossy(&qemu.stderr))
+    });
     assert!(count(vm, "userspace_exits") > 0 && count(vm, "pio") > 0, "its BIOS exits: {vm}");
     for field in ["sends", "sends_in_kernel", "sends_to_userspace", "sends_per_s"] {
         assert!(vm[field].is_null(), "{field} of a VMM that is not xevtchn's: {vm}");
