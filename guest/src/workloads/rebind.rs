@@ -3,9 +3,9 @@
 //! Xen only moves interdomain, unbound, global-VIRQ and PIRQ ports (an IPI
 //! port is -EINVAL), so each sender gets a loopback interdomain pair: it
 //! sends on its end, the event arrives on the other end, and vCPU 0 moves
-//! that end round robin over all vCPUs for as long as the senders send, telling the guest's handlers the
-//! new owner first (as Linux updates cpu_evtchn_mask). Only the owner
-//! consumes the port, so an event raised on the old vCPU is consumed only
+//! that end round robin over all vCPUs for as long as the senders send (one
+//! round at least), telling the guest's handlers the new owner first (as
+//! Linux updates cpu_evtchn_mask). Only the owner consumes the port, so an event raised on the old vCPU is consumed only
 //! if the hypervisor re-raises it on the new one (as QEMU and upstream KVM
 //! do): a missing re-raise shows up as a loss.
 
@@ -45,7 +45,9 @@ pub fn play(vcpu: u32, params: &Params) -> Result<(), Error> {
     if vcpu == 0 {
         let counters = report::counters(vcpu);
         let mut moves = 0u64;
-        while FINISHED.load(Acquire) < senders {
+        // At least one round, even if the senders finish before this vCPU
+        // gets to run (3 vCPUs on a 2-CPU host).
+        loop {
             for i in 0..senders {
                 let target = ((moves + u64::from(i)) % u64::from(params.vcpus)) as u32;
                 let arrives = port(2 * i as usize);
@@ -56,8 +58,10 @@ pub fn play(vcpu: u32, params: &Params) -> Result<(), Error> {
             }
             moves += 1;
             counters.moves.fetch_add(u64::from(senders), Relaxed);
+            if FINISHED.load(Acquire) >= senders {
+                return Ok(());
+            }
         }
-        return Ok(());
     }
     let i = (vcpu - 1) as usize;
     let (arrives, sends) = (port(2 * i), port(2 * i + 1));
