@@ -64,10 +64,16 @@ pub extern "C" fn _start(vcpu: u64) -> ! {
         fail(vcpu, code);
     }
     sync::barrier(vcpu, params.vcpus);
+    // The fuzz workload's fuzzing vCPUs stay at CPL0, where kernels make
+    // their hypercalls, and where MSR accesses reach the hypervisor.
+    if params.workload == workload::FUZZ && vcpu >= 2 {
+        user_main(u64::from(vcpu))
+    }
     arch::user::enter(vcpu as usize, user_main)
 }
 
-/// Each vCPU's life at CPL3: the workload, its report, then vCPU 0 ends the VM.
+/// Each vCPU's life at CPL3 (CPL0 for the fuzzing ones): the workload, its
+/// report, then vCPU 0 ends the VM.
 extern "C" fn user_main(vcpu: u64) -> ! {
     let vcpu = vcpu as u32;
     let params = params();

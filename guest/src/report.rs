@@ -26,6 +26,9 @@ pub struct Counters {
     pub play_end_tsc: AtomicU64,
     pub moves: AtomicU64,
     pub move_tsc: AtomicU64,
+    pub fuzz_calls: AtomicU64,
+    pub fuzz_faults: AtomicU64,
+    pub fuzz_accepted: AtomicU64,
 }
 
 static COUNTERS: [Counters; MAX_VCPUS] = [const {
@@ -44,6 +47,9 @@ static COUNTERS: [Counters; MAX_VCPUS] = [const {
         play_end_tsc: AtomicU64::new(0),
         moves: AtomicU64::new(0),
         move_tsc: AtomicU64::new(0),
+        fuzz_calls: AtomicU64::new(0),
+        fuzz_faults: AtomicU64::new(0),
+        fuzz_accepted: AtomicU64::new(0),
     }
 }; MAX_VCPUS];
 
@@ -96,6 +102,9 @@ pub fn publish(vcpu: u32) {
         play_end_tsc: c.play_end_tsc.load(Relaxed),
         moves: c.moves.load(Relaxed),
         move_tsc: c.move_tsc.load(Relaxed),
+        fuzz_calls: c.fuzz_calls.load(Relaxed),
+        fuzz_faults: c.fuzz_faults.load(Relaxed),
+        fuzz_accepted: c.fuzz_accepted.load(Relaxed),
     };
     // SAFETY: the report slot is guest RAM reserved for this vCPU.
     unsafe { core::ptr::write_volatile(layout::report(vcpu) as *mut VcpuReport, report) };

@@ -26,6 +26,7 @@ fn run(backend: Backend, workload: Workload, vcpus: u32, count: u64, callback: C
         shared_info_in_ram: false,
         rate: None,
         service: None,
+        seed: None,
     })
 }
 
@@ -137,6 +138,7 @@ macro_rules! backend_tests {
                     shared_info_in_ram: true,
                     rate: None,
                     service: None,
+                    seed: None,
                 });
                 assert_eq!((r.sent, r.delivered), (1000, 1000));
             }
@@ -196,6 +198,7 @@ fn bpf_rebind_under_load_for_several_seconds_loses_nothing() {
         shared_info_in_ram: false,
         rate: None,
         service: None,
+        seed: None,
     };
     let r = run::execute(&config).expect("rebind run");
     assert!(r.is_clean(), "lost {}, errors {} ({:?})", r.lost, r.errors, r.first_error);

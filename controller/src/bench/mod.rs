@@ -163,6 +163,7 @@ fn measure(config: &BenchConfig, workload: Workload, backend: Backend) -> Result
         shared_info_in_ram: false,
         rate: (workload == Workload::Rebind).then_some(config.rebind_rate),
         service: None,
+        seed: None,
     };
     let before = cpu_time();
     let r = run::execute(&run).with_context(|| format!("{workload:?} on {backend:?}"))?;

@@ -158,6 +158,7 @@ pub fn scale(config: &BenchConfig, mut progress: impl FnMut(usize, u32)) -> Resu
         shared_info_in_ram: false,
         rate: None,
         service: Some(host.socket.clone()),
+        seed: None,
     };
     // Memory first: every level's VMs registered, against none.
     let most = LEVELS[LEVELS.len() - 1];

@@ -140,6 +140,7 @@ fn windowed_run(vcpus: u32) -> Result<Windows> {
         shared_info_in_ram: false,
         rate: None,
         service: None,
+        seed: None,
     };
     let (report, windows) = run::execute_watched(&run, move |watch| measure_windows(&watch, &mut tracer))
         .context("flood on bpf, traced in windows")?;

@@ -47,6 +47,10 @@ pub struct RunArgs {
     /// CAP_BPF and CAP_PERFMON).
     #[arg(long, value_name = "SOCKET")]
     pub service: Option<std::path::PathBuf>,
+    /// The fuzz workload's random seed, to replay a run (its report gives
+    /// the seed it used; default: one from the clock).
+    #[arg(long)]
+    pub seed: Option<u64>,
     /// Print exactly one JSON object on stdout.
     #[arg(long)]
     pub json: bool,
@@ -82,6 +86,11 @@ pub fn run(args: &RunArgs) -> Result<ExitCode> {
         ))
         .into());
     }
+    if args.seed.is_some() && workload != Workload::Fuzz {
+        return Err(
+            UsageError(format!("--seed seeds the fuzz workload; {} is not random", workload_name(workload))).into()
+        );
+    }
     if args.rate.is_some() && !matches!(workload, Workload::Flood | Workload::Fanout | Workload::Rebind) {
         return Err(UsageError(format!(
             "--rate paces the senders of flood, fanout and rebind; {} has none to pace",
@@ -100,6 +109,7 @@ pub fn run(args: &RunArgs) -> Result<ExitCode> {
         shared_info_in_ram: args.shared_info_in_ram,
         rate: args.rate,
         service: args.service.clone(),
+        seed: args.seed,
     };
     super::signals::stop_run_on_signal()?;
     let live = (std::io::stdout().is_terminal() && !args.json && !args.quiet).then(live_view::spawn);
@@ -138,6 +148,13 @@ fn print_summary(r: &RunReport) {
         format!("{:?}", r.callback).to_lowercase(),
         if r.is_clean() { "clean" } else { "FAILED" }
     );
+    if let (Some(seed), Some(calls), Some(accepted), Some(refused)) =
+        (r.seed, r.fuzz_calls, r.fuzz_accepted_calls, r.fuzz_refused_msrs)
+    {
+        println!(
+            "  fuzz seed {seed} (--seed {seed} replays it): {calls} calls and accesses, {accepted} hypercalls accepted, {refused} MSR accesses refused"
+        );
+    }
     if let Some(by) = r.stopped_by {
         println!("  stopped early by {by}: the guest stopped sending and checked every event it had sent");
     }

@@ -52,6 +52,8 @@ pub struct RunConfig {
     /// The service socket to register with (None: $XEVTCHN_SOCKET or the
     /// default, and this process's own program if no service answers).
     pub service: Option<std::path::PathBuf>,
+    /// The fuzz workload's seed (None: one from the clock, in the report).
+    pub seed: Option<u64>,
 }
 
 /// A look at a running VM from another thread (`execute_watched`).
@@ -83,6 +85,9 @@ pub fn execute_watched<T: Send + 'static>(
     watch: impl FnOnce(Watch) -> T + Send + 'static,
 ) -> Result<(RunReport, T)> {
     anyhow::ensure!(config.workload != Workload::Smoke, "the smoke workload runs through run::smoke");
+    // A fuzz run always has a seed, printed in its report for replaying it.
+    let seed = (config.workload == Workload::Fuzz).then(|| config.seed.unwrap_or_else(clock_seed));
+    let config = &RunConfig { seed, ..config.clone() };
     let tasks = eventfd_task::runtime().context("starting the controller's task runtime")?;
     let mut vm = Vm::new(VmConfig { vcpus: config.vcpus, timeout: config.timeout, ..VmConfig::default() })
         .context("creating the VM")?;
@@ -183,6 +188,11 @@ fn doorbell_path(config: &RunConfig, tasks: &tokio::runtime::Handle) -> Result<D
     }
 }
 
+/// A seed from the clock's nanoseconds.
+fn clock_seed() -> u64 {
+    std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map_or(1, |d| d.as_nanos() as u64)
+}
+
 fn guest_params(config: &RunConfig, tsc_per_ms: u64) -> Params {
     let callback = match (config.workload, config.callback) {
         // The callback workload starts vCPU 0 on the GSI, then switches to INTx.
@@ -204,5 +214,6 @@ fn guest_params(config: &RunConfig, tsc_per_ms: u64) -> Params {
         _pad: 0,
         shared_info_gpa: if config.shared_info_in_ram { layout::SHARED_INFO_IN_RAM_GPA } else { 0 },
         send_interval_tsc: config.rate.map_or(0, |rate| tsc_per_ms * 1000 / u64::from(rate.max(1))),
+        seed: config.seed.unwrap_or(0),
     }
 }

@@ -52,6 +52,10 @@ pub enum Workload {
     Ports,
     /// No Xen: vCPU 0 makes --count MMIO writes, counted by the VMM and by BPF on kvm_mmio.
     Smoke,
+    /// vCPUs 0 and 1 play pingpong while the others throw random hypercalls,
+    /// MSR accesses and MMIO at the hypervisor (--seed); every answer must
+    /// be Xen's, and the pair must lose nothing.
+    Fuzz,
 }
 
 impl Workload {
@@ -59,6 +63,7 @@ impl Workload {
     pub fn min_vcpus(self) -> u32 {
         match self {
             Self::Hostile | Self::Backend | Self::Smoke => 1,
+            Self::Fuzz => 3,
             _ => 2,
         }
     }
@@ -76,6 +81,7 @@ impl Workload {
             Self::Backend => w::BACKEND,
             Self::Ports => w::PORTS,
             Self::Smoke => w::SMOKE,
+            Self::Fuzz => w::FUZZ,
         }
     }
 }
@@ -152,6 +158,14 @@ pub struct RunReport {
     /// Mean time the moving vCPU spent in one EVTCHNOP_bind_vcpu (guest TSC).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub move_mean_ns: Option<u64>,
+    /// Fuzz workload: its seed (`--seed` replays the run), the calls and
+    /// accesses its fuzzing vCPUs made, the hypercalls among them that
+    /// succeeded, and the MSR accesses refused with #GP (from which the
+    /// guest recovered). Null for other workloads.
+    pub seed: Option<u64>,
+    pub fuzz_calls: Option<u64>,
+    pub fuzz_accepted_calls: Option<u64>,
+    pub fuzz_refused_msrs: Option<u64>,
     pub host: PlatformCounts,
     /// The doorbell program's counters (backend bpf).
     pub bpf: Option<DoorbellCounts>,
@@ -234,6 +248,10 @@ pub fn build(
             .then(|| if duration_s > 0.0 { sum(|r| r.moves) as f64 / duration_s } else { 0.0 }),
         move_mean_ns: (config.workload == Workload::Rebind && sum(|r| r.moves) > 0)
             .then(|| latency::ticks_to_ns(sum(|r| r.move_tsc) / sum(|r| r.moves).max(1), vm.tsc_khz())),
+        seed: config.seed,
+        fuzz_calls: (config.workload == Workload::Fuzz).then(|| sum(|r| r.fuzz_calls)),
+        fuzz_accepted_calls: (config.workload == Workload::Fuzz).then(|| sum(|r| r.fuzz_accepted)),
+        fuzz_refused_msrs: (config.workload == Workload::Fuzz).then(|| sum(|r| r.fuzz_faults)),
         host: *host,
         bpf,
         injections,

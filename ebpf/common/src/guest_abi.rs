@@ -29,6 +29,10 @@ pub mod workload {
     /// vCPU 0 fills the port table (alloc_unbound until -ENOSPC), binds
     /// IPI and interdomain ports at its top and sends on them.
     pub const PORTS: u32 = 10;
+    /// vCPUs 0 and 1 play pingpong while the others throw random
+    /// hypercalls, MSR writes and MMIO accesses at the hypervisor, from
+    /// `Params::seed`; every answer must be a Xen errno or a success.
+    pub const FUZZ: u32 = 11;
 }
 
 /// How vCPU 0 is called back (`Params::callback`); other vCPUs always use
@@ -69,8 +73,10 @@ pub struct Params {
     /// Senders of flood, fanout and rebind send at most one event per this
     /// many TSC ticks (0: as fast as they can).
     pub send_interval_tsc: u64,
+    /// The fuzz workload's random seed (each fuzzing vCPU derives its own).
+    pub seed: u64,
 }
-const _: () = assert!(size_of::<Params>() == 72);
+const _: () = assert!(size_of::<Params>() == 80);
 const _: () = assert!(offset_of!(Params, tsc_per_ms) == 32);
 
 /// Written by each vCPU of the guest at `layout::report(vcpu)`.
@@ -111,8 +117,15 @@ pub struct VcpuReport {
     /// and the TSC ticks it spent in those hypercalls.
     pub moves: u64,
     pub move_tsc: u64,
+    /// Fuzz workload: calls and accesses made, the #GP faults (refused
+    /// MSR accesses) the guest recovered from, and the hypercalls that
+    /// succeeded (answered >= 0).
+    pub fuzz_calls: u64,
+    pub fuzz_faults: u64,
+    pub fuzz_accepted: u64,
 }
-const _: () = assert!(size_of::<VcpuReport>() == 128);
+const _: () = assert!(size_of::<VcpuReport>() == 152);
+const _: () = assert!(size_of::<VcpuReport>() as u64 <= crate::layout::REPORT_STRIDE);
 
 /// Error codes the guest reports in `VcpuReport::first_error` and in its
 /// exit status (`EXIT_ERROR | code`). A code from `hypercall_failed` carries
@@ -141,6 +154,9 @@ pub mod error {
     /// Timed out waiting for an event that must arrive.
     pub const TIMEOUT: u32 = 0xc;
     pub const UNKNOWN_WORKLOAD: u32 = 0xd;
+    /// A fuzzed hypercall got an answer that is neither a success nor a
+    /// Xen errno; bits 8..16 carry the hypercall number (mod 256).
+    pub const FUZZ_ANSWER: u32 = 0xe;
 
     /// Operations named in `hypercall_failed` codes.
     pub mod op {
@@ -178,6 +194,7 @@ pub mod error {
             WRONG_STATUS => "EVTCHNOP_status disagreed with the guest's set-up",
             TIMEOUT => "timed out waiting for an event",
             UNKNOWN_WORKLOAD => "unknown workload number",
+            FUZZ_ANSWER => "a fuzzed hypercall got an answer that is no Xen errno",
             _ => "unknown error",
         }
     }

@@ -35,7 +35,27 @@ global_asm!(
     EXC_ERR \n
     .endr
 
+    // A #GP on a guarded MSR access (below) resumes at xg_msr_refused
+    // instead of ending the VM. Frame: vector, error code, rip, ...
     xg_exc_common:
+        cmp qword ptr [rsp], 13
+        jne xg_exc_fatal
+        push rax
+        lea rax, [rip + xg_wrmsr_insn]
+        cmp [rsp + 24], rax
+        je xg_exc_msr
+        lea rax, [rip + xg_rdmsr_insn]
+        cmp [rsp + 24], rax
+        je xg_exc_msr
+        pop rax
+        jmp xg_exc_fatal
+    xg_exc_msr:
+        lea rax, [rip + xg_msr_refused]
+        mov [rsp + 24], rax
+        pop rax
+        add rsp, 16
+        iretq
+    xg_exc_fatal:
         mov rdi, [rsp]
         mov rsi, [rsp + 8]
         mov rdx, [rsp + 16]
@@ -85,6 +105,31 @@ global_asm!(
     xg_spurious:
         iretq
 
+    // MSR accesses that may be refused (the fuzz workload's): C ABI,
+    // return 0, or 1 when the MSR access raised #GP.
+    // xg_wrmsr_guarded(msr: u32, value: u64); xg_rdmsr_guarded(msr: u32, out: *mut u64).
+    .globl xg_wrmsr_guarded, xg_rdmsr_guarded
+    xg_wrmsr_guarded:
+        mov ecx, edi
+        mov eax, esi
+        mov rdx, rsi
+        shr rdx, 32
+    xg_wrmsr_insn:
+        wrmsr
+        xor eax, eax
+        ret
+    xg_rdmsr_guarded:
+        mov ecx, edi
+    xg_rdmsr_insn:
+        rdmsr
+        mov [rsi], eax
+        mov [rsi + 4], edx
+        xor eax, eax
+        ret
+    xg_msr_refused:
+        mov eax, 1
+        ret
+
     .pushsection .rodata
     .balign 8
     // Global: Rust code in another codegen unit refers to the tables.
@@ -105,6 +150,23 @@ global_asm!(
 unsafe extern "C" {
     static xg_exception_table: [usize; 32];
     static xg_other_table: [usize; 4];
+    fn xg_wrmsr_guarded(msr: u32, value: u64) -> u64;
+    fn xg_rdmsr_guarded(msr: u32, out: *mut u64) -> u64;
+}
+
+/// Writes an MSR that may not exist: false when the write raised #GP
+/// (which the exception entry turns into this return). CPL0 only.
+pub fn wrmsr_guarded(msr: u32, value: u64) -> bool {
+    // SAFETY: the routine writes the MSR and nothing else in memory; its
+    // #GP resumes at a label that returns 1.
+    unsafe { xg_wrmsr_guarded(msr, value) == 0 }
+}
+
+/// Reads an MSR that may not exist (None when the read raised #GP).
+pub fn rdmsr_guarded(msr: u32) -> Option<u64> {
+    let mut value = 0u64;
+    // SAFETY: as above; `out` points at our local.
+    (unsafe { xg_rdmsr_guarded(msr, &mut value) } == 0).then_some(value)
 }
 
 /// Entry points of exceptions 0..32.

@@ -7,6 +7,7 @@ mod backend;
 mod callback;
 mod fanout;
 mod flood;
+mod fuzz;
 mod hostile;
 mod mask;
 mod pingpong;
@@ -50,6 +51,7 @@ pub fn run(vcpu: u32, params: &Params) -> Result<(), Error> {
         | workload::REBIND
         | workload::CALLBACK
         | workload::PORTS => 2,
+        workload::FUZZ => 3,
         _ => return Err(errors::UNKNOWN_WORKLOAD),
     };
     if params.vcpus < needed {
@@ -86,6 +88,7 @@ fn prepare(params: &Params) -> Result<(), Error> {
         workload::REBIND => rebind::prepare(params.vcpus),
         workload::BACKEND => backend::prepare(params),
         workload::PORTS => ports::prepare(params.vcpus),
+        workload::FUZZ => fuzz::prepare(),
         _ => Ok(()),
     }
 }
@@ -101,6 +104,7 @@ fn play(vcpu: u32, params: &Params) -> Result<(), Error> {
         workload::HOSTILE => hostile::play(vcpu, params),
         workload::BACKEND => backend::play(vcpu, params),
         workload::PORTS => ports::play(vcpu, params),
+        workload::FUZZ => fuzz::play(vcpu, params),
         _ => Err(errors::UNKNOWN_WORKLOAD),
     }
 }

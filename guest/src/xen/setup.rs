@@ -25,6 +25,9 @@ use crate::{
 /// Xen maps it to GSI 20, within the 24 pins of KVM's IOAPIC.
 pub const CALLBACK_DEVFN: u8 = 1 << 3;
 
+/// The hypercall-page MSR Xen advertised (CPUID base + 2).
+pub static HYPERCALL_MSR: core::sync::atomic::AtomicU32 = core::sync::atomic::AtomicU32::new(0);
+
 /// Finds Xen's CPUID leaves; returns the base leaf.
 fn find_xen() -> Result<u32, Error> {
     for base in (0x4000_0000..0x4001_0000).step_by(0x100) {
@@ -49,6 +52,7 @@ pub fn domain(params: &Params) -> Result<(), Error> {
     if features & XEN_HVM_CPUID_UPCALL_VECTOR == 0 {
         return Err(errors::NO_UPCALL_VECTOR);
     }
+    HYPERCALL_MSR.store(msr, core::sync::atomic::Ordering::Relaxed);
     wrmsr(msr, hypercall::page_address());
     let gpa = shared_info::place(params.shared_info_gpa);
     ops::place_shared_info(gpa >> 12).map_err(|e| errors::hypercall(errors::SHARED_INFO, e))
