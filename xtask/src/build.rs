@@ -52,5 +52,8 @@ pub fn test(env: &Env) -> Result<()> {
             .args(["test", "--release", "--package", PRIVILEGED, "--", "--test-threads=1"])
             .env("XEVTCHN_BIN", env.workspace.join("target/release/xevtchn")),
     )
-    .context("privileged tests failed")
+    .context("privileged tests failed")?;
+    // The soak, short: every piece at once for 40 s (`cargo xtask soak` runs it long).
+    crate::soak::soak(&env.workspace.join("target/release/xevtchn"), std::time::Duration::from_secs(40))
+        .context("the short soak failed (cargo xtask soak --minutes 1 runs it alone)")
 }

@@ -7,6 +7,7 @@ mod cmd;
 mod lint;
 mod probe;
 mod setup;
+mod soak;
 mod toolchain;
 
 use std::process::ExitCode;
@@ -39,6 +40,14 @@ enum Command {
     /// Set up, then lint and run every test: unprivileged first, then
     /// privileged.
     Test,
+    /// Set up, build, then run everything at once for a long time (rebind,
+    /// fuzz, a tracer coming and going, VMs killed) and fail on any loss,
+    /// error, panic or leak. Not part of `test` (which runs a short one).
+    Soak {
+        /// How long.
+        #[arg(long, default_value_t = 30.0, value_parser = minutes)]
+        minutes: f64,
+    },
     /// Set up, build, then run the standard benchmark matrix
     /// (results in target/bench/).
     Bench {
@@ -46,6 +55,13 @@ enum Command {
         #[arg(trailing_var_arg = true, allow_hyphen_values = true)]
         args: Vec<String>,
     },
+}
+
+fn minutes(text: &str) -> Result<f64, String> {
+    match text.parse::<f64>() {
+        Ok(m) if m > 0.0 && m <= 24.0 * 60.0 => Ok(m),
+        _ => Err(format!("{text} is not a number of minutes above 0 and at most a day")),
+    }
 }
 
 fn main() -> ExitCode {
@@ -57,6 +73,13 @@ fn main() -> ExitCode {
         Command::Lint => setup::setup().and_then(|env| lint::lint(&env)),
         Command::Test => setup::setup().and_then(|env| build::test(&env)),
         Command::Bench { args } => setup::setup().and_then(|env| bench::bench(&env, &args)),
+        Command::Soak { minutes } => setup::setup().and_then(|env| {
+            build::build(&env)?;
+            soak::soak(
+                &env.workspace.join("target/release/xevtchn"),
+                std::time::Duration::from_secs_f64(minutes * 60.0),
+            )
+        }),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,
