@@ -9,7 +9,8 @@ use std::path::Path;
 use anyhow::{Result, anyhow};
 use plotters::prelude::*;
 
-use super::{BenchReport, WorkloadResult};
+use super::{BackendResult, BenchReport, WorkloadResult};
+use crate::run::Workload;
 
 const COLORS: [RGBColor; 3] = [RGBColor(200, 60, 40), RGBColor(30, 110, 200), RGBColor(120, 120, 120)];
 const WIDTH: u32 = 900;
@@ -71,7 +72,7 @@ fn latency_cdf(w: &WorkloadResult, area: &Area) -> Result<()> {
         area.titled(&caption, ("sans-serif", 18))
             .map_err(err)?
             .draw_text(
-                "no latency samples: every send was coalesced",
+                "no run measured 100 sends (nearly every send coalesced)",
                 &("sans-serif", 14).into_text_style(area),
                 (40, 60),
             )
@@ -126,16 +127,24 @@ fn latency_cdf(w: &WorkloadResult, area: &Area) -> Result<()> {
 }
 
 /// One small chart per workload, each with its own y scale (pingpong's
-/// thousands would vanish beside flood's hundreds of thousands).
+/// thousands would vanish beside flood's hundreds of thousands). Rebind's
+/// senders are paced alike on every backend: its figure is ports moved.
 fn throughput(report: &BenchReport, area: &Area) -> Result<()> {
-    let area = area.titled("sends/s: median bar, min-max whisker", ("sans-serif", 18)).map_err(err)?;
+    let area =
+        area.titled("sends/s (rebind: ports moved/s): median bar, min-max whisker", ("sans-serif", 18)).map_err(err)?;
     let cells = area.split_evenly((1, report.workloads.len().max(1)));
     for (w, cell) in report.workloads.iter().zip(&cells) {
-        let y_max = w.backends.iter().map(|b| b.sends_per_s.max).fold(1.0, f64::max) * 1.15;
+        let figure = |b: &BackendResult| {
+            if w.workload == Workload::Rebind { b.moves_per_s } else { b.sends_per_s }
+        };
+        let y_max = w.backends.iter().map(|b| figure(b).max).fold(1.0, f64::max) * 1.15;
         let slots = w.backends.len();
         let labels: Vec<String> = w.backends.iter().map(|b| name(b.backend)).collect();
         let mut chart = ChartBuilder::on(cell)
-            .caption(name(w.workload), ("sans-serif", 15))
+            .caption(
+                if w.workload == Workload::Rebind { "rebind (moves/s)".to_string() } else { name(w.workload) },
+                ("sans-serif", 15),
+            )
             .margin(10)
             .x_label_area_size(25)
             .y_label_area_size(50)
@@ -152,7 +161,7 @@ fn throughput(report: &BenchReport, area: &Area) -> Result<()> {
             .draw()
             .map_err(err)?;
         for (i, (b, color)) in w.backends.iter().zip(COLORS).enumerate() {
-            let s = &b.sends_per_s;
+            let s = &figure(b);
             chart
                 .draw_series([Rectangle::new(
                     [(SegmentValue::Exact(i), 0.0), (SegmentValue::Exact(i + 1), s.median)],
