@@ -8,7 +8,7 @@ use anyhow::{Context, Result};
 use crate::{cmd, setup::Env};
 
 /// Host crates tested without privileges.
-const UNPRIVILEGED: &[&str] = &["xevtchn-common", "xevtchn", "xtask"];
+const UNPRIVILEGED: &[&str] = &["xevtchn-common", "xevtchn-xen", "xevtchn", "xtask"];
 /// The crate of privileged end-to-end tests (real KVM, real BPF).
 const PRIVILEGED: &str = "xevtchn-tests";
 

@@ -10,7 +10,7 @@ use anyhow::{Context, Result};
 use crate::{build, cmd, setup::Env, toolchain};
 
 /// Host crates, with their tests and build scripts.
-const HOST: &[&str] = &["xevtchn-common", "xevtchn", "xtask", "xevtchn-tests"];
+const HOST: &[&str] = &["xevtchn-common", "xevtchn-xen", "xevtchn", "xtask", "xevtchn-tests"];
 
 pub fn lint(env: &Env) -> Result<()> {
     cmd::run(Command::new("cargo").current_dir(&env.workspace).args(["fmt", "--all", "--check"]))

@@ -4,6 +4,7 @@
 mod bench;
 mod build;
 mod cmd;
+mod fuzz;
 mod lint;
 mod probe;
 mod setup;
@@ -48,6 +49,14 @@ enum Command {
         #[arg(long, default_value_t = 30.0, value_parser = minutes)]
         minutes: f64,
     },
+    /// Set up, then run the libFuzzer target of the hypervisor side
+    /// (fuzz/) with cargo-fuzz, built on first use. Not part of `test`
+    /// (which runs the same model under proptest).
+    Fuzz {
+        /// How long.
+        #[arg(long, default_value_t = 10.0, value_parser = minutes)]
+        minutes: f64,
+    },
     /// Set up, build, then run the standard benchmark matrix
     /// (results in target/bench/).
     Bench {
@@ -73,6 +82,7 @@ fn main() -> ExitCode {
         Command::Lint => setup::setup().and_then(|env| lint::lint(&env)),
         Command::Test => setup::setup().and_then(|env| build::test(&env)),
         Command::Bench { args } => setup::setup().and_then(|env| bench::bench(&env, &args)),
+        Command::Fuzz { minutes } => setup::setup().and_then(|env| fuzz::fuzz(&env, minutes)),
         Command::Soak { minutes } => setup::setup().and_then(|env| {
             build::build(&env)?;
             soak::soak(

@@ -71,7 +71,7 @@ mod tests {
     use xevtchn_common::xen::errno::{EFAULT, EINVAL, ENOSYS};
 
     use super::*;
-    use crate::xen::test_support::TestMemory;
+    use crate::test_support::TestMemory;
 
     #[test]
     fn version_is_major_16_minor() {

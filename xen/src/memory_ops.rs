@@ -111,7 +111,7 @@ mod tests {
     use xevtchn_common::xen::hypercall::DOMID_SELF;
 
     use super::*;
-    use crate::xen::test_support::TestMemory;
+    use crate::test_support::TestMemory;
 
     const IDS: DomainIds = DomainIds { domid: 1, backend_domid: 0 };
 

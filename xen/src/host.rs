@@ -116,8 +116,8 @@ mod tests {
     use xevtchn_common::xen::virq::{VIRQ_CONSOLE, VIRQ_TIMER};
 
     use super::*;
-    use crate::xen::error::DomainIds;
-    use crate::xen::ports::SendTarget;
+    use crate::error::DomainIds;
+    use crate::ports::SendTarget;
 
     const BACKEND: u16 = 0;
 

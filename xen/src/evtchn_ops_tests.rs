@@ -10,7 +10,7 @@ use xevtchn_common::xen::hypercall::DOMID_SELF;
 use xevtchn_common::xen::virq::{NR_VIRQS, VIRQ_CONSOLE, VIRQ_DEBUG, VIRQ_TIMER};
 
 use super::*;
-use crate::xen::ports::SendTarget;
+use crate::ports::SendTarget;
 
 const DOMID: u16 = 1;
 const BACKEND: u16 = 0;

@@ -12,9 +12,9 @@ use xevtchn_common::xen::version::{XENVER_get_features, XENVER_version, XenFeatu
 use xevtchn_common::xen::virq::VIRQ_TIMER;
 
 use super::*;
-use crate::xen::config::DomainConfig;
-use crate::xen::ports::{NR_PORTS, PortState, SendTarget};
-use crate::xen::test_support::TestMemory;
+use crate::config::DomainConfig;
+use crate::ports::{NR_PORTS, PortState, SendTarget};
+use crate::test_support::TestMemory;
 
 const ARG: u64 = 0x10_0000;
 

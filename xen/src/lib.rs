@@ -35,7 +35,9 @@ mod memory_ops;
 mod ports;
 mod version_ops;
 
-#[cfg(test)]
+#[cfg(any(test, feature = "fuzzing"))]
+pub mod fuzz_model;
+#[cfg(any(test, feature = "fuzzing"))]
 mod test_support;
 
 #[cfg(test)]

@@ -1,9 +1,8 @@
-//! The hypervisor side against arbitrary guests: proptest drives a
-//! `Domain` through random sequences of hypercalls (every number and
-//! sub-op, in range and not; argument structs of random and boundary
-//! values; pointers inside guest memory, across its end, unaligned and
-//! unmapped), doorbell sends and host-backend calls, and checks after each
-//! call what must always hold:
+//! The hypervisor side against arbitrary guests, as a model that both
+//! fuzzers drive: the proptest one in the unit tests (`domain_fuzz_tests`)
+//! and the libFuzzer one (fuzz/fuzz_targets/domain.rs, `arbitrary`). A
+//! guest's operations run against a `Domain` and after each call this
+//! checks what must always hold:
 //! - the return value is >= 0 or a Xen errno (no panic, ever);
 //! - every action is one KVM can carry out (vCPUs that exist, ports of the
 //!   table other than 0, vectors Xen accepts);
@@ -12,23 +11,22 @@
 //! - pending bits only on ports in use, and every pending port (nothing is
 //!   masked here: only the guest masks) announced on the vCPU it notifies,
 //!   its selector bit and evtchn_upcall_pending set: no lost wakeup.
-//!
-//! Cases that once failed are kept at the end, as regression tests.
 
-use proptest::prelude::*;
 use xevtchn_common::{
     two_level::{AtomicPage, EventWords, NR_PORTS, is_pending, pending_sel_word, upcall_pending},
-    xen::{errno, hypercall::*},
+    xen::errno,
 };
 
-use super::{Action, Domain, DomainConfig, Hypercall, PortState, test_support::TestMemory};
+use crate::{Action, Domain, DomainConfig, Hypercall, PortState, test_support::TestMemory};
 
-const VCPUS: u32 = 3;
-const MEM_BASE: u64 = 0x10_0000;
-const MEM_LEN: usize = 0x1000;
+pub const VCPUS: u32 = 3;
+pub const MEM_BASE: u64 = 0x10_0000;
+pub const MEM_LEN: usize = 0x1000;
 
+/// A pointer argument.
 #[derive(Clone, Debug)]
-enum Pointer {
+#[cfg_attr(feature = "fuzzing", derive(arbitrary::Arbitrary))]
+pub enum Pointer {
     /// At this offset of guest memory (maybe across its end).
     Inside(u64),
     /// Nowhere a page table maps.
@@ -36,16 +34,19 @@ enum Pointer {
 }
 
 impl Pointer {
-    fn gva(&self) -> u64 {
+    pub fn gva(&self) -> u64 {
         match self {
-            Self::Inside(offset) => MEM_BASE + offset,
+            // Wrapping: an arbitrary offset may point anywhere, like a guest's.
+            Self::Inside(offset) => MEM_BASE.wrapping_add(*offset),
             Self::Unmapped(gva) => *gva,
         }
     }
 }
 
+/// One thing a guest (or the host's backend) does.
 #[derive(Clone, Debug)]
-enum Op {
+#[cfg_attr(feature = "fuzzing", derive(arbitrary::Arbitrary))]
+pub enum Op {
     /// A hypercall: its number, first argument (the sub-op), the pointer
     /// argument, and the u32 words written there first.
     Hypercall {
@@ -61,54 +62,21 @@ enum Op {
     HostClose(u32),
 }
 
-/// Mostly small values (ports, vCPUs, domids, sub-ops that exist), some
-/// boundaries, some anything.
-fn word() -> impl Strategy<Value = u32> {
-    prop_oneof![
-        4 => 0u32..8,
-        // DOMID_SELF, alone and in both halves ({dom, remote_dom}).
-        1 => prop_oneof![Just(0x7ff0), Just(0x7ff0_7ff0)],
-        1 => prop_oneof![Just(NR_PORTS - 1), Just(NR_PORTS), Just(u32::MAX), Just(0x10), Just(0xf3)],
-        1 => any::<u32>(),
-    ]
+/// A domain, the guest memory its pointers reach, and its shared_info words.
+pub struct Guest {
+    pub domain: Domain,
+    pub mem: TestMemory,
+    pub page: Box<AtomicPage>,
 }
 
-fn pointer() -> impl Strategy<Value = Pointer> {
-    prop_oneof![
-        8 => (0u64..64).prop_map(|o| Pointer::Inside(o * 8)),
-        1 => (0u64..MEM_LEN as u64 + 16).prop_map(Pointer::Inside),
-        1 => prop_oneof![Just(0u64), Just(u64::MAX), Just(0x10_0000_0000)].prop_map(Pointer::Unmapped),
-    ]
-}
-
-fn op() -> impl Strategy<Value = Op> {
-    let nr = prop_oneof![
-        6 => Just(u64::from(__HYPERVISOR_event_channel_op)),
-        2 => Just(u64::from(__HYPERVISOR_hvm_op)),
-        1 => Just(u64::from(__HYPERVISOR_memory_op)),
-        1 => Just(u64::from(__HYPERVISOR_xen_version)),
-        1 => 0u64..80,
-    ];
-    let cmd = prop_oneof![6 => 0u64..16, 1 => 16u64..40, 1 => any::<u64>()];
-    prop_oneof![
-        8 => (nr, cmd, pointer(), prop::collection::vec(word(), 8))
-            .prop_map(|(nr, cmd, arg, words)| Op::Hypercall { nr, cmd, arg, words }),
-        2 => word().prop_map(Op::Doorbell),
-        1 => Just(Op::HostAllocUnbound),
-        1 => word().prop_map(Op::HostBindInterdomain),
-        1 => word().prop_map(Op::HostSend),
-        1 => word().prop_map(Op::HostClose),
-    ]
-}
-
-struct Guest {
-    domain: Domain,
-    mem: TestMemory,
-    page: Box<AtomicPage>,
+impl Default for Guest {
+    fn default() -> Self {
+        Self::new()
+    }
 }
 
 impl Guest {
-    fn new() -> Self {
+    pub fn new() -> Self {
         let config = DomainConfig { nr_vcpus: VCPUS, ..DomainConfig::default() };
         Self {
             domain: Domain::new(config).expect("a domain"),
@@ -118,12 +86,12 @@ impl Guest {
     }
 
     /// Runs `op`; its return value (if it has one) and actions.
-    fn run(&mut self, op: &Op) -> (Option<i64>, Vec<Action>) {
+    pub fn run(&mut self, op: &Op) -> (Option<i64>, Vec<Action>) {
         match op {
             Op::Hypercall { nr, cmd, arg, words } => {
                 for (i, w) in words.iter().enumerate() {
                     let gva = arg.gva().wrapping_add(4 * i as u64);
-                    let _ = super::guest_memory::GuestMemory::write(&self.mem, gva, &w.to_le_bytes());
+                    let _ = crate::guest_memory::GuestMemory::write(&self.mem, gva, &w.to_le_bytes());
                 }
                 let call = Hypercall { nr: *nr, args: [*cmd, arg.gva(), 0, 0, 0] };
                 let r = self.domain.hypercall(&call, &self.mem, &*self.page);
@@ -143,7 +111,7 @@ impl Guest {
     }
 
     /// Everything that must hold after any call; the first violation.
-    fn check(&self, ret: Option<i64>, actions: &[Action]) -> Result<(), String> {
+    pub fn check(&self, ret: Option<i64>, actions: &[Action]) -> Result<(), String> {
         if let Some(ret) = ret
             && ret < 0
             && errno::name(ret).is_none()
@@ -199,51 +167,12 @@ impl Guest {
     }
 }
 
-fn run_all(ops: &[Op]) -> Result<(), TestCaseError> {
+/// Runs `ops` on a fresh domain; the first violation, naming its op.
+pub fn run_all(ops: &[Op]) -> Result<(), String> {
     let mut guest = Guest::new();
     for (i, op) in ops.iter().enumerate() {
         let (ret, actions) = guest.run(op);
-        guest.check(ret, &actions).map_err(|e| TestCaseError::fail(format!("after op {i} {op:?}: {e}")))?;
+        guest.check(ret, &actions).map_err(|e| format!("after op {i} {op:?}: {e}"))?;
     }
     Ok(())
-}
-
-proptest! {
-    #![proptest_config(ProptestConfig { cases: 2000, ..ProptestConfig::default() })]
-
-    #[test]
-    fn any_sequence_of_calls_keeps_the_domain_sound(ops in prop::collection::vec(op(), 1..60)) {
-        run_all(&ops)?;
-    }
-}
-
-/// The harness reaches what it is meant to check: ports bound, events
-/// pending and announced, and a violation is seen when there is one.
-#[test]
-fn the_harness_binds_sends_and_sees_a_violation() {
-    use xevtchn_common::xen::evtchn::{EVTCHNOP_alloc_unbound, EVTCHNOP_bind_interdomain, EVTCHNOP_bind_ipi};
-    let evtchn = |cmd: u32, words: Vec<u32>| Op::Hypercall {
-        nr: u64::from(__HYPERVISOR_event_channel_op),
-        cmd: u64::from(cmd),
-        arg: Pointer::Inside(0),
-        words,
-    };
-    let mut guest = Guest::new();
-    for op in [
-        evtchn(EVTCHNOP_bind_ipi, vec![2, 0]),
-        evtchn(EVTCHNOP_alloc_unbound, vec![0x7ff0_7ff0, 0]),
-        evtchn(EVTCHNOP_bind_interdomain, vec![0x7ff0, 2, 0]),
-        Op::Doorbell(1),
-        Op::Doorbell(3),
-    ] {
-        let (ret, actions) = guest.run(&op);
-        assert_eq!(ret, Some(0), "{op:?}");
-        guest.check(ret, &actions).unwrap();
-    }
-    assert_eq!(guest.domain.port_info(1).map(|i| i.state), Some(PortState::Ipi));
-    assert_eq!(guest.domain.port_info(3).map(|i| i.state), Some(PortState::Loopback { peer: 2 }));
-    assert!(is_pending(&*guest.page, 1) && is_pending(&*guest.page, 2) && upcall_pending(&*guest.page, 2));
-    // A pending bit nobody announced: the checker names it.
-    xevtchn_common::two_level::set_pending(&*guest.page, 9, 1);
-    assert!(guest.check(None, &[]).unwrap_err().contains("free port 9 is pending"));
 }
