@@ -13,9 +13,14 @@ use xevtchn_tests::{assert_schema, controller_binary, privileged};
 /// Starts `xevtchn trace --json` (and `extra`) on every KVM process and
 /// waits until it is attached.
 fn start_trace(extra: &[&str]) -> Child {
+    spawn_trace(&[&["--json", "--interval", "600000"][..], extra].concat())
+}
+
+/// Starts `xevtchn trace ARGS` and waits until it is attached.
+fn spawn_trace(args: &[&str]) -> Child {
     let mut child = Command::new(controller_binary())
-        .args(["trace", "--json", "--interval", "600000"])
-        .args(extra)
+        .arg("trace")
+        .args(args)
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())
         .spawn()
@@ -224,16 +229,7 @@ fn bad_pids_are_refused_with_status_2() {
 fn events_name_each_sends_path() {
     let _vm = privileged();
     for (backend, path) in [("bpf", "kernel"), ("userspace", "userspace")] {
-        let mut trace = Command::new(controller_binary())
-            .args(["trace", "--events", "--json"])
-            .stdout(Stdio::piped())
-            .stderr(Stdio::piped())
-            .spawn()
-            .expect("starting xevtchn trace --events");
-        let mut stderr = BufReader::new(trace.stderr.take().expect("stderr"));
-        let mut line = String::new();
-        stderr.read_line(&mut line).expect("reading trace's stderr");
-        assert!(line.contains("tracing"), "{line}");
+        let trace = spawn_trace(&["--events", "--json"]);
         let run = Command::new(controller_binary())
             .args(["run", "--backend", backend, "--workload", "pingpong", "--count", "300", "--json"])
             .output()
@@ -322,16 +318,7 @@ fn two_vms_keep_their_own_interrupt_rows() {
 fn many_short_vms_each_keep_their_own_row() {
     const VMS: usize = 20;
     let _vm = privileged();
-    let mut trace = Command::new(controller_binary())
-        .args(["trace", "--json", "--interval", "100"])
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .expect("starting xevtchn trace");
-    let mut stderr = BufReader::new(trace.stderr.take().expect("stderr"));
-    let mut line = String::new();
-    stderr.read_line(&mut line).expect("reading trace's stderr");
-    assert!(line.contains("tracing"), "{line}");
+    let mut trace = spawn_trace(&["--json", "--interval", "100"]);
     // Read as it comes: a full pipe would stop the tracer's sampling.
     let stdout = BufReader::new(trace.stdout.take().expect("stdout"));
     let reader = std::thread::spawn(move || stdout.lines().map(|l| l.expect("a line")).collect::<Vec<String>>());
