@@ -8,6 +8,8 @@ use xevtchn_common::trace::BUCKETS;
 
 /// `xevtchn run --json` (every workload but smoke).
 pub const RUN: &str = "xevtchn.run/1";
+/// `xevtchn run --kernel FILE --json`.
+pub const RUN_KERNEL: &str = "xevtchn.run.kernel/1";
 /// `xevtchn run --workload smoke --json`.
 pub const SMOKE: &str = "xevtchn.smoke/1";
 /// `xevtchn trace --json`: one per interval, and the totals.

@@ -4,6 +4,8 @@
 //! the piece, because CI here has /dev/kvm and BPF and a skip would hide a
 //! broken set-up.
 
+pub mod pvh;
+
 use std::{
     fs,
     path::{Path, PathBuf},

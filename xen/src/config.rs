@@ -4,11 +4,11 @@ use thiserror::Error;
 use xevtchn_common::two_level;
 use xevtchn_common::xen::hypercall::DOMID_FIRST_RESERVED;
 use xevtchn_common::xen::version::{
-    XEN_EXTRAVERSION_LEN, XENFEAT_auto_translated_physmap, XENFEAT_hvm_callback_vector, XENFEAT_not_direct_mapped,
-    XENFEAT_writable_page_tables,
+    XEN_EXTRAVERSION_LEN, XENFEAT_auto_translated_physmap, XENFEAT_not_direct_mapped, XENFEAT_writable_page_tables,
 };
 
 use super::error::DomainIds;
+use super::memory_ops::E820Entry;
 
 /// The Xen version reported by `xen_version` (and, by the VMM, in CPUID).
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -23,8 +23,9 @@ pub struct XenVersion {
 
 impl Default for XenVersion {
     /// Xen 4.17, with the features Xen gives an HVM domU (kernel.c,
-    /// XENVER_get_features) minus `hvm_safe_pvclock`, since nothing here
-    /// maintains vcpu_time_info.
+    /// XENVER_get_features) minus `hvm_safe_pvclock` (the time fields are
+    /// set once, not kept across TSC changes) and `hvm_callback_vector`
+    /// (the VECTOR callback is refused: see HvmError::VectorCallbackUnavailable).
     fn default() -> Self {
         Self {
             major: 4,
@@ -32,7 +33,6 @@ impl Default for XenVersion {
             extraversion: ".0".into(),
             features: (1 << XENFEAT_writable_page_tables)
                 | (1 << XENFEAT_auto_translated_physmap)
-                | (1 << XENFEAT_hvm_callback_vector)
                 | (1 << XENFEAT_not_direct_mapped),
         }
     }
@@ -53,11 +53,21 @@ pub struct DomainConfig {
     /// a callback GSI at or above its `nr_gsis`.
     pub nr_gsis: u32,
     pub version: XenVersion,
+    /// What XENMEM_memory_map returns (empty: -ENOSYS, as a Xen domain
+    /// built without one).
+    pub memory_map: Vec<E820Entry>,
 }
 
 impl Default for DomainConfig {
     fn default() -> Self {
-        Self { domid: 1, backend_domid: 0, nr_vcpus: 1, nr_gsis: 24, version: XenVersion::default() }
+        Self {
+            domid: 1,
+            backend_domid: 0,
+            nr_vcpus: 1,
+            nr_gsis: 24,
+            version: XenVersion::default(),
+            memory_map: Vec::new(),
+        }
     }
 }
 

@@ -14,7 +14,8 @@ use xevtchn_common::xen::hvm::{
     HVMOP_get_param, HVMOP_set_evtchn_upcall_vector, HVMOP_set_param, XenHvmEvtchnUpcallVector, XenHvmParam,
 };
 use xevtchn_common::xen::hypercall::{
-    __HYPERVISOR_event_channel_op, __HYPERVISOR_hvm_op, __HYPERVISOR_memory_op, __HYPERVISOR_xen_version,
+    __HYPERVISOR_console_io, __HYPERVISOR_event_channel_op, __HYPERVISOR_hvm_op, __HYPERVISOR_memory_op,
+    __HYPERVISOR_sched_op, __HYPERVISOR_xen_version,
 };
 
 use super::actions::Action;
@@ -24,6 +25,7 @@ use super::evtchn_hypercall::event_channel_op;
 use super::guest_memory::{GuestFault, GuestMemory, read_obj, write_obj};
 use super::hvm_ops::HvmError;
 use super::memory_ops::memory_op;
+use super::sched_ops::{FollowUp, console_io, sched_op};
 use super::version_ops::xen_version;
 
 /// A hypercall as a 64-bit guest made it.
@@ -42,6 +44,8 @@ pub struct HypercallResult {
     pub ret: i64,
     /// Side effects for the delivery layer, in order.
     pub actions: Vec<Action>,
+    /// What the VMM does once the call returned (stop, wait, print).
+    pub follow_up: Option<FollowUp>,
 }
 
 impl HypercallResult {
@@ -114,7 +118,14 @@ impl Domain {
         W: EventWords + ?Sized,
     {
         let mut actions = Vec::new();
-        let [a0, a1, ..] = call.args;
+        let mut follow_up = None;
+        let [a0, a1, a2, ..] = call.args;
+        let mut then = |result: Result<(i64, Option<FollowUp>), _>| {
+            result.map(|(ret, next)| {
+                follow_up = next;
+                ret
+            })
+        };
         let ret = match u32::try_from(call.nr) {
             // `int cmd` in Xen's do_event_channel_op / do_xen_version.
             Ok(__HYPERVISOR_event_channel_op) => {
@@ -122,12 +133,15 @@ impl Domain {
             }
             Ok(__HYPERVISOR_hvm_op) => ret(call, self.hvm_op(a0, a1, mem, &mut actions)),
             Ok(__HYPERVISOR_memory_op) => {
-                ret(call, memory_op(&self.ids, a0, a1, mem, &mut self.shared_info_gfn, &mut actions))
+                ret(call, memory_op(&self.ids, a0, a1, mem, &mut self.shared_info_gfn, &self.memory_map, &mut actions))
             }
             Ok(__HYPERVISOR_xen_version) => ret(call, xen_version(&self.version, a0 as u32, a1, mem)),
+            // `int cmd` in do_sched_op and do_console_io.
+            Ok(__HYPERVISOR_sched_op) => ret(call, then(sched_op(u64::from(a0 as u32), a1, mem, words))),
+            Ok(__HYPERVISOR_console_io) => ret(call, then(console_io(u64::from(a0 as u32), a1, a2, mem))),
             _ => ret(call, Err::<i64, _>(UnknownHypercall(call.nr))),
         };
-        HypercallResult { ret, actions }
+        HypercallResult { ret, actions, follow_up }
     }
 
     /// HYPERVISOR_hvm_op(op, arg).

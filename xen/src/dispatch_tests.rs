@@ -125,7 +125,7 @@ fn loopback_through_hypercalls_and_queries() {
 #[test]
 fn unknown_hypercalls_and_ops_are_enosys() {
     let mut vm = vm();
-    assert_eq!(vm.call(__HYPERVISOR_sched_op, 0, 0).ret, neg(ENOSYS));
+    assert_eq!(vm.call(__HYPERVISOR_vcpu_op, 0, 0).ret, neg(ENOSYS));
     assert_eq!(vm.domain.hypercall(&Hypercall { nr: 1 << 32, args: [0; 5] }, &vm.mem, &*vm.words).ret, neg(ENOSYS));
     assert_eq!(vm.evtchn(99, EvtchnSend::default()).0, neg(ENOSYS));
     assert_eq!(vm.call(__HYPERVISOR_hvm_op, HVMOP_get_time, ARG).ret, neg(ENOSYS));
@@ -208,7 +208,7 @@ fn event_channel_cmd_is_an_int_so_high_bits_are_ignored() {
 #[test]
 fn hvm_get_param_writes_the_value_back() {
     let mut vm = vm();
-    let value = CallbackVia::Vector(0xf3).encode();
+    let value = CallbackVia::Gsi(5).encode();
     vm.hvm(
         HVMOP_set_param,
         XenHvmParam { domid: DOMID_SELF, index: HVM_PARAM_CALLBACK_IRQ, value, ..Default::default() },
@@ -216,7 +216,7 @@ fn hvm_get_param_writes_the_value_back() {
     let (result, read) =
         vm.hvm(HVMOP_get_param, XenHvmParam { domid: DOMID_SELF, index: HVM_PARAM_CALLBACK_IRQ, ..Default::default() });
     assert_eq!((result.ret, read.value), (0, value));
-    assert_eq!(vm.domain.callback(), CallbackVia::Vector(0xf3));
+    assert_eq!(vm.domain.callback(), CallbackVia::Gsi(5));
 }
 
 #[test]
@@ -240,7 +240,7 @@ fn hvm_op_number_is_not_truncated() {
 
 #[test]
 fn rax_is_the_twos_complement_of_the_errno() {
-    let result = HypercallResult { ret: neg(ENOSYS), actions: vec![] };
+    let result = HypercallResult { ret: neg(ENOSYS), actions: vec![], follow_up: None };
     assert_eq!(result.rax(), (-38i64) as u64);
 }
 
@@ -287,4 +287,14 @@ fn doorbell_send_validates_and_delivers_like_the_hypercall() {
     let closed = vm.domain.doorbell_send(ipi.port + 1, &*vm.words);
     assert_eq!((closed.ret, closed.outcome), (neg(EINVAL), None));
     assert_eq!(vm.domain.doorbell_send(NR_PORTS, &*vm.words).ret, neg(EINVAL));
+}
+
+#[test]
+fn sched_op_comes_back_as_a_follow_up_and_its_cmd_is_an_int() {
+    use crate::FollowUp;
+    use xevtchn_common::xen::sched::{SCHEDOP_shutdown, SHUTDOWN_reboot, SchedShutdown};
+    let mut vm = vm();
+    vm.mem.put(ARG, &SchedShutdown { reason: SHUTDOWN_reboot });
+    let result = vm.call(__HYPERVISOR_sched_op, (0xdead << 32) | SCHEDOP_shutdown, ARG);
+    assert_eq!((result.ret, result.follow_up), (0, Some(FollowUp::Shutdown { reason: SHUTDOWN_reboot })));
 }

@@ -13,6 +13,7 @@ use super::error::DomainIds;
 use super::evtchn_ops::EventChannels;
 use super::host::HostError;
 use super::hvm_ops::{HvmError, HvmState};
+use super::memory_ops::E820Entry;
 use super::ports::PortInfo;
 
 /// The result of a send rung on a doorbell (the port is in the address,
@@ -34,6 +35,7 @@ pub struct Domain {
     pub(super) hvm: HvmState,
     pub(super) shared_info_gfn: Option<u64>,
     pub(super) version: XenVersion,
+    pub(super) memory_map: Vec<E820Entry>,
 }
 
 impl Domain {
@@ -47,6 +49,7 @@ impl Domain {
             hvm: HvmState::new(ids, config.nr_vcpus, config.nr_gsis),
             shared_info_gfn: None,
             version: config.version,
+            memory_map: config.memory_map,
         })
     }
 

@@ -29,6 +29,11 @@ pub enum HvmError {
     VectorTooLow(u8),
     #[error("vCPU {0} does not exist")]
     NoSuchVcpu(u32),
+    #[error(
+        "the VECTOR callback ({0:#x}) needs an injection that bypasses the LAPIC, which xevtchn does not have; \
+         use HVMOP_set_evtchn_upcall_vector or a GSI"
+    )]
+    VectorCallbackUnavailable(u8),
 }
 
 impl XenErrno for HvmError {
@@ -40,6 +45,7 @@ impl XenErrno for HvmError {
             Self::NotPermitted(_) => errno::EPERM,
             Self::NotEmulated(_) => errno::ENOSYS,
             Self::NoSuchVcpu(_) => errno::ENOENT,
+            Self::VectorCallbackUnavailable(_) => errno::EOPNOTSUPP,
         }
     }
 }
@@ -160,6 +166,17 @@ impl HvmState {
         if !GUEST_SETTABLE.contains(&index) {
             return Err(HvmError::NotPermitted(index));
         }
+        // Xen delivers this type without the LAPIC (it needs no EOI), which
+        // KVM can only do with its own Xen support. Refusing it, with
+        // XENFEAT_hvm_callback_vector not advertised, makes guests fall back
+        // to per-vCPU vectors or a GSI (Linux: xen_setup_callback_vector,
+        // FreeBSD: xen_hvm_set_callback) instead of waiting for upcalls
+        // that never come. Xen itself returns 0 here.
+        if index == HVM_PARAM_CALLBACK_IRQ
+            && let CallbackVia::Vector(vector) = CallbackVia::decode(value)
+        {
+            return Err(HvmError::VectorCallbackUnavailable(vector));
+        }
         self.params[index as usize] = value;
         if index == HVM_PARAM_CALLBACK_IRQ {
             self.callback = self.effective_callback(value);
@@ -207,7 +224,7 @@ impl HvmState {
 
 #[cfg(test)]
 mod tests {
-    use xevtchn_common::xen::errno::{EEXIST, EINVAL, ENOENT, ENOSYS, EPERM, ESRCH};
+    use xevtchn_common::xen::errno::{EEXIST, EINVAL, ENOENT, ENOSYS, EOPNOTSUPP, EPERM, ESRCH};
     use xevtchn_common::xen::hypercall::DOMID_SELF;
 
     use super::*;
@@ -244,8 +261,14 @@ mod tests {
         let intx = CallbackVia::PciIntx { domain: 0, bus: 0, devfn: 3 << 3, pin: 0 };
         set(&mut h, HVM_PARAM_CALLBACK_IRQ, intx.encode()).unwrap();
         assert_eq!(h.callback(), intx);
-        set(&mut h, HVM_PARAM_CALLBACK_IRQ, (2 << 56) | 0xf3).unwrap();
-        assert_eq!(h.callback(), CallbackVia::Vector(0xf3));
+        // The VECTOR type is refused (Xen returns 0 and delivers it
+        // without the LAPIC, which xevtchn cannot): nothing changes.
+        let mut out = Vec::new();
+        let err = h.set_param(DOMID_SELF, HVM_PARAM_CALLBACK_IRQ, (2 << 56) | 0xf3, &mut out).unwrap_err();
+        assert_eq!(err.errno(), EOPNOTSUPP);
+        assert!(out.is_empty());
+        assert_eq!(h.callback(), intx);
+        assert_eq!(h.get_param(DOMID_SELF, HVM_PARAM_CALLBACK_IRQ), Ok(intx.encode()));
     }
 
     #[test]

@@ -11,8 +11,12 @@
 //! port was bound / moved / closed, the callback changed, shared_info was
 //! placed, a backend must be notified.
 //!
+//! sched_op and console_io answer what only the VMM can do (stop, wait,
+//! print) with a [`FollowUp`].
+//!
 //! Validation follows Xen (xen/common/event_channel.c,
-//! xen/arch/x86/hvm/hvm.c, xen/common/memory.c, xen/common/kernel.c); the
+//! xen/arch/x86/hvm/hvm.c, xen/common/memory.c, xen/common/kernel.c,
+//! xen/common/sched/core.c, xen/drivers/char/console.c); the
 //! unit tests cite the checks they mirror. Only 64-bit guests are
 //! supported ([`require_64bit_guest`]). The FIFO ABI answers -ENOSYS.
 
@@ -33,6 +37,7 @@ mod host;
 mod hvm_ops;
 mod memory_ops;
 mod ports;
+mod sched_ops;
 mod version_ops;
 
 #[cfg(any(test, feature = "fuzzing"))]
@@ -53,6 +58,7 @@ pub use evtchn_ops::{EventChannels, EvtchnError};
 pub use guest_memory::{GuestFault, GuestMemory, read_obj, write_obj};
 pub use host::HostError;
 pub use hvm_ops::HvmError;
-pub use memory_ops::MemoryError;
+pub use memory_ops::{E820Entry, MemoryError};
 pub use ports::{NR_PORTS, PortInfo, PortState, SendTarget};
+pub use sched_ops::{FollowUp, SchedError};
 pub use version_ops::VersionError;

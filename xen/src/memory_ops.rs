@@ -1,7 +1,8 @@
-//! HYPERVISOR_memory_op: only XENMEM_add_to_physmap of the shared_info
-//! page, which is all an HVM guest needs for event channels. Follows
-//! xen/common/memory.c (do_memory_op, xenmem_add_to_physmap) and
-//! xen/arch/x86/mm/p2m.c (xenmem_add_to_physmap_one).
+//! HYPERVISOR_memory_op: XENMEM_add_to_physmap of the shared_info page,
+//! which is all an HVM guest needs for event channels, and
+//! XENMEM_memory_map. Follows xen/common/memory.c (do_memory_op,
+//! xenmem_add_to_physmap), xen/arch/x86/mm/p2m.c
+//! (xenmem_add_to_physmap_one) and xen/arch/x86/mm.c (arch_memory_op).
 
 use thiserror::Error;
 use xevtchn_common::xen::errno;
@@ -80,6 +81,50 @@ pub fn add_to_physmap(
     }
 }
 
+/// One entry of the domain's memory map, as XENMEM_memory_map returns it:
+/// Xen's `struct e820entry` (packed: addr, size, type; 20 bytes). The
+/// types are the E820 ones, which hvm_start_info's memmap uses too.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct E820Entry {
+    pub addr: u64,
+    pub size: u64,
+    pub kind: u32,
+}
+
+impl E820Entry {
+    pub const RAM: u32 = 1;
+    pub const RESERVED: u32 = 2;
+    pub const SIZE: usize = 20;
+
+    pub fn to_bytes(self) -> [u8; Self::SIZE] {
+        let mut b = [0u8; Self::SIZE];
+        b[..8].copy_from_slice(&self.addr.to_le_bytes());
+        b[8..16].copy_from_slice(&self.size.to_le_bytes());
+        b[16..].copy_from_slice(&self.kind.to_le_bytes());
+        b
+    }
+}
+
+/// XENMEM_memory_map (arch_memory_op): `struct xen_memory_map { unsigned
+/// int nr_entries; XEN_GUEST_HANDLE(void) buffer; }` gets at most
+/// `nr_entries` entries copied to `buffer` and `nr_entries` set to the
+/// number copied. A domain without a map answers -ENOSYS ("backwards
+/// compatibility"), as Xen does.
+fn memory_map<M: GuestMemory + ?Sized>(map: &[E820Entry], arg: u64, mem: &M) -> Result<i64, MemoryError> {
+    let mut header = [0u8; 16];
+    mem.read(arg, &mut header)?;
+    if map.is_empty() {
+        return Err(MemoryError::UnknownOp(XENMEM_memory_map));
+    }
+    let asked = u32::from_le_bytes(header[..4].try_into().expect("4 bytes"));
+    let buffer = u64::from_le_bytes(header[8..].try_into().expect("8 bytes"));
+    let n = map.len().min(asked as usize);
+    let bytes: Vec<u8> = map[..n].iter().flat_map(|e| e.to_bytes()).collect();
+    mem.write(buffer, &bytes)?;
+    mem.write(arg, &(n as u32).to_le_bytes())?;
+    Ok(0)
+}
+
 /// HYPERVISOR_memory_op(cmd, arg): the op is `cmd & MEMOP_CMD_MASK`, the
 /// rest a continuation's start extent.
 pub fn memory_op<M: GuestMemory + ?Sized>(
@@ -88,6 +133,7 @@ pub fn memory_op<M: GuestMemory + ?Sized>(
     arg: u64,
     mem: &M,
     shared_info_gfn: &mut Option<u64>,
+    map: &[E820Entry],
     out: &mut Vec<Action>,
 ) -> Result<i64, MemoryError> {
     let op = cmd & MEMOP_CMD_MASK;
@@ -101,6 +147,7 @@ pub fn memory_op<M: GuestMemory + ?Sized>(
             add_to_physmap(ids, &xatp, shared_info_gfn, out)?;
             Ok(0)
         }
+        XENMEM_memory_map => memory_map(map, arg, mem),
         other => Err(MemoryError::UnknownOp(other)),
     }
 }
@@ -121,6 +168,34 @@ mod tests {
 
     fn errno_of(x: &XenAddToPhysmap) -> i32 {
         add_to_physmap(&IDS, x, &mut None, &mut Vec::new()).unwrap_err().errno()
+    }
+
+    #[test]
+    fn memory_map_copies_at_most_the_entries_asked_for() {
+        let map = [
+            E820Entry { addr: 0, size: 64 << 20, kind: E820Entry::RAM },
+            E820Entry { addr: 0xd000_0000, size: 0x2_0000, kind: E820Entry::RESERVED },
+        ];
+        let mem = TestMemory::new(0x1000, 0x1000);
+        let call = |asked: u32| {
+            let mut header = [0u8; 16];
+            header[..4].copy_from_slice(&asked.to_le_bytes());
+            header[8..].copy_from_slice(&0x1100u64.to_le_bytes());
+            mem.write(0x1000, &header).unwrap();
+            let ret = memory_op(&IDS, XENMEM_memory_map, 0x1000, &mem, &mut None, &map, &mut Vec::new());
+            let mut n = [0u8; 4];
+            mem.read(0x1000, &mut n).unwrap();
+            (ret.map_err(|e| e.errno()), u32::from_le_bytes(n))
+        };
+        assert_eq!(call(16), (Ok(0), 2));
+        let mut entry = [0u8; 20];
+        mem.read(0x1100 + 20, &mut entry).unwrap();
+        assert_eq!(entry, map[1].to_bytes());
+        assert_eq!(call(1), (Ok(0), 1), "truncated to the buffer");
+        let none = memory_op(&IDS, XENMEM_memory_map, 0x1000, &mem, &mut None, &[], &mut Vec::new());
+        assert_eq!(none.unwrap_err().errno(), ENOSYS, "no map: backwards compatibility");
+        let fault = memory_op(&IDS, XENMEM_memory_map, 0x5000, &mem, &mut None, &map, &mut Vec::new());
+        assert_eq!(fault.unwrap_err().errno(), EFAULT);
     }
 
     #[test]
@@ -167,7 +242,7 @@ mod tests {
         mem.put(0x4010, &xatp(XENMAPSPACE_shared_info, 0, 0xabc));
         let mut gfn = None;
         let mut out = Vec::new();
-        assert_eq!(memory_op(&IDS, XENMEM_add_to_physmap, 0x4010, &mem, &mut gfn, &mut out), Ok(0));
+        assert_eq!(memory_op(&IDS, XENMEM_add_to_physmap, 0x4010, &mem, &mut gfn, &[], &mut out), Ok(0));
         assert_eq!(gfn, Some(0xabc));
     }
 
@@ -176,7 +251,7 @@ mod tests {
         let mem = TestMemory::new(0x4000, 0x1000);
         let mut gfn = None;
         let mut out = Vec::new();
-        let mut op = |cmd, arg| memory_op(&IDS, cmd, arg, &mem, &mut gfn, &mut out).unwrap_err().errno();
+        let mut op = |cmd, arg| memory_op(&IDS, cmd, arg, &mem, &mut gfn, &[], &mut out).unwrap_err().errno();
         assert_eq!(op(XENMEM_add_to_physmap, 0x9000), EFAULT);
         assert_eq!(op(XENMEM_populate_physmap, 0x4000), ENOSYS);
         assert_eq!(op(XENMEM_add_to_physmap | (0x1_0000 << MEMOP_EXTENT_SHIFT), 0x4000), EDOM);

@@ -51,6 +51,22 @@ pub struct RunArgs {
     /// the seed it used; default: one from the clock).
     #[arg(long)]
     pub seed: Option<u64>,
+    /// Boot this kernel instead of the built-in guest: an ELF with Xen's
+    /// PVH entry note (XEN_ELFNOTE_PHYS32_ENTRY). It runs until it shuts
+    /// itself down (SCHEDOP_shutdown); its console is the run's output.
+    #[arg(
+        long,
+        value_name = "FILE",
+        conflicts_with_all = ["workload", "count", "duration", "callback", "shared_info_in_ram", "rate", "seed"]
+    )]
+    pub kernel: Option<std::path::PathBuf>,
+    /// The --kernel's command line (hvm_start_info's cmdline).
+    #[arg(long, value_name = "STR", requires = "kernel", default_value = "")]
+    pub cmdline: String,
+    /// The --kernel's RAM in MiB (it sits below the VMM's MMIO at 3.25 GiB).
+    #[arg(long, value_name = "MIB", requires = "kernel", default_value_t = 64,
+          value_parser = clap::value_parser!(u32).range(16..=3072))]
+    pub memory: u32,
     /// Print exactly one JSON object on stdout.
     #[arg(long)]
     pub json: bool,
@@ -73,6 +89,9 @@ pub struct UsageError(pub String);
 
 pub fn run(args: &RunArgs) -> Result<ExitCode> {
     let timeout = Duration::from_secs(args.timeout);
+    if let Some(kernel) = &args.kernel {
+        return run_kernel(args, kernel, timeout);
+    }
     let workload = args.workload;
     if workload == Workload::Smoke {
         return run_smoke(args, timeout);
@@ -124,6 +143,48 @@ pub fn run(args: &RunArgs) -> Result<ExitCode> {
         print_summary(&report);
     }
     Ok(if report.is_clean() { ExitCode::SUCCESS } else { ExitCode::FAILURE })
+}
+
+fn run_kernel(args: &RunArgs, kernel: &std::path::Path, timeout: Duration) -> Result<ExitCode> {
+    if args.backend == Backend::Bare {
+        return Err(
+            UsageError("--backend bare has no Xen semantics: a --kernel needs userspace, bpf or auto".into()).into()
+        );
+    }
+    if !kernel.is_file() {
+        return Err(UsageError(format!("--kernel {}: no such file", kernel.display())).into());
+    }
+    let config = run::kernel::KernelConfig {
+        kernel: kernel.to_path_buf(),
+        cmdline: args.cmdline.clone(),
+        memory_mib: args.memory,
+        vcpus: args.vcpus,
+        backend: args.backend,
+        timeout,
+        service: args.service.clone(),
+        console_to_stdout: !args.json,
+    };
+    super::signals::stop_run_on_signal()?;
+    let report = run::kernel::execute(&config)?;
+    if args.json {
+        println!("{}", serde_json::to_string(&report)?);
+    } else {
+        let ended = match (&report.shutdown, report.stopped_by) {
+            (Some(s), _) => format!("shut down ({}, code {})", s.reason, s.code),
+            (None, Some(by)) => format!("stopped by {by}"),
+            (None, None) => "ended".into(),
+        };
+        eprintln!(
+            "xevtchn: {} {ended} after {:.3} s on {}: {} hypercalls, {} console bytes, exit status {}",
+            report.kernel,
+            report.elapsed_s,
+            format!("{:?}", report.backend).to_lowercase(),
+            report.hypercalls,
+            report.console_bytes,
+            report.exit_status
+        );
+    }
+    Ok(ExitCode::from(report.exit_status))
 }
 
 fn run_smoke(args: &RunArgs, timeout: Duration) -> Result<ExitCode> {

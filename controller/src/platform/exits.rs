@@ -3,15 +3,20 @@
 //! doorbell's send, the hypercall page) and returns the vCPU's reply and
 //! the side effects for KVM, which the platform applies. The doorbell path:
 //! vCPU loop -> `handle_exit` -> `Domain::doorbell_send` -> `Action`s ->
-//! `XenPlatform::apply` -> `Upcalls::raise`.
+//! `XenPlatform::apply` -> `Upcalls::raise`. What a hypercall leaves for
+//! the VMM (`FollowUp`) happens here: the console, stopping, waiting.
+
+use std::time::Instant;
 
 use vm_memory::{Bytes, GuestAddress};
 use xevtchn_common::{
     doorbell::DOORBELL_WIDTH,
+    layout::HYPERCALL_PORT,
+    two_level::{is_pending, upcall_pending},
     xen::{evtchn::EVTCHNOP_send, hypercall::__HYPERVISOR_event_channel_op},
 };
 
-use super::xen_side::XenSide;
+use super::{clock, xen_side::XenSide};
 use crate::{
     vmm::{
         exit::{Exit, Mmio, Reply, VcpuState, classify},
@@ -20,7 +25,7 @@ use crate::{
         vcpu::Stop,
         xen_cpuid::HYPERCALL_PAGE_MSR,
     },
-    xen::{Action, GuestFault, GuestMemory, Hypercall},
+    xen::{Action, CompatGuestUnsupported, FollowUp, GuestFault, GuestMemory, Hypercall, require_64bit_guest},
 };
 
 /// What handling an exit did.
@@ -39,11 +44,20 @@ impl Handled {
     }
 }
 
+/// How a hypercall's result reaches the guest.
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Via {
+    /// The read of the CPL3 MMIO window completes with it.
+    MmioRead,
+    /// The CPL0 `out` to the hypercall port: rax is set before resuming.
+    Port,
+}
+
 pub fn handle_exit(xen: &XenSide, vcpu: u32, state: &mut dyn VcpuState, exit: Exit) -> Handled {
     xen.stats.count_exit();
     match exit {
         Exit::MmioRead { addr, .. } => match classify(addr) {
-            Mmio::Hypercall(nr) => hypercall(xen, vcpu, state, nr),
+            Mmio::Hypercall(nr) => hypercall(xen, vcpu, state, nr, Via::MmioRead),
             // Like an unclaimed bus: all ones. The guest runs on.
             _ => {
                 stray_access(xen, vcpu, addr, "read");
@@ -67,24 +81,63 @@ pub fn handle_exit(xen: &XenSide, vcpu: u32, state: &mut dyn VcpuState, exit: Ex
                 Handled::reply(Reply::Resume)
             }
         },
-        Exit::WrMsr { index, value } => {
-            Handled::reply(Reply::MsrWritten(index == HYPERCALL_PAGE_MSR && write_hypercall_page(xen, value)))
+        Exit::PioOut { port: HYPERCALL_PORT, value, len: 4 } => hypercall(xen, vcpu, state, value, Via::Port),
+        // Ports nothing decodes: writes dropped, reads all ones (the vCPU
+        // loop filled them), like an ISA bus with nothing on it.
+        Exit::PioOut { port, .. } => {
+            stray_port(xen, vcpu, port, "write");
+            Handled::reply(Reply::Resume)
         }
+        Exit::PioIn { port } => {
+            stray_port(xen, vcpu, port, "read");
+            Handled::reply(Reply::Resume)
+        }
+        Exit::WrMsr { index: HYPERCALL_PAGE_MSR, value } => write_hypercall_page(xen, vcpu, state, value),
+        // #GP for MSRs the VMM does not implement.
+        Exit::WrMsr { .. } => Handled::reply(Reply::MsrWritten(false)),
         Exit::RdMsr { .. } => Handled::reply(Reply::MsrRead(None)),
     }
 }
 
-/// A read of the hypercall window: hypercall `nr`, its result in rax.
-fn hypercall(xen: &XenSide, vcpu: u32, state: &mut dyn VcpuState, nr: u64) -> Handled {
+/// Hypercall `nr` with the vCPU's argument registers, its result in rax.
+fn hypercall(xen: &XenSide, vcpu: u32, state: &mut dyn VcpuState, nr: u64, via: Via) -> Handled {
+    let fault = |e: String| Handled::reply(Reply::Stop(Stop::Fault(format!("vCPU {vcpu}: {e}"))));
     let args = match state.hypercall_args() {
         Ok(args) => args,
-        Err(e) => return Handled::reply(Reply::Stop(Stop::Fault(format!("vCPU {vcpu}: {e}")))),
+        Err(e) => return fault(e),
     };
     let call = Hypercall { nr, args };
     let memory = GuestPointers(GuestVirtual { vcpu: state, ram: &xen.ram });
     xen.stats.count_hypercall(nr, args[0]);
     let result = xen.domain().hypercall(&call, &memory, xen.shared_info.words());
-    Handled { reply: Reply::Read(result.rax()), actions: result.actions, doorbell: false }
+    let mut reply = match via {
+        Via::MmioRead => Reply::Read(result.rax()),
+        Via::Port => match state.set_rax(result.rax()) {
+            Ok(()) => Reply::Resume,
+            Err(e) => return fault(e),
+        },
+    };
+    if let Some(next) = result.follow_up {
+        reply = follow_up(xen, vcpu, next).unwrap_or(reply);
+    }
+    Handled { reply, actions: result.actions, doorbell: false }
+}
+
+/// Does what a hypercall left to the VMM; a reply that replaces the
+/// hypercall's own, if any.
+fn follow_up(xen: &XenSide, vcpu: u32, next: FollowUp) -> Option<Reply> {
+    let words = xen.shared_info.words();
+    let stopping = || xen.stopping();
+    match next {
+        FollowUp::Shutdown { reason } => return Some(Reply::Stop(Stop::Shutdown(reason))),
+        FollowUp::Console(bytes) => xen.console.write(&bytes),
+        FollowUp::Block => clock::wait_until(|| upcall_pending(words, vcpu), None, stopping),
+        FollowUp::Poll { ports, timeout_ns } => {
+            let deadline = (timeout_ns != 0).then(|| Instant::now() + xen.clock.until(timeout_ns));
+            clock::wait_until(|| ports.iter().any(|&p| is_pending(words, p)), deadline, stopping);
+        }
+    }
+    None
 }
 
 /// A doorbell write that reached userspace: EVTCHNOP_send on `port`.
@@ -102,16 +155,33 @@ fn doorbell(xen: &XenSide, vcpu: u32, state: &mut dyn VcpuState, port: u32) -> H
 }
 
 /// The hypercall-page MSR: the page's stubs written at the guest's GPA.
-fn write_hypercall_page(xen: &XenSide, value: u64) -> bool {
+/// Like Xen and KVM, the guest's mode is latched here: a 32-bit guest
+/// makes itself known and is stopped with one clear line.
+fn write_hypercall_page(xen: &XenSide, vcpu: u32, state: &dyn VcpuState, value: u64) -> Handled {
+    match state.long_mode().map(require_64bit_guest) {
+        Ok(Ok(())) => {}
+        Ok(Err(CompatGuestUnsupported)) => {
+            let why = format!("vCPU {vcpu} wrote the hypercall-page MSR in 32-bit mode: {CompatGuestUnsupported}");
+            return Handled::reply(Reply::Stop(Stop::Unsupported(why)));
+        }
+        Err(e) => return Handled::reply(Reply::Stop(Stop::Fault(format!("vCPU {vcpu}: {e}")))),
+    }
     let gpa = value & !0xfff;
     // Bits 11:0 select the page of a multi-page area; there is one.
-    value & 0xfff == 0 && xen.ram.write_slice(&hypercall_page::build(), GuestAddress(gpa)).is_ok()
+    let page = hypercall_page::build(xen.user_hypercalls);
+    Handled::reply(Reply::MsrWritten(value & 0xfff == 0 && xen.ram.write_slice(&page, GuestAddress(gpa)).is_ok()))
 }
 
 /// An MMIO access nothing decodes: counted, and logged (rate-limited).
 fn stray_access(xen: &XenSide, vcpu: u32, addr: u64, what: &str) {
     xen.stats.count_stray_access();
     xen.log.warn(|| format!("vCPU {vcpu}: {what} of MMIO address {addr:#x}, which nothing decodes (ignored)"));
+}
+
+/// Port I/O nothing decodes: counted, and logged (rate-limited).
+fn stray_port(xen: &XenSide, vcpu: u32, port: u16, what: &str) {
+    xen.stats.count_stray_access();
+    xen.log.warn(|| format!("vCPU {vcpu}: {what} of I/O port {port:#x}, which nothing decodes (ignored)"));
 }
 
 /// Hypercall pointer arguments, followed through the calling vCPU's page tables.
@@ -139,6 +209,7 @@ mod tests {
     };
 
     use super::*;
+    use crate::vmm::hypercall_page::UserMode;
     use crate::{
         platform::shared_info::SharedInfoPage,
         vmm::memory,
@@ -150,6 +221,8 @@ mod tests {
     struct MadeUpVcpu {
         args: [u64; 5],
         rax: Option<u64>,
+        /// Runs 32-bit code.
+        compat: bool,
     }
 
     impl VcpuState for MadeUpVcpu {
@@ -165,12 +238,18 @@ mod tests {
         fn translate(&self, gva: u64) -> Option<u64> {
             Some(gva)
         }
+
+        fn long_mode(&self) -> Result<bool, String> {
+            Ok(!self.compat)
+        }
     }
 
     fn xen() -> XenSide {
         let domain = Domain::new(DomainConfig { nr_vcpus: 2, ..DomainConfig::default() }).unwrap();
         let page = Arc::new(SharedInfoPage::anonymous().unwrap());
-        XenSide::new(domain, page, memory::anonymous_ram(1 << 20).unwrap(), Arc::default())
+        let mut xen = XenSide::new(domain, page, memory::anonymous_ram(1 << 20).unwrap(), Arc::default(), 2_000_000);
+        xen.user_hypercalls = UserMode::Window;
+        xen
     }
 
     fn hypercall_read(nr: u64) -> Exit {
@@ -257,11 +336,108 @@ mod tests {
         assert_eq!(h.reply, Reply::MsrWritten(true));
         let mut page = [0u8; 4096];
         xen.ram.read_slice(&mut page, GuestAddress(0x5000)).unwrap();
-        assert_eq!(page, hypercall_page::build());
+        assert_eq!(page, hypercall_page::build(UserMode::Window));
         let misaligned = Exit::WrMsr { index: HYPERCALL_PAGE_MSR, value: 0x5001 };
         assert_eq!(handle_exit(&xen, 0, &mut vcpu, misaligned).reply, Reply::MsrWritten(false));
         let other = Exit::WrMsr { index: 0x1234, value: 0 };
         assert_eq!(handle_exit(&xen, 0, &mut vcpu, other).reply, Reply::MsrWritten(false));
         assert_eq!(handle_exit(&xen, 0, &mut vcpu, Exit::RdMsr { index: 0x1234 }).reply, Reply::MsrRead(None));
+    }
+}
+
+#[cfg(test)]
+mod port_tests {
+    use std::sync::Arc;
+
+    use xevtchn_common::xen::{
+        errno::ENOSYS,
+        hypercall::{__HYPERVISOR_console_io, __HYPERVISOR_sched_op, __HYPERVISOR_vcpu_op, __HYPERVISOR_xen_version},
+        sched::{CONSOLEIO_write, SCHEDOP_poll, SCHEDOP_shutdown, SHUTDOWN_crash, SchedPoll, SchedShutdown},
+        version::XENVER_version,
+    };
+
+    use super::*;
+    use crate::{
+        platform::shared_info::SharedInfoPage,
+        vmm::memory,
+        xen::{Domain, DomainConfig},
+    };
+
+    struct Cpl0 {
+        args: [u64; 5],
+        rax: Option<u64>,
+        long_mode: bool,
+    }
+
+    impl VcpuState for Cpl0 {
+        fn hypercall_args(&self) -> Result<[u64; 5], String> {
+            Ok(self.args)
+        }
+        fn set_rax(&mut self, value: u64) -> Result<(), String> {
+            self.rax = Some(value);
+            Ok(())
+        }
+        fn translate(&self, gva: u64) -> Option<u64> {
+            Some(gva)
+        }
+        fn long_mode(&self) -> Result<bool, String> {
+            Ok(self.long_mode)
+        }
+    }
+
+    fn xen() -> XenSide {
+        let domain = Domain::new(DomainConfig::default()).unwrap();
+        let page = Arc::new(SharedInfoPage::anonymous().unwrap());
+        XenSide::new(domain, page, memory::anonymous_ram(1 << 20).unwrap(), Arc::default(), 2_000_000)
+    }
+
+    fn call(xen: &XenSide, nr: u32, args: [u64; 5]) -> (Reply, Option<u64>) {
+        let mut vcpu = Cpl0 { args, rax: None, long_mode: true };
+        let exit = Exit::PioOut { port: HYPERCALL_PORT, value: u64::from(nr), len: 4 };
+        (handle_exit(xen, 0, &mut vcpu, exit).reply, vcpu.rax)
+    }
+
+    #[test]
+    fn a_cpl0_hypercall_through_the_port_sets_rax() {
+        let xen = xen();
+        assert_eq!(
+            call(&xen, __HYPERVISOR_xen_version, [u64::from(XENVER_version), 0, 0, 0, 0]),
+            (Reply::Resume, Some((4 << 16) | 17))
+        );
+        assert_eq!(call(&xen, __HYPERVISOR_vcpu_op, [0; 5]), (Reply::Resume, Some(-i64::from(ENOSYS) as u64)));
+    }
+
+    #[test]
+    fn shutdown_stops_the_vm_with_its_reason_and_the_console_counts_bytes() {
+        let xen = xen();
+        xen.ram.write_obj(SHUTDOWN_crash, GuestAddress(0x1000)).unwrap();
+        let _ = SchedShutdown::default();
+        let (reply, rax) = call(&xen, __HYPERVISOR_sched_op, [SCHEDOP_shutdown, 0x1000, 0, 0, 0]);
+        assert_eq!((reply, rax), (Reply::Stop(Stop::Shutdown(SHUTDOWN_crash)), Some(0)));
+        xen.ram.write_slice(b"hi\n", GuestAddress(0x2000)).unwrap();
+        assert_eq!(call(&xen, __HYPERVISOR_console_io, [CONSOLEIO_write, 3, 0x2000, 0, 0]).1, Some(0));
+        assert_eq!(xen.console.bytes(), 3);
+    }
+
+    #[test]
+    fn poll_waits_for_its_timeout_in_system_time() {
+        let xen = xen();
+        xen.ram.write_obj(5u32, GuestAddress(0x3000)).unwrap();
+        let timeout = xen.clock.now_ns() + 20_000_000;
+        let poll = SchedPoll { ports: 0x3000, nr_ports: 1, _pad: 0, timeout };
+        use xevtchn_common::xen::XenAbi;
+        xen.ram.write_slice(poll.as_bytes(), GuestAddress(0x1000)).unwrap();
+        let started = Instant::now();
+        assert_eq!(call(&xen, __HYPERVISOR_sched_op, [SCHEDOP_poll, 0x1000, 0, 0, 0]).1, Some(0));
+        assert!(started.elapsed() >= std::time::Duration::from_millis(19), "{:?}", started.elapsed());
+    }
+
+    #[test]
+    fn a_32bit_guest_is_refused_when_it_writes_the_hypercall_msr() {
+        let xen = xen();
+        let mut vcpu = Cpl0 { args: [0; 5], rax: None, long_mode: false };
+        let h = handle_exit(&xen, 0, &mut vcpu, Exit::WrMsr { index: HYPERCALL_PAGE_MSR, value: 0x5000 });
+        let Reply::Stop(Stop::Unsupported(why)) = h.reply else { panic!("{:?}", h.reply) };
+        assert!(why.contains("32-bit") && why.contains("not supported"), "{why}");
     }
 }

@@ -4,6 +4,8 @@
 //! the fast path's kernel objects in line with the port table.
 
 pub mod backends;
+pub mod clock;
+pub mod console;
 pub mod eventfd_task;
 pub mod exits;
 pub mod fast_path;
@@ -31,8 +33,10 @@ use crate::{
         Vm,
         exit::{Exit, Reply, VcpuState},
         gate::VcpuGate,
+        hypercall_page::UserMode,
         memory,
         vcpu::Platform,
+        vm::Boot,
     },
     xen::{Action, Domain},
 };
@@ -70,12 +74,20 @@ impl XenPlatform {
     ) -> std::io::Result<Self> {
         let shared_info = Arc::new(shared_info);
         let injection = if fast.is_some() { Injection::Irqfd } else { Injection::Direct };
+        let nr_vcpus = domain.nr_vcpus();
+        let mut xen = XenSide::new(domain, shared_info.clone(), vm.ram().clone(), log, vm.tsc_khz());
+        xen.stop = vm.stop_flag().clone();
+        // Only the built-in guest maps the MMIO window its CPL3 code sends through.
+        xen.user_hypercalls = match vm.boot() {
+            Boot::BuiltIn => UserMode::Window,
+            Boot::Pvh { .. } => UserMode::Refused,
+        };
         Ok(Self {
-            upcalls: Upcalls::new(vm.fd().clone(), domain.nr_vcpus(), injection, shared_info.clone(), tasks)?,
+            upcalls: Upcalls::new(vm.fd().clone(), nr_vcpus, injection, shared_info.clone(), tasks)?,
             vm: vm.fd().clone(),
             gate: vm.gate().clone(),
             ram_hole: Mutex::new(None),
-            xen: XenSide::new(domain, shared_info, vm.ram().clone(), log),
+            xen,
             fast,
             backends: backends::Backends::default(),
         })
@@ -137,6 +149,11 @@ impl XenPlatform {
 
     pub fn upcalls(&self) -> &Upcalls {
         &self.upcalls
+    }
+
+    /// Where the guest's console output goes, and how much it wrote.
+    pub fn console(&self) -> &console::Console {
+        &self.xen.console
     }
 
     /// What the platform counted (exits, hypercalls, sends in userspace).
@@ -233,6 +250,8 @@ impl XenPlatform {
         if let Err(e) = result {
             self.xen.log.warn(|| format!("mapping shared_info at gfn {gfn:#x}: {:#}", anyhow::Error::from(e)));
         }
+        // The pvclock fields of the vcpu_infos in it.
+        self.xen.clock.write_time_info(self.xen.shared_info.words(), self.upcalls.vcpus());
     }
 }
 

@@ -1,13 +1,21 @@
 //! The Xen side of a VM, without KVM: the domain (its lock), the
 //! shared_info page, guest RAM (for the hypercall page and guest
-//! pointers), what the platform counted and the guest's rate-limited log.
-//! Exit handling (`exits`) works on this alone, so that tests can build
-//! one from anonymous memory.
+//! pointers), what the platform counted, the guest's rate-limited log, its
+//! console and its clock. Exit handling (`exits`) works on this alone, so
+//! that tests can build one from anonymous memory.
 
-use std::sync::{Arc, Mutex, MutexGuard};
+use std::sync::{
+    Arc, Mutex, MutexGuard,
+    atomic::{AtomicBool, Ordering},
+};
 
-use super::{guest_log::GuestLog, shared_info::SharedInfoPage, stats::PlatformStats};
-use crate::{vmm::memory::GuestRam, xen::Domain};
+use super::{
+    clock::GuestClock, console::Console, guest_log::GuestLog, shared_info::SharedInfoPage, stats::PlatformStats,
+};
+use crate::{
+    vmm::{hypercall_page::UserMode, memory::GuestRam},
+    xen::Domain,
+};
 
 pub struct XenSide {
     domain: Mutex<Domain>,
@@ -16,16 +24,46 @@ pub struct XenSide {
     pub stats: PlatformStats,
     /// Lines the guest can cause, rate-limited.
     pub log: Arc<GuestLog>,
+    /// CONSOLEIO_write's output.
+    pub console: Console,
+    /// Xen system time (pvclock, SCHEDOP_poll timeouts).
+    pub clock: GuestClock,
+    /// What the hypercall page does at CPL3 (Refused unless the guest maps
+    /// the VMM's MMIO window, as the built-in guest does).
+    pub user_hypercalls: UserMode,
+    /// Set when the VM stops: vCPUs waiting in SCHEDOP_block/poll return.
+    pub stop: Arc<AtomicBool>,
 }
 
 impl XenSide {
-    pub fn new(domain: Domain, shared_info: Arc<SharedInfoPage>, ram: GuestRam, log: Arc<GuestLog>) -> Self {
-        Self { domain: Mutex::new(domain), shared_info, ram, stats: PlatformStats::default(), log }
+    pub fn new(
+        domain: Domain,
+        shared_info: Arc<SharedInfoPage>,
+        ram: GuestRam,
+        log: Arc<GuestLog>,
+        tsc_khz: u32,
+    ) -> Self {
+        Self {
+            domain: Mutex::new(domain),
+            shared_info,
+            ram,
+            stats: PlatformStats::default(),
+            log,
+            console: Console::default(),
+            clock: GuestClock::new(tsc_khz),
+            user_hypercalls: UserMode::Refused,
+            stop: Arc::default(),
+        }
     }
 
     pub fn domain(&self) -> MutexGuard<'_, Domain> {
         // A panic while holding the lock is a bug; the state is still
         // consistent enough to report, so keep going.
         self.domain.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    /// The VM is stopping: waits in hypercalls end.
+    pub fn stopping(&self) -> bool {
+        self.stop.load(Ordering::Acquire)
     }
 }

@@ -3,6 +3,7 @@
 
 pub mod echo_backend;
 pub mod guest_report;
+pub mod kernel;
 pub mod latency;
 pub mod report;
 pub mod smoke;
@@ -96,39 +97,8 @@ pub fn execute_watched<T: Send + 'static>(
     let domain = Domain::new(DomainConfig { nr_vcpus: config.vcpus, ..DomainConfig::default() })
         .context("configuring the Xen domain")?;
     let log = Arc::new(GuestLog::default());
-    let doorbell = match config.backend {
-        Backend::Userspace | Backend::Bare => None,
-        Backend::Bpf => Some(doorbell_path(config, tasks.handle()).context("setting up the in-kernel fast path")?),
-        Backend::Auto => match doorbell_path(config, tasks.handle()) {
-            Ok(path) => Some(path),
-            Err(e) => {
-                eprintln!("xevtchn: backend auto: using userspace, since the bpf backend is unavailable: {e:#}");
-                None
-            }
-        },
-    };
-    let mut fast_path_unavailable = None;
-    let (backend, shared_info, fast) = match (config.backend, doorbell) {
-        (Backend::Bare, _) => (
-            Backend::Bare,
-            SharedInfoPage::anonymous().context("allocating shared_info")?,
-            Some(FastPath::bare(vm.fd().clone(), log.clone())),
-        ),
-        (_, None) => (Backend::Userspace, SharedInfoPage::anonymous().context("allocating shared_info")?, None),
-        (_, Some(doorbell)) => {
-            let page = doorbell.shared_info_page().context("mapping the BPF shared_info page")?;
-            let mut fast = FastPath::new(vm.fd().clone(), doorbell, log.clone())?;
-            let canary = vm.run_canary().context("running the doorbell canary")?;
-            match fast.judge_canary(canary) {
-                Ok(()) => (Backend::Bpf, page, Some(fast)),
-                Err(why) => {
-                    eprintln!("xevtchn: the in-kernel fast path cannot serve this VM, delivering in userspace: {why}");
-                    fast_path_unavailable = Some(why);
-                    (Backend::Userspace, page, None)
-                }
-            }
-        }
-    };
+    let Delivery { backend, shared_info, fast, unavailable: fast_path_unavailable } =
+        delivery(config.backend, config.vcpus, config.service.as_deref(), &mut vm, &log, tasks.handle())?;
     let platform = Arc::new(
         XenPlatform::new(&vm, domain, shared_info, fast, log, tasks.handle().clone())
             .context("setting up upcall delivery")?,
@@ -176,13 +146,72 @@ pub fn execute_watched<T: Send + 'static>(
     Ok((report, watched))
 }
 
+/// How a VM's events are delivered: the backend that serves it, its
+/// shared_info page, and the in-kernel path if it has one.
+pub struct Delivery {
+    pub backend: Backend,
+    pub shared_info: SharedInfoPage,
+    pub fast: Option<FastPath>,
+    /// Why the fast path asked for cannot serve this VM, if it cannot.
+    pub unavailable: Option<String>,
+}
+
+/// Sets up `backend` for `vm` (before it runs: the canary runs on vCPU 0).
+/// `auto` falls back to userspace when the BPF path is unavailable.
+pub fn delivery(
+    backend: Backend,
+    vcpus: u32,
+    service: Option<&std::path::Path>,
+    vm: &mut Vm,
+    log: &Arc<GuestLog>,
+    tasks: &tokio::runtime::Handle,
+) -> Result<Delivery> {
+    let doorbell = match backend {
+        Backend::Userspace | Backend::Bare => None,
+        Backend::Bpf => Some(doorbell_path(vcpus, service, tasks).context("setting up the in-kernel fast path")?),
+        Backend::Auto => match doorbell_path(vcpus, service, tasks) {
+            Ok(path) => Some(path),
+            Err(e) => {
+                eprintln!("xevtchn: backend auto: using userspace, since the bpf backend is unavailable: {e:#}");
+                None
+            }
+        },
+    };
+    let anonymous = || SharedInfoPage::anonymous().context("allocating shared_info");
+    Ok(match (backend, doorbell) {
+        (Backend::Bare, _) => Delivery {
+            backend: Backend::Bare,
+            shared_info: anonymous()?,
+            fast: Some(FastPath::bare(vm.fd().clone(), log.clone())),
+            unavailable: None,
+        },
+        (_, None) => Delivery { backend: Backend::Userspace, shared_info: anonymous()?, fast: None, unavailable: None },
+        (_, Some(doorbell)) => {
+            let page = doorbell.shared_info_page().context("mapping the BPF shared_info page")?;
+            let mut fast = FastPath::new(vm.fd().clone(), doorbell, log.clone())?;
+            let canary = vm.run_canary().context("running the doorbell canary")?;
+            match fast.judge_canary(canary) {
+                Ok(()) => Delivery { backend: Backend::Bpf, shared_info: page, fast: Some(fast), unavailable: None },
+                Err(why) => {
+                    eprintln!("xevtchn: the in-kernel fast path cannot serve this VM, delivering in userspace: {why}");
+                    Delivery { backend: Backend::Userspace, shared_info: page, fast: None, unavailable: Some(why) }
+                }
+            }
+        }
+    })
+}
+
 /// The fast path from the host's service if one answers (or the one
-/// `config.service` names: then it must), else this process's own.
-fn doorbell_path(config: &RunConfig, tasks: &tokio::runtime::Handle) -> Result<DoorbellPath> {
-    let socket = client::socket_path(config.service.as_deref());
-    match client::register(&socket, config.vcpus) {
-        Ok((registration, maps, cpus)) => Ok(DoorbellPath::from_service(registration, maps, cpus, config.vcpus)?),
-        Err(ClientError::NotRunning(..)) if config.service.is_none() => Ok(DoorbellPath::embedded(config.vcpus, tasks)
+/// `service` names: then it must), else this process's own.
+fn doorbell_path(
+    vcpus: u32,
+    service: Option<&std::path::Path>,
+    tasks: &tokio::runtime::Handle,
+) -> Result<DoorbellPath> {
+    let socket = client::socket_path(service);
+    match client::register(&socket, vcpus) {
+        Ok((registration, maps, cpus)) => Ok(DoorbellPath::from_service(registration, maps, cpus, vcpus)?),
+        Err(ClientError::NotRunning(..)) if service.is_none() => Ok(DoorbellPath::embedded(vcpus, tasks)
             .context("no xevtchn service runs, and this process cannot serve its VM itself")?),
         Err(e) => Err(e.into()),
     }

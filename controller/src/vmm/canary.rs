@@ -44,6 +44,9 @@ pub fn code() -> Vec<u8> {
 /// `CANARY_CODE` is identity-mapped) and restores its registers after.
 pub fn run(vcpu: &mut VcpuFd, ram: &GuestRam) -> Result<CanaryRun, VmmError> {
     let code = code();
+    // A foreign kernel may have loaded something there: put it back after.
+    let mut saved = vec![0u8; code.len()];
+    ram.read_slice(&mut saved, GuestAddress(CANARY_CODE)).map_err(|_| VmmError::GuestAccess(CANARY_CODE))?;
     ram.write_slice(&code, GuestAddress(CANARY_CODE)).map_err(|_| VmmError::GuestAccess(CANARY_CODE))?;
     let boot = vcpu.get_regs().map_err(VmmError::kvm("KVM_GET_REGS"))?;
     vcpu.set_regs(&kvm_bindings::kvm_regs { rip: CANARY_CODE, rflags: 0x2, ..boot })
@@ -64,7 +67,7 @@ pub fn run(vcpu: &mut VcpuFd, ram: &GuestRam) -> Result<CanaryRun, VmmError> {
         }
     }
     vcpu.set_regs(&boot).map_err(VmmError::kvm("KVM_SET_REGS"))?;
-    ram.write_slice(&vec![0; code.len()], GuestAddress(CANARY_CODE)).map_err(|_| VmmError::GuestAccess(CANARY_CODE))?;
+    ram.write_slice(&saved, GuestAddress(CANARY_CODE)).map_err(|_| VmmError::GuestAccess(CANARY_CODE))?;
     if !done {
         return Err(VmmError::GuestFault("the doorbell canary did not finish".into()));
     }

@@ -32,8 +32,12 @@ pub enum VmmError {
     VcpuPanicked(u32),
     #[error("the guest stopped: {0}")]
     GuestFault(String),
+    #[error("{0}")]
+    Unsupported(String),
     #[error("the guest did not finish within {0:?}")]
     Timeout(std::time::Duration),
+    #[error("the VM was stopped")]
+    Stopped,
 }
 
 impl VmmError {

@@ -31,6 +31,16 @@ pub enum Exit {
     RdMsr {
         index: u32,
     },
+    /// An `out` (`value` holds the `len` bytes written, little-endian).
+    PioOut {
+        port: u16,
+        value: u64,
+        len: usize,
+    },
+    /// An `in`: it reads all ones (nothing here decodes port reads).
+    PioIn {
+        port: u16,
+    },
 }
 
 /// What the vCPU loop does after an exit.
@@ -56,6 +66,9 @@ pub trait VcpuState {
     fn set_rax(&mut self, value: u64) -> Result<(), String>;
     /// The guest-physical address of `gva` in the vCPU's page tables.
     fn translate(&self, gva: u64) -> Option<u64>;
+    /// The vCPU runs 64-bit code (EFER.LMA and CS.L): Xen latches the
+    /// guest's mode when it writes the hypercall-page MSR.
+    fn long_mode(&self) -> Result<bool, String>;
 }
 
 impl VcpuState for VcpuFd {
@@ -72,6 +85,12 @@ impl VcpuState for VcpuFd {
 
     fn translate(&self, gva: u64) -> Option<u64> {
         self.translate_gva(gva).ok().filter(|t| t.valid != 0).map(|t| t.physical_address)
+    }
+
+    fn long_mode(&self) -> Result<bool, String> {
+        const EFER_LMA: u64 = 1 << 10;
+        let sregs = self.get_sregs().map_err(|e| format!("KVM_GET_SREGS: {e}"))?;
+        Ok(sregs.efer & EFER_LMA != 0 && sregs.cs.l == 1)
     }
 }
 

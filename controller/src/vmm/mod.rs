@@ -11,9 +11,10 @@ pub mod hypercall_page;
 pub mod kvm_stats;
 pub mod loader;
 pub mod memory;
+pub mod pvh;
 pub mod vcpu;
 pub mod vm;
 pub mod xen_cpuid;
 
 pub use error::VmmError;
-pub use vm::{Vm, VmConfig, VmOutcome};
+pub use vm::{Boot, Vm, VmConfig, VmOutcome};

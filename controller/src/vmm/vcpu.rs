@@ -17,6 +17,10 @@ use super::{
 pub enum Stop {
     /// The guest wrote its exit status (0 = success).
     GuestExit(u32),
+    /// The guest shut itself down (SCHEDOP_shutdown with this reason).
+    Shutdown(u32),
+    /// The guest needs what xevtchn does not implement (said in one line).
+    Unsupported(String),
     /// The guest did something the VMM cannot continue from.
     Fault(String),
 }
@@ -74,6 +78,17 @@ fn run_loop(
             }
             Ok(VcpuExit::X86Wrmsr(exit)) => Exit::WrMsr { index: exit.index, value: exit.data },
             Ok(VcpuExit::X86Rdmsr(exit)) => Exit::RdMsr { index: exit.index },
+            Ok(VcpuExit::IoOut(port, data)) => {
+                let mut bytes = [0u8; 8];
+                let n = data.len().min(8);
+                bytes[..n].copy_from_slice(&data[..n]);
+                Exit::PioOut { port, value: u64::from_le_bytes(bytes), len: data.len() }
+            }
+            Ok(VcpuExit::IoIn(port, data)) => {
+                // Like an unclaimed ISA bus: all ones.
+                data.fill(0xff);
+                Exit::PioIn { port }
+            }
             // The in-kernel irqchip handles hlt; a stray one just resumes.
             Ok(VcpuExit::Hlt) => continue,
             Ok(VcpuExit::Shutdown) => {

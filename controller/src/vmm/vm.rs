@@ -30,6 +30,7 @@ use super::{
     kvm_stats::{self, VcpuStats},
     loader,
     memory::{self, GuestRam},
+    pvh,
     vcpu::{self, Platform, Stop},
     xen_cpuid,
 };
@@ -37,10 +38,22 @@ use super::{
 /// The built-in guest, built by the controller's build script.
 pub static GUEST_IMAGE: &[u8] = include_bytes!(concat!(env!("OUT_DIR"), "/xevtchn-guest"));
 
+/// What the VM boots.
+#[derive(Debug, Clone, Default)]
+pub enum Boot {
+    /// The built-in guest, started in long mode on every vCPU.
+    #[default]
+    BuiltIn,
+    /// A kernel with Xen's PVH entry (vmm::pvh), started on vCPU 0; the
+    /// others wait for the guest's INIT/SIPI as on hardware.
+    Pvh { kernel: Arc<[u8]>, cmdline: String },
+}
+
 #[derive(Debug, Clone)]
 pub struct VmConfig {
     pub vcpus: u32,
     pub ram_size: u64,
+    pub boot: Boot,
     /// What the guest runs (written at layout::PARAMS).
     pub params: Params,
     /// The VM is stopped and an error returned after this long.
@@ -49,7 +62,13 @@ pub struct VmConfig {
 
 impl Default for VmConfig {
     fn default() -> Self {
-        Self { vcpus: 1, ram_size: RAM_SIZE, params: Params::default(), timeout: Duration::from_secs(60) }
+        Self {
+            vcpus: 1,
+            ram_size: RAM_SIZE,
+            boot: Boot::BuiltIn,
+            params: Params::default(),
+            timeout: Duration::from_secs(60),
+        }
     }
 }
 
@@ -60,10 +79,14 @@ pub struct VmOutcome {
     pub status: u32,
     /// From the first vCPU start to the guest's exit write.
     pub elapsed: Duration,
+    /// The reason of the guest's SCHEDOP_shutdown, if it ended that way.
+    pub shutdown: Option<u32>,
 }
 
 pub struct Vm {
     config: VmConfig,
+    /// Set when the VM is to stop; vCPUs waiting in a hypercall look at it.
+    stop: Arc<AtomicBool>,
     gate: Arc<VcpuGate>,
     /// KVM's statistics of each vCPU (None where the kernel has none).
     stats: Vec<Option<VcpuStats>>,
@@ -85,9 +108,17 @@ impl Vm {
         msr_exits.args[0] = u64::from(KVM_MSR_EXIT_REASON_UNKNOWN | KVM_MSR_EXIT_REASON_INVAL);
         vm.enable_cap(&msr_exits).map_err(VmmError::kvm("KVM_ENABLE_CAP(KVM_CAP_X86_USER_SPACE_MSR)"))?;
         let ram = memory::create_ram(&vm, config.ram_size)?;
-        let entry = loader::load_elf(&ram, GUEST_IMAGE)?;
-        boot::write_tables(&ram)?;
-        write_params(&ram, Params { vcpus: config.vcpus, ..config.params })?;
+        let start = match &config.boot {
+            Boot::BuiltIn => {
+                let entry = loader::load_elf(&ram, GUEST_IMAGE)?;
+                boot::write_tables(&ram)?;
+                write_params(&ram, Params { vcpus: config.vcpus, ..config.params })?;
+                Start::LongMode(entry)
+            }
+            Boot::Pvh { kernel, cmdline } => {
+                Start::Pvh(pvh::load(&ram, kernel, cmdline, &pvh::memory_map(config.ram_size))?)
+            }
+        };
         let supported =
             kvm.get_supported_cpuid(KVM_MAX_CPUID_ENTRIES).map_err(VmmError::kvm("KVM_GET_SUPPORTED_CPUID"))?;
         let mut vcpus = Vec::new();
@@ -95,18 +126,42 @@ impl Vm {
             let vcpu = vm.create_vcpu(u64::from(index)).map_err(VmmError::kvm("KVM_CREATE_VCPU"))?;
             vcpu.set_cpuid2(&xen_cpuid::with_xen_leaves(&supported, index)).map_err(VmmError::kvm("KVM_SET_CPUID2"))?;
             let sregs = vcpu.get_sregs().map_err(VmmError::kvm("KVM_GET_SREGS"))?;
-            vcpu.set_sregs(&boot::long_mode_sregs(sregs)).map_err(VmmError::kvm("KVM_SET_SREGS"))?;
-            let stack_top = STACKS_TOP - u64::from(index) * STACK_SIZE;
-            vcpu.set_regs(&boot::entry_regs(entry, stack_top, [u64::from(index), 0, 0]))
-                .map_err(VmmError::kvm("KVM_SET_REGS"))?;
-            // With the in-kernel irqchip, APs wait for a SIPI; start them directly.
-            let runnable = kvm_mp_state { mp_state: KVM_MP_STATE_RUNNABLE };
-            vcpu.set_mp_state(runnable).map_err(VmmError::kvm("KVM_SET_MP_STATE"))?;
+            let (sregs, regs) = match start {
+                Start::LongMode(entry) => {
+                    let stack_top = STACKS_TOP - u64::from(index) * STACK_SIZE;
+                    (boot::long_mode_sregs(sregs), boot::entry_regs(entry, stack_top, [u64::from(index), 0, 0]))
+                }
+                Start::Pvh(start) => (pvh::entry_sregs(sregs), pvh::entry_regs(start)),
+            };
+            vcpu.set_sregs(&sregs).map_err(VmmError::kvm("KVM_SET_SREGS"))?;
+            vcpu.set_regs(&regs).map_err(VmmError::kvm("KVM_SET_REGS"))?;
+            // With the in-kernel irqchip, APs wait for a SIPI. The built-in
+            // guest's are started directly; a PVH kernel starts its own.
+            if matches!(start, Start::LongMode(_)) || index == 0 {
+                let runnable = kvm_mp_state { mp_state: KVM_MP_STATE_RUNNABLE };
+                vcpu.set_mp_state(runnable).map_err(VmmError::kvm("KVM_SET_MP_STATE"))?;
+            }
             vcpus.push(vcpu);
         }
         let stats = vcpus.iter().map(|v| VcpuStats::open(v).ok()).collect();
         let tsc_khz = vcpus[0].get_tsc_khz().map_err(VmmError::kvm("KVM_GET_TSC_KHZ"))?;
-        Ok(Self { config, gate: Arc::default(), stats, vcpus, tsc_khz, vm: Arc::new(vm), ram, _kvm: kvm })
+        Ok(Self {
+            config,
+            stop: Arc::default(),
+            gate: Arc::default(),
+            stats,
+            vcpus,
+            tsc_khz,
+            vm: Arc::new(vm),
+            ram,
+            _kvm: kvm,
+        })
+    }
+
+    /// Setting this stops the VM (`run` returns `VmmError::Stopped`);
+    /// vCPUs waiting in a hypercall (SCHEDOP_block, poll) look at it too.
+    pub fn stop_flag(&self) -> &Arc<AtomicBool> {
+        &self.stop
     }
 
     pub fn fd(&self) -> &Arc<VmFd> {
@@ -140,6 +195,10 @@ impl Vm {
         self.config.vcpus
     }
 
+    pub fn boot(&self) -> &Boot {
+        &self.config.boot
+    }
+
     /// The guest's TSC frequency (equal to the host's on this host kind).
     pub fn tsc_khz(&self) -> u32 {
         self.tsc_khz
@@ -159,7 +218,7 @@ impl Vm {
     /// faults, or the timeout passes. The VM's memory stays readable after.
     pub fn run(&mut self, platform: Arc<dyn Platform>) -> Result<VmOutcome, VmmError> {
         vcpu::install_kick_handler();
-        let stop = Arc::new(AtomicBool::new(false));
+        let stop = self.stop.clone();
         let (done_tx, done_rx) = mpsc::channel();
         let started = Instant::now();
         let mut threads = Vec::new();
@@ -177,13 +236,18 @@ impl Vm {
         drop(done_tx);
         let deadline = started + self.config.timeout;
         let outcome = loop {
-            let left = deadline.saturating_duration_since(Instant::now());
+            if stop.load(Ordering::Acquire) {
+                break Err(VmmError::Stopped);
+            }
+            // Wakes up now and then to notice a stop asked from outside.
+            let left = deadline.saturating_duration_since(Instant::now()).min(Duration::from_millis(50));
             match done_rx.recv_timeout(left) {
                 Ok(Some(why)) => break Ok(why),
                 Ok(None) => {}
-                Err(mpsc::RecvTimeoutError::Timeout) => {
+                Err(mpsc::RecvTimeoutError::Timeout) if Instant::now() >= deadline => {
                     break Err(VmmError::Timeout(self.config.timeout));
                 }
+                Err(mpsc::RecvTimeoutError::Timeout) => {}
                 Err(mpsc::RecvTimeoutError::Disconnected) => {
                     break Err(VmmError::VcpuPanicked(u32::MAX));
                 }
@@ -193,10 +257,20 @@ impl Vm {
         stop.store(true, Ordering::Release);
         stop_all(threads)?;
         match outcome? {
-            Stop::GuestExit(status) => Ok(VmOutcome { status, elapsed }),
+            Stop::GuestExit(status) => Ok(VmOutcome { status, elapsed, shutdown: None }),
+            Stop::Shutdown(reason) => Ok(VmOutcome { status: 0, elapsed, shutdown: Some(reason) }),
             Stop::Fault(msg) => Err(VmmError::GuestFault(msg)),
+            Stop::Unsupported(msg) => Err(VmmError::Unsupported(msg)),
         }
     }
+}
+
+/// Where and how the vCPUs start.
+#[derive(Clone, Copy)]
+enum Start {
+    /// The built-in guest's entry point, in long mode.
+    LongMode(u64),
+    Pvh(pvh::PvhStart),
 }
 
 fn write_params(ram: &GuestRam, params: Params) -> Result<(), VmmError> {

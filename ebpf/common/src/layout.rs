@@ -73,6 +73,12 @@ pub const CONTROL_SIZE: u64 = 0x1000;
 pub const HYPERCALL_BASE: u64 = MMIO_BASE + 0x1000;
 pub const HYPERCALL_SIZE: u64 = 0x1000;
 
+/// The I/O port a CPL0 hypercall stub writes the hypercall number to
+/// (`out 0x9e, eax`): port I/O needs no mapping, so it works from any
+/// guest's page tables (port I/O faults at CPL3 on PVM; CPL3 uses the
+/// MMIO window). Not claimed by any device KVM emulates in-kernel.
+pub const HYPERCALL_PORT: u16 = 0x9e;
+
 /// Doorbells: EVTCHNOP_send on port p is a 4-byte write of p to
 /// `DOORBELL_BASE + p * DOORBELL_STRIDE` (the contract is `doorbell`).
 pub const DOORBELL_BASE: u64 = MMIO_BASE + 0x1_0000;

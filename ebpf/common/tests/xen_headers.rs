@@ -14,9 +14,10 @@ use std::process::Command;
 use xevtchn_common::xen::evtchn::*;
 use xevtchn_common::xen::hvm::{XenHvmEvtchnUpcallVector, XenHvmParam};
 use xevtchn_common::xen::memory::XenAddToPhysmap;
+use xevtchn_common::xen::sched::{SchedPoll, SchedShutdown};
 use xevtchn_common::xen::shared_info::*;
 use xevtchn_common::xen::version::XenFeatureInfo;
-use xevtchn_common::xen::{cpuid, errno, evtchn, hvm, hypercall, memory, version, virq};
+use xevtchn_common::xen::{cpuid, errno, evtchn, hvm, hypercall, memory, sched, version, virq};
 
 const INSTALL_HINT: &str = "install Xen's public headers and a C compiler: apt-get install libxen-dev gcc";
 
@@ -110,6 +111,12 @@ fn struct_checks() -> Vec<Check> {
         size!("evtchn_set_priority", EvtchnSetPriority),
         offset!("evtchn_set_priority", EvtchnSetPriority, port),
         offset!("evtchn_set_priority", EvtchnSetPriority, priority),
+        size!("sched_shutdown", SchedShutdown),
+        offset!("sched_shutdown", SchedShutdown, reason),
+        size!("sched_poll", SchedPoll),
+        offset!("sched_poll", SchedPoll, ports),
+        offset!("sched_poll", SchedPoll, nr_ports),
+        offset!("sched_poll", SchedPoll, timeout),
         size!("xen_hvm_param", XenHvmParam),
         offset!("xen_hvm_param", XenHvmParam, domid),
         offset!("xen_hvm_param", XenHvmParam, pad),
@@ -172,6 +179,22 @@ fn struct_checks() -> Vec<Check> {
 
 fn constant_checks() -> Vec<Check> {
     let mut checks = vec![
+        constant!(sched::SCHEDOP_yield),
+        constant!(sched::SCHEDOP_block),
+        constant!(sched::SCHEDOP_shutdown),
+        constant!(sched::SCHEDOP_poll),
+        constant!(sched::SCHEDOP_remote_shutdown),
+        constant!(sched::SCHEDOP_shutdown_code),
+        constant!(sched::SCHEDOP_watchdog),
+        constant!(sched::SCHEDOP_pin_override),
+        constant!(sched::SHUTDOWN_poweroff),
+        constant!(sched::SHUTDOWN_reboot),
+        constant!(sched::SHUTDOWN_suspend),
+        constant!(sched::SHUTDOWN_crash),
+        constant!(sched::SHUTDOWN_watchdog),
+        constant!(sched::SHUTDOWN_soft_reset),
+        constant!(sched::CONSOLEIO_write),
+        constant!(sched::CONSOLEIO_read),
         constant!(hypercall::__HYPERVISOR_set_trap_table),
         constant!(hypercall::__HYPERVISOR_mmu_update),
         constant!(hypercall::__HYPERVISOR_set_gdt),
@@ -408,7 +431,7 @@ fn c_program(checks: &[Check]) -> String {
     let mut c = String::from(
         "#include <stdio.h>\n#include <stddef.h>\n#include <stdint.h>\n\
          #include <xen/xen.h>\n#include <xen/event_channel.h>\n#include <xen/hvm/hvm_op.h>\n\
-         #include <xen/hvm/params.h>\n#include <xen/memory.h>\n#include <xen/version.h>\n\
+         #include <xen/hvm/params.h>\n#include <xen/memory.h>\n#include <xen/sched.h>\n#include <xen/version.h>\n\
          #include <xen/features.h>\n#include <xen/errno.h>\n#include <xen/arch-x86/cpuid.h>\n\
          int main(void) {\n",
     );

@@ -20,6 +20,7 @@ pub mod evtchn;
 pub mod hvm;
 pub mod hypercall;
 pub mod memory;
+pub mod sched;
 pub mod shared_info;
 pub mod version;
 pub mod virq;

@@ -1,0 +1,108 @@
+//! Third-party PVH kernels on `xevtchn run --kernel`: small C guests built
+//! from tests/guests/pvh/ against Xen's public headers only (see
+//! `xevtchn_tests::pvh`). `pvh-test` checks, as any Xen guest would, what
+//! xevtchn's Xen promises (start_info, memory map, xen_version,
+//! shared_info and pvclock, callback parameter, event channels,
+//! SCHEDOP_poll), one console line per check, and shuts down: poweroff if
+//! every check passed, crash otherwise. `pvh32` asks for the hypercall page
+//! in 32-bit mode, which xevtchn refuses.
+
+use std::{
+    process::{Command, Output},
+    time::{Duration, Instant},
+};
+
+use xevtchn_tests::{controller_binary, privileged, pvh};
+
+/// `xevtchn run --kernel KERNEL ARGS`, KERNEL built first.
+fn run_kernel(kernel: &str, args: &[&str]) -> Output {
+    let path = pvh::kernel(kernel);
+    Command::new(controller_binary())
+        .arg("run")
+        .arg("--kernel")
+        .arg(&path)
+        .args(args)
+        .output()
+        .expect("running xevtchn")
+}
+
+fn text(bytes: &[u8]) -> String {
+    String::from_utf8_lossy(bytes).into_owned()
+}
+
+/// What `--json` printed: one JSON object on stdout, valid against
+/// docs/schema/run-kernel.json.
+fn report(out: &Output) -> serde_json::Value {
+    let json: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap_or_else(|e| {
+        panic!("stdout is not one JSON value ({e}):\n{}\nstderr:\n{}", text(&out.stdout), text(&out.stderr))
+    });
+    assert!(json.is_object(), "stdout is a JSON object: {json}");
+    xevtchn_tests::assert_schema("run-kernel.json", &json);
+    json
+}
+
+#[test]
+fn pvh_test_kernel_powers_off_on_both_backends() {
+    let _vm = privileged();
+    for backend in ["bpf", "userspace"] {
+        let out = run_kernel(
+            "pvh-test",
+            &["--cmdline", "hello=world", "--memory", "64", "--backend", backend, "--json", "--timeout", "60"],
+        );
+        let console = text(&out.stderr);
+        assert_eq!(out.status.code(), Some(0), "on {backend}:\n{console}");
+        let json = report(&out);
+        assert_eq!(json["schema"], "xevtchn.run.kernel/1", "{json}");
+        assert_eq!(json["backend"], backend, "{json}");
+        assert_eq!(json["shutdown"]["reason"], "poweroff", "{json}");
+        assert_eq!(json["shutdown"]["code"], 0, "{json}");
+        // With --json the guest's console goes to stderr.
+        assert!(console.contains("pvh-test: all checks passed"), "on {backend}:\n{console}");
+        assert!(console.contains("cmdline: hello=world"), "the kernel echoes start_info's command line:\n{console}");
+        assert!(!console.contains("FAIL"), "on {backend}:\n{console}");
+    }
+}
+
+#[test]
+fn a_crashing_kernel_says_so_in_its_status_and_json() {
+    let _vm = privileged();
+    let out = run_kernel("pvh-test", &["--cmdline", "shutdown=crash", "--memory", "64", "--json", "--timeout", "60"]);
+    let console = text(&out.stderr);
+    // 64 + SHUTDOWN_crash (3).
+    assert_eq!(out.status.code(), Some(67), "{console}");
+    let json = report(&out);
+    assert_eq!(json["schema"], "xevtchn.run.kernel/1", "{json}");
+    assert_eq!(json["shutdown"]["reason"], "crash", "{json}");
+    assert_eq!(json["shutdown"]["code"], 3, "{json}");
+    assert!(console.contains("pvh-test: crashing on request"), "{console}");
+}
+
+#[test]
+fn a_32bit_guest_is_refused_with_one_clear_line() {
+    let _vm = privileged();
+    let start = Instant::now();
+    let out = run_kernel("pvh32", &["--memory", "64", "--timeout", "20"]);
+    let elapsed = start.elapsed();
+    let said = text(&out.stderr);
+    assert_eq!(out.status.code(), Some(1), "{said}");
+    assert!(
+        said.lines().any(|line| line.contains("32-bit") && line.contains("not supported")),
+        "one line says a 32-bit guest is not supported:\n{said}"
+    );
+    // Refused when it asks for the hypercall page, not when --timeout ends it.
+    assert!(elapsed < Duration::from_secs(15), "took {elapsed:?}:\n{said}");
+}
+
+#[test]
+fn console_output_goes_to_stdout_without_json() {
+    let _vm = privileged();
+    // pvh-test checks that start_info has a command line: give it one.
+    let out = run_kernel(
+        "pvh-test",
+        &["--cmdline", "console=stdout", "--memory", "64", "--backend", "userspace", "--timeout", "60"],
+    );
+    let (stdout, stderr) = (text(&out.stdout), text(&out.stderr));
+    assert_eq!(out.status.code(), Some(0), "stdout:\n{stdout}\nstderr:\n{stderr}");
+    assert!(stdout.contains("pvh-test: all checks passed"), "stdout:\n{stdout}\nstderr:\n{stderr}");
+    assert!(stdout.contains("cmdline: console=stdout"), "stdout:\n{stdout}");
+}
