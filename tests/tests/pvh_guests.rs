@@ -60,6 +60,17 @@ fn pvh_test_kernel_powers_off_on_both_backends() {
         assert!(console.contains("pvh-test: all checks passed"), "on {backend}:\n{console}");
         assert!(console.contains("cmdline: hello=world"), "the kernel echoes start_info's command line:\n{console}");
         assert!(!console.contains("FAIL"), "on {backend}:\n{console}");
+        assert!(console.contains("ok - flood: 2000 sends"), "on {backend}:\n{console}");
+        // The kernel's sends, made at CPL0 through the hypercall page (one,
+        // then the flood of 2000): on bpf they stay in the kernel (port-I/O
+        // doorbells), fewer than 1 in 100 exiting; on userspace each exits.
+        let (fast, slow) = (json["fast_sends"].as_u64().unwrap_or(0), json["userspace_sends"].as_u64().unwrap());
+        if backend == "bpf" {
+            assert!(fast >= 2001, "CPL0 sends stay in the kernel: {json}");
+            assert!(slow * 100 < fast + slow, "exits per send below 0.01: {json}");
+        } else {
+            assert_eq!((json["fast_sends"].is_null(), slow), (true, 2001), "{json}");
+        }
     }
 }
 

@@ -19,7 +19,9 @@ use xevtchn_common::doorbell::{MAX_VMS, VmState, VmStats};
 
 use super::{BpfError, load};
 
-pub(crate) const PROGRAM: &str = "kvm_mmio_doorbell";
+/// The programs and the tracepoints they serve doorbells on: MMIO ones
+/// (CPL3 senders of the built-in guest) and port-I/O ones (CPL0 senders).
+pub(crate) const PROGRAMS: [(&str, &str); 2] = [("kvm_mmio_doorbell", "kvm_mmio"), ("kvm_pio_doorbell", "kvm_pio")];
 pub(crate) const VM_STATE: &str = "VM_STATE";
 pub(crate) const VM_STATS: &str = "VM_STATS";
 pub(crate) const ACTIVE: &str = "DOORBELL_ACTIVE";
@@ -49,7 +51,12 @@ pub struct DoorbellHost {
 }
 
 /// Pin names under the service's pin directory.
-const PIN_LINK: &str = "doorbell_link";
+/// The programs' links, in the order of `PROGRAMS`. A service pinned by a
+/// version without the port-I/O program is adopted as it is: its VMs'
+/// canaries then find the port-I/O doorbells unserved and deliver in
+/// userspace (nothing is lost).
+const PIN_LINKS: [&str; 2] = ["doorbell_link", "doorbell_pio_link"];
+const PIN_LINK: &str = PIN_LINKS[0];
 const PIN_STARTED: &str = "VM_STARTED";
 
 impl DoorbellHost {
@@ -57,7 +64,9 @@ impl DoorbellHost {
     /// for as long as this host lives (a VMM's own, "embedded").
     pub fn start(tasks: &tokio::runtime::Handle) -> Result<Self, BpfError> {
         let (mut ebpf, states, stats, active, cpus) = Self::load(tasks, None)?;
-        load::attach_raw_tracepoint(&mut ebpf, PROGRAM, "kvm_mmio")?;
+        for (program, tracepoint) in PROGRAMS {
+            load::attach_raw_tracepoint(&mut ebpf, program, tracepoint)?;
+        }
         Ok(Self { states, stats, active, started: None, cpus, pins: None, ebpf: Some(ebpf) })
     }
 
@@ -91,7 +100,9 @@ impl DoorbellHost {
         let (mut ebpf, states, stats, active, cpus) = Self::load(tasks, Some(dir))?;
         let started: HashMap<MapData, u32, u64> = HashMap::create(MAX_VMS, 0).map_err(BpfError::map(PIN_STARTED))?;
         started.map().pin(pin(PIN_STARTED)).map_err(|e| BpfError::Pin(pin(PIN_STARTED), e.to_string()))?;
-        load::attach_raw_tracepoint_pinned(&mut ebpf, PROGRAM, "kvm_mmio", &pin(PIN_LINK))?;
+        for ((program, tracepoint), link) in PROGRAMS.into_iter().zip(PIN_LINKS) {
+            load::attach_raw_tracepoint_pinned(&mut ebpf, program, tracepoint, &pin(link))?;
+        }
         Ok(Self {
             states,
             stats,
@@ -145,7 +156,7 @@ impl DoorbellHost {
     /// program detaches and the maps go once nothing holds them.
     pub fn unpin(&mut self) {
         if let Some(dir) = self.pins.take() {
-            for name in [PIN_LINK, VM_STATE, VM_STATS, ACTIVE, PIN_STARTED] {
+            for name in [PIN_LINKS[0], PIN_LINKS[1], VM_STATE, VM_STATS, ACTIVE, PIN_STARTED] {
                 let _ = std::fs::remove_file(dir.join(name));
             }
             let _ = std::fs::remove_dir(&dir);

@@ -10,7 +10,7 @@ use std::time::Instant;
 
 use vm_memory::{Bytes, GuestAddress};
 use xevtchn_common::{
-    doorbell::DOORBELL_WIDTH,
+    doorbell::{DOORBELL_WIDTH, PIO_DOORBELL_BASE, PIO_DOORBELL_END, PIO_DOORBELL_STRIDE, PIO_DOORBELL_VALUE},
     layout::HYPERCALL_PORT,
     two_level::{is_pending, upcall_pending},
     xen::{evtchn::EVTCHNOP_send, hypercall::__HYPERVISOR_event_channel_op},
@@ -43,6 +43,9 @@ impl Handled {
         Self { reply, actions: Vec::new(), doorbell: false }
     }
 }
+
+/// One past the last port-I/O doorbell, as an I/O port.
+const PIO_DOORBELL_END_PORT: u16 = PIO_DOORBELL_END as u16;
 
 /// How a hypercall's result reaches the guest.
 #[derive(Clone, Copy, PartialEq, Eq)]
@@ -82,6 +85,19 @@ pub fn handle_exit(xen: &XenSide, vcpu: u32, state: &mut dyn VcpuState, exit: Ex
             }
         },
         Exit::PioOut { port: HYPERCALL_PORT, value, len: 4 } => hypercall(xen, vcpu, state, value, Via::Port),
+        // A port-I/O doorbell is exactly what its ioeventfd would match.
+        Exit::PioOut { port, value, len } if (PIO_DOORBELL_BASE..PIO_DOORBELL_END_PORT).contains(&port) => {
+            let offset = port - PIO_DOORBELL_BASE;
+            if offset.is_multiple_of(PIO_DOORBELL_STRIDE)
+                && len == DOORBELL_WIDTH as usize
+                && value == u64::from(PIO_DOORBELL_VALUE)
+            {
+                doorbell(xen, vcpu, state, u32::from(offset / PIO_DOORBELL_STRIDE))
+            } else {
+                stray_port(xen, vcpu, port, "write");
+                Handled::reply(Reply::Resume)
+            }
+        }
         // Ports nothing decodes: writes dropped, reads all ones (the vCPU
         // loop filled them), like an ISA bus with nothing on it.
         Exit::PioOut { port, .. } => {

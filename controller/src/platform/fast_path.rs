@@ -37,7 +37,7 @@ use std::{
 use kvm_ioctls::{IoEventAddress, VmFd};
 use vmm_sys_util::eventfd::{EFD_NONBLOCK, EventFd};
 use xevtchn_common::{
-    doorbell::{CANARY_PORT, PortEntry, doorbell},
+    doorbell::{CANARY_PORT, PIO_DOORBELL_VALUE, PortEntry, doorbell, pio_doorbell},
     two_level::{NR_VCPUS, clear_pending, raise_on_vcpu, upcall_pending},
 };
 
@@ -408,31 +408,42 @@ fn wanted(port: u32, info: Option<PortInfo>, vcpus: u32) -> Option<(Target, bool
     }
 }
 
-/// The canary's verdict from what it did: whether its doorbell exited to
-/// userspace, how many times KVM completed it in the kernel (the canary
-/// eventfd's count) and how many times the program saw it.
+/// The canary's verdict from what it did: whether one of its doorbells
+/// (MMIO, then port I/O) exited to userspace, how many times KVM completed
+/// them in the kernel (the canary eventfd's count) and how many times the
+/// program saw them. Both must reach both.
 pub fn canary_verdict(run: CanaryRun, completed_in_kernel: u64, seen_by_program: u64) -> Result<(), String> {
     match (run.doorbell_exited, completed_in_kernel, seen_by_program) {
-        (false, 1, 1) => Ok(()),
-        (true, ..) => Err("the canary doorbell exited to userspace: KVM's ioeventfd did not take it".into()),
-        (false, 1, 0) => Err("KVM completed the canary doorbell in the kernel without the doorbell program seeing \
-                              it: on this host, kvm_mmio does not fire for ioeventfd writes, or fires in another \
-                              process's name"
+        (false, 2, 2) => Ok(()),
+        (true, ..) => Err("a canary doorbell exited to userspace: KVM's ioeventfd did not take it".into()),
+        (false, 2, 0) => Err("KVM completed the canary doorbells in the kernel without the doorbell program seeing \
+                              them: on this host, kvm_mmio and kvm_pio do not fire for ioeventfd writes, or fire in \
+                              another process's name"
+            .into()),
+        (false, 2, 1) => Err("the doorbell program saw one of the two canary doorbells (MMIO and port I/O): its \
+                              port-I/O program is missing (a service started by an older xevtchn?) or kvm_pio does \
+                              not fire for ioeventfd writes here"
             .into()),
         (_, completed, seen) => Err(format!(
-            "the canary doorbell reached its ioeventfd {completed} times and the doorbell program {seen} times \
-             (once each was expected)"
+            "the canary doorbells reached their ioeventfd {completed} times and the doorbell program {seen} times \
+             (twice each was expected: MMIO and port I/O)"
         )),
     }
 }
 
+/// Both of `port`'s doorbells (xevtchn_common::doorbell) signal `eventfd`.
 fn register_ioevent(vm: &VmFd, eventfd: &EventFd, port: u32) -> Result<(), kvm_ioctls::Error> {
     // Datamatch on the port's number: len 4, so never KVM's fast-MMIO bus.
-    vm.register_ioevent(eventfd, &IoEventAddress::Mmio(doorbell(port)), port)
+    vm.register_ioevent(eventfd, &IoEventAddress::Mmio(doorbell(port)), port)?;
+    let pio = IoEventAddress::Pio(u64::from(pio_doorbell(port)));
+    vm.register_ioevent(eventfd, &pio, PIO_DOORBELL_VALUE).inspect_err(|_| {
+        let _ = vm.unregister_ioevent(eventfd, &IoEventAddress::Mmio(doorbell(port)), port);
+    })
 }
 
 fn unregister_ioevent(vm: &VmFd, eventfd: &EventFd, port: u32) -> Result<(), kvm_ioctls::Error> {
-    vm.unregister_ioevent(eventfd, &IoEventAddress::Mmio(doorbell(port)), port)
+    let pio = vm.unregister_ioevent(eventfd, &IoEventAddress::Pio(u64::from(pio_doorbell(port))), PIO_DOORBELL_VALUE);
+    vm.unregister_ioevent(eventfd, &IoEventAddress::Mmio(doorbell(port)), port).and(pio)
 }
 
 /// Steps 4-5 of `target`'s port on its vCPU, raising it if they say so.
@@ -471,11 +482,12 @@ mod tests {
 
     #[test]
     fn the_canary_passes_only_when_the_kernel_completed_it_and_the_program_saw_it() {
-        assert_eq!(canary_verdict(run(false), 1, 1), Ok(()));
-        assert!(canary_verdict(run(false), 1, 0).unwrap_err().contains("without the doorbell program seeing it"));
+        assert_eq!(canary_verdict(run(false), 2, 2), Ok(()));
+        assert!(canary_verdict(run(false), 2, 0).unwrap_err().contains("without the doorbell program seeing them"));
+        assert!(canary_verdict(run(false), 2, 1).unwrap_err().contains("port-I/O program is missing"));
         assert!(canary_verdict(run(true), 0, 1).unwrap_err().contains("exited to userspace"));
         assert!(canary_verdict(run(false), 0, 0).unwrap_err().contains("0 times"));
-        assert!(canary_verdict(run(false), 1, 2).is_err(), "seen twice: someone else's write");
+        assert!(canary_verdict(run(false), 2, 3).is_err(), "seen thrice: someone else's write");
     }
 
     #[test]

@@ -6,13 +6,14 @@
 //!
 //! The code is a handful of bytes at `layout::CANARY_CODE` that run alike in
 //! 32-bit protected mode and in 64-bit mode (absolute addresses below
-//! 4 GiB): the doorbell write (port 0, value 0), then a write to
-//! `CONTROL_CANARY`, which exits to us.
+//! 4 GiB): the MMIO doorbell write (port 0, value 0), the port-I/O
+//! doorbell write (value 0), then a write to `CONTROL_CANARY`, which exits
+//! to us.
 
 use kvm_ioctls::{VcpuExit, VcpuFd};
 use vm_memory::{Bytes, GuestAddress};
 use xevtchn_common::{
-    doorbell::{CANARY_PORT, doorbell},
+    doorbell::{CANARY_PORT, PIO_DOORBELL_VALUE, doorbell, pio_doorbell},
     layout::{CANARY_CODE, CONTROL_CANARY},
 };
 
@@ -33,6 +34,10 @@ pub fn code() -> Vec<u8> {
     c.push(0xbb); //                                                mov ebx, imm32
     c.extend((doorbell(CANARY_PORT) as u32).to_le_bytes());
     c.extend([0x89, 0x03]); //                                      mov [rbx], eax
+    c.extend([0x66, 0xba]); //                                      mov dx, imm16
+    c.extend(pio_doorbell(CANARY_PORT).to_le_bytes());
+    debug_assert_eq!(PIO_DOORBELL_VALUE, 0, "eax holds the value");
+    c.push(0xef); //                                                out dx, eax
     c.push(0xbb); //                                                mov ebx, imm32
     c.extend((CONTROL_CANARY as u32).to_le_bytes());
     c.extend([0x89, 0x03]); //                                      mov [rbx], eax
@@ -61,6 +66,7 @@ pub fn run(vcpu: &mut VcpuFd, ram: &GuestRam) -> Result<CanaryRun, VmmError> {
                 break;
             }
             Ok(VcpuExit::MmioWrite(addr, _)) if addr == doorbell(CANARY_PORT) => doorbell_exited = true,
+            Ok(VcpuExit::IoOut(port, _)) if port == pio_doorbell(CANARY_PORT) => doorbell_exited = true,
             Err(e) if e.errno() == libc::EINTR || e.errno() == libc::EAGAIN => {}
             Ok(other) => return Err(VmmError::GuestFault(format!("the doorbell canary stopped with {other:?}"))),
             Err(e) => return Err(VmmError::GuestFault(format!("the doorbell canary: KVM_RUN failed: {e}"))),
@@ -79,12 +85,14 @@ mod tests {
     use super::*;
 
     #[test]
-    fn the_canary_writes_port_0_to_its_doorbell_then_signals_the_end() {
+    fn the_canary_rings_both_doorbells_of_port_0_then_signals_the_end() {
         let c = code();
         assert_eq!(&c[..3], &[0x31, 0xc0, 0xbb]);
         assert_eq!(u32::from_le_bytes(c[3..7].try_into().unwrap()) as u64, doorbell(0));
-        assert_eq!(&c[7..10], &[0x89, 0x03, 0xbb]);
-        assert_eq!(u32::from_le_bytes(c[10..14].try_into().unwrap()) as u64, CONTROL_CANARY);
-        assert_eq!(&c[14..], &[0x89, 0x03, 0xf4]);
+        assert_eq!(&c[7..11], &[0x89, 0x03, 0x66, 0xba]);
+        assert_eq!(u16::from_le_bytes(c[11..13].try_into().unwrap()), pio_doorbell(0));
+        assert_eq!(&c[13..15], &[0xef, 0xbb], "out dx, eax (eax is 0)");
+        assert_eq!(u32::from_le_bytes(c[15..19].try_into().unwrap()) as u64, CONTROL_CANARY);
+        assert_eq!(&c[19..], &[0x89, 0x03, 0xf4]);
     }
 }

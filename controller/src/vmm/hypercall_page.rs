@@ -7,7 +7,9 @@
 //! - CPL0, where real kernels make hypercalls: `mov eax, nr; out
 //!   HYPERCALL_PORT, eax`. Port I/O needs no mapping; the VMM performs
 //!   hypercall `nr` with the argument registers and writes the result to
-//!   rax before the vCPU resumes.
+//!   rax before the vCPU resumes. EVTCHNOP_send rings the port's port-I/O
+//!   doorbell (xevtchn_common::doorbell: a 4-byte `out` of 0) with rax
+//!   already 0, which the in-kernel path completes like an MMIO one.
 //! - CPL3: port I/O faults there on PVM, and Xen refuses hypercalls from
 //!   an HVM guest's user mode anyway (hvm_hypercall: -EPERM), which is what
 //!   the page answers ([`UserMode::Refused`]). The built-in guest, whose hot
@@ -27,7 +29,9 @@
 //! (#PF) instead of returning -EFAULT; every other hypercall gets -EFAULT.
 
 use xevtchn_common::{
-    doorbell::{DOORBELL_BASE, DOORBELL_STRIDE, DOORBELL_WIDTH},
+    doorbell::{
+        DOORBELL_BASE, DOORBELL_STRIDE, DOORBELL_WIDTH, PIO_DOORBELL_BASE, PIO_DOORBELL_STRIDE, PIO_DOORBELL_VALUE,
+    },
     layout::{HYPERCALL_BASE, HYPERCALL_PORT},
     two_level::NR_PORTS,
     xen::errno,
@@ -65,6 +69,12 @@ const SIB_SCALE: u8 = match DOORBELL_STRIDE {
 };
 const _: () = assert!(DOORBELL_WIDTH == 4, "the stub writes a 32-bit register");
 const _: () = assert!(HYPERCALL_PORT <= 0xff, "the stub encodes `out imm8, eax`");
+/// SIB of `[rdi * PIO_DOORBELL_STRIDE + disp32]` (no base).
+const PIO_SIB: u8 = match PIO_DOORBELL_STRIDE {
+    4 => 0b10_111_101,
+    _ => panic!("PIO_DOORBELL_STRIDE must be 4 (what the stub encodes)"),
+};
+const _: () = assert!(PIO_DOORBELL_VALUE == 0, "the stub writes eax = 0");
 
 /// The page's bytes. Every port of the 2-level table uses its doorbell.
 pub fn build(user: UserMode) -> [u8; PAGE_SIZE] {
@@ -79,16 +89,14 @@ fn build_for(user: UserMode, fast_ports: u32) -> [u8; PAGE_SIZE] {
         let stub = stub(nr as u32, user);
         page[nr * SLOT..][..stub.len()].copy_from_slice(&stub);
     }
-    if user == UserMode::Window {
-        // event_channel_op: jmp rel32 to the fast send path.
-        let slot = EVENT_CHANNEL_OP * SLOT;
-        page[slot..slot + SLOT].fill(0xcc);
-        let rel = (FAST_SEND_OFFSET as i32) - (slot as i32 + 5);
-        page[slot] = 0xe9;
-        page[slot + 1..slot + 5].copy_from_slice(&rel.to_le_bytes());
-        let fast = fast_send(fast_ports);
-        page[FAST_SEND_OFFSET..][..fast.len()].copy_from_slice(&fast);
-    }
+    // event_channel_op: jmp rel32 to the fast send path.
+    let slot = EVENT_CHANNEL_OP * SLOT;
+    page[slot..slot + SLOT].fill(0xcc);
+    let rel = (FAST_SEND_OFFSET as i32) - (slot as i32 + 5);
+    page[slot] = 0xe9;
+    page[slot + 1..slot + 5].copy_from_slice(&rel.to_le_bytes());
+    let fast = fast_send(user, fast_ports);
+    page[FAST_SEND_OFFSET..][..fast.len()].copy_from_slice(&fast);
     page
 }
 
@@ -119,27 +127,43 @@ fn stub(nr: u32, user: UserMode) -> Vec<u8> {
     code
 }
 
-/// EVTCHNOP_send from CPL3 to a port below `fast_ports` rings its doorbell;
-/// anything else takes the general path of hypercall 32.
-fn fast_send(fast_ports: u32) -> Vec<u8> {
+/// EVTCHNOP_send to a port below `fast_ports` rings its doorbell: the
+/// port-I/O one at CPL0, the MMIO one at CPL3 when the guest maps the
+/// window. Anything else takes the general path of hypercall 32.
+fn fast_send(user: UserMode, fast_ports: u32) -> Vec<u8> {
     let mut c = Code::default();
     c.bytes(&[0x83, 0xff, EVTCHNOP_SEND]); // cmp edi, EVTCHNOP_send
     c.jump(0x75, "general"); //              jne general
     c.bytes(&[0x8c, 0xc8, 0xa8, 0x03]); //   mov eax, cs; test al, 3
-    c.jump(0x74, "general"); //              jz general (CPL0)
+    c.jump(0x75, "user"); //                 jnz user
     c.bytes(&[0x8b, 0x3e]); //               mov edi, [rsi]      ; the port
     c.bytes(&[0x81, 0xff]); //               cmp edi, fast_ports
     c.bytes(&fast_ports.to_le_bytes());
     c.jump(0x73, "restore"); //              jae restore
-    c.bytes(&[0x48, 0xb8]); //               mov rax, DOORBELL_BASE
-    c.bytes(&DOORBELL_BASE.to_le_bytes());
-    c.bytes(&[0x48, 0x8d, 0x34, SIB_SCALE << 6 | 0x38]); // lea rsi, [rax + rdi*8]
-    c.bytes(&[0x31, 0xc0]); //               xor eax, eax
-    c.bytes(&[0x89, 0x3e, 0xc3]); //         mov [rsi], edi ; ret (the doorbell)
+    c.bytes(&[0x52]); //                     push rdx
+    c.bytes(&[0x8d, 0x14, PIO_SIB]); //      lea edx, [rdi*4 + PIO_DOORBELL_BASE]
+    c.bytes(&u32::from(PIO_DOORBELL_BASE).to_le_bytes());
+    c.bytes(&[0x31, 0xc0, 0xef]); //         xor eax, eax; out dx, eax (the doorbell)
+    c.bytes(&[0x5a, 0xc3]); //               pop rdx; ret
+    c.label("user");
+    match user {
+        UserMode::Refused => c.jump(0xeb, "general"), // jmp general (-EPERM)
+        UserMode::Window => {
+            c.bytes(&[0x8b, 0x3e]); //       mov edi, [rsi]      ; the port
+            c.bytes(&[0x81, 0xff]); //       cmp edi, fast_ports
+            c.bytes(&fast_ports.to_le_bytes());
+            c.jump(0x73, "restore"); //      jae restore
+            c.bytes(&[0x48, 0xb8]); //       mov rax, DOORBELL_BASE
+            c.bytes(&DOORBELL_BASE.to_le_bytes());
+            c.bytes(&[0x48, 0x8d, 0x34, SIB_SCALE << 6 | 0x38]); // lea rsi, [rax + rdi*8]
+            c.bytes(&[0x31, 0xc0]); //       xor eax, eax
+            c.bytes(&[0x89, 0x3e, 0xc3]); // mov [rsi], edi ; ret (the doorbell)
+        }
+    }
     c.label("restore");
     c.bytes(&[0xbf, EVTCHNOP_SEND, 0, 0, 0]); // mov edi, EVTCHNOP_send
     c.label("general");
-    c.bytes(&stub(EVENT_CHANNEL_OP as u32, UserMode::Window));
+    c.bytes(&stub(EVENT_CHANNEL_OP as u32, user));
     c.finish()
 }
 
@@ -210,8 +234,6 @@ mod tests {
         let page = build(UserMode::Window);
         let s = &page[17 * SLOT + 14..];
         assert_eq!(u64::from_le_bytes(s[2..10].try_into().unwrap()), hypercall_address(17));
-        // Without the window, event_channel_op is a plain stub too.
-        assert_eq!(build(UserMode::Refused)[EVENT_CHANNEL_OP * SLOT], 0x8c);
     }
 
     #[test]
@@ -221,20 +243,37 @@ mod tests {
         assert_eq!(page[slot], 0xe9);
         let rel = i32::from_le_bytes(page[slot + 1..slot + 5].try_into().unwrap());
         assert_eq!(slot as i32 + 5 + rel, FAST_SEND_OFFSET as i32);
-        let fast = fast_send(1024);
+        let fast = fast_send(UserMode::Window, 1024);
         let general = fast.len() - stub(32, UserMode::Window).len();
         assert_eq!(target(&fast, 3), general, "another op: general path");
-        assert_eq!(target(&fast, 9), general, "CPL0: general path");
+        let user = target(&fast, 9);
+        // CPL0: the port-I/O doorbell.
         assert_eq!(u32::from_le_bytes(fast[15..19].try_into().unwrap()), 1024);
-        assert_eq!(&fast[target(&fast, 19)..general], &[0xbf, 4, 0, 0, 0], "restore edi");
-        assert_eq!(u64::from_le_bytes(fast[23..31].try_into().unwrap()), DOORBELL_BASE);
-        assert_eq!(fast[34], 0xf8, "lea rsi, [rax + rdi*8]: scale 8 is DOORBELL_STRIDE");
+        let restore = target(&fast, 19);
+        assert_eq!(&fast[restore..general], &[0xbf, 4, 0, 0, 0], "restore edi");
+        assert_eq!(&fast[21..24], &[0x52, 0x8d, 0x14]);
+        assert_eq!(fast[24], 0xbd, "lea edx, [rdi*4 + disp32]: scale 4 is PIO_DOORBELL_STRIDE");
+        assert_eq!(u32::from_le_bytes(fast[25..29].try_into().unwrap()), 0x8000);
+        assert_eq!(&fast[29..user], &[0x31, 0xc0, 0xef, 0x5a, 0xc3], "xor eax, eax; out dx, eax; pop rdx; ret");
+        // CPL3: the MMIO doorbell.
+        assert_eq!(u64::from_le_bytes(fast[user + 12..user + 20].try_into().unwrap()), DOORBELL_BASE);
+        assert_eq!(fast[user + 23], 0xf8, "lea rsi, [rax + rdi*8]: scale 8 is DOORBELL_STRIDE");
+        assert_eq!(target(&fast, user + 8), restore);
         assert!(FAST_SEND_OFFSET + fast.len() <= PAGE_SIZE);
     }
 
     #[test]
+    fn without_the_window_cpl3_sends_get_eperm_from_the_general_stub() {
+        let fast = fast_send(UserMode::Refused, NR_PORTS);
+        let general = fast.len() - stub(32, UserMode::Refused).len();
+        let user = target(&fast, 9);
+        assert_eq!(fast[user], 0xeb);
+        assert_eq!(target(&fast, user), general);
+    }
+
+    #[test]
     fn every_port_of_the_table_has_its_doorbell() {
-        let fast = fast_send(NR_PORTS);
+        let fast = fast_send(UserMode::Window, NR_PORTS);
         assert_eq!(u32::from_le_bytes(fast[15..19].try_into().unwrap()), 4096);
     }
 }

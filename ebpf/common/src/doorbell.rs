@@ -12,8 +12,17 @@
 //! - the datamatch makes any other write (other width or value) exit to
 //!   userspace, which the program ignores too: both sides agree on what a
 //!   doorbell is.
+//!
+//! Code at CPL0 (any guest's kernel, whose page tables need not map the
+//! MMIO window) rings the port's port-I/O doorbell instead: a 4-byte `out`
+//! of the value 0 to `pio_doorbell(p)`, registered alike (len 4,
+//! datamatch 0) and handled by the same program on `kvm_pio`. The value is
+//! 0 so that rax, which `out` must write from, is already the hypercall's
+//! success when the write completes in the kernel.
 
-pub use crate::layout::{DOORBELL_BASE, DOORBELL_STRIDE, doorbell};
+pub use crate::layout::{
+    DOORBELL_BASE, DOORBELL_STRIDE, PIO_DOORBELL_BASE, PIO_DOORBELL_STRIDE, doorbell, pio_doorbell,
+};
 use crate::two_level::{NR_PORTS, Outcome};
 
 /// Bytes of a doorbell write (the port number as a little-endian u32).
@@ -21,6 +30,13 @@ pub const DOORBELL_WIDTH: u32 = 4;
 
 /// One past the last doorbell: every 2-level port has one.
 pub const DOORBELL_END: u64 = DOORBELL_BASE + NR_PORTS as u64 * DOORBELL_STRIDE;
+/// One past the last port-I/O doorbell.
+pub const PIO_DOORBELL_END: u32 = PIO_DOORBELL_BASE as u32 + NR_PORTS * PIO_DOORBELL_STRIDE as u32;
+const _: () = assert!(PIO_DOORBELL_END <= 0xc000, "the port-I/O doorbells stay below 0xc000");
+/// The value of a port-I/O doorbell write.
+pub const PIO_DOORBELL_VALUE: u32 = 0;
+/// `rw` of `kvm_pio` for an `out` (arch/x86/kvm/x86.c, KVM_PIO_OUT).
+pub const KVM_TRACE_PIO_OUT: u32 = 1;
 
 /// The canary's doorbell: port 0 is never a valid event channel (Xen
 /// reserves it), so a write there is the VMM's own start-up check that the
@@ -190,6 +206,12 @@ mod tests {
         assert_eq!(stat::vcpu_outcome(0, Outcome::InvalidPort), stat::LINE_WORDS);
         assert_eq!(stat::vcpu_outcome(2, Outcome::UpcallRaised) / stat::LINE_WORDS, 3);
         assert_eq!(stat::entries(2), 24);
+    }
+
+    #[test]
+    fn port_io_doorbells_are_4_bytes_apart_below_0xc000() {
+        assert_eq!(pio_doorbell(0), 0x8000);
+        assert_eq!(pio_doorbell(NR_PORTS - 1) as u32 + PIO_DOORBELL_STRIDE as u32, PIO_DOORBELL_END);
     }
 
     #[test]

@@ -84,6 +84,18 @@ pub const HYPERCALL_PORT: u16 = 0x9e;
 pub const DOORBELL_BASE: u64 = MMIO_BASE + 0x1_0000;
 pub const DOORBELL_STRIDE: u64 = 8;
 
+/// Port-I/O doorbells, for CPL0 senders (port I/O needs no mapping, so it
+/// works from any guest's page tables): EVTCHNOP_send on port p is a
+/// 4-byte `out` of 0 to `PIO_DOORBELL_BASE + p * PIO_DOORBELL_STRIDE` (the
+/// contract is `doorbell`). 0x8000-0xbfff: no device KVM emulates there.
+pub const PIO_DOORBELL_BASE: u16 = 0x8000;
+pub const PIO_DOORBELL_STRIDE: u16 = 4;
+
+/// The I/O port of `port`'s doorbell.
+pub const fn pio_doorbell(port: u32) -> u16 {
+    PIO_DOORBELL_BASE + port as u16 * PIO_DOORBELL_STRIDE
+}
+
 /// Start of MMIO address `DOORBELL_BASE` for `port`.
 pub const fn doorbell(port: u32) -> u64 {
     DOORBELL_BASE + port as u64 * DOORBELL_STRIDE

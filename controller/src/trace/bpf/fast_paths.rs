@@ -18,8 +18,9 @@ use aya::{
 use xevtchn_common::doorbell::{VmStats, stat};
 
 pub use crate::bpf::doorbell::SendOutcomes;
+// PROGRAMS[0]: the MMIO doorbell program (the port-I/O one shares its maps).
 use crate::bpf::{
-    doorbell_host::{PROGRAM, VM_STATS},
+    doorbell_host::{PROGRAMS, VM_STATS},
     mapped::MappedWords,
 };
 
@@ -64,7 +65,7 @@ impl FastPaths {
     pub fn discover(&mut self) {
         let mut listed = BTreeSet::new();
         for program in loaded_programs().filter_map(Result::ok) {
-            if program.name_as_str() != Some(kernel_name(PROGRAM)) {
+            if program.name_as_str() != Some(kernel_name(PROGRAMS[0].0)) {
                 continue;
             }
             for id in program.map_ids().ok().flatten().unwrap_or_default() {
@@ -135,7 +136,7 @@ mod tests {
 
     #[test]
     fn names_are_compared_as_the_kernel_keeps_them() {
-        assert_eq!(kernel_name(PROGRAM), "kvm_mmio_doorbe");
+        assert_eq!(kernel_name(PROGRAMS[0].0), "kvm_mmio_doorbe");
         assert_eq!(kernel_name(VM_STATS), "VM_STATS");
     }
 }
