@@ -108,9 +108,9 @@ fn try_pio_doorbell(ctx: &RawTracePointContext) -> Result<(), i64> {
     let port = offset / PIO_DOORBELL_STRIDE as u32;
     // One 4-byte `out` of 0 is what the ioeventfd completes.
     let (size, count) = (ctx.arg::<u64>(2) as u32, ctx.arg::<u64>(3) as u32);
-    // SAFETY: `data` is KVM's buffer of the bytes written (size 4 checked
-    // first); bpf_probe_read_kernel copes with any pointer.
     let value = if size == DOORBELL_WIDTH && count == 1 {
+        // SAFETY: `data` is KVM's buffer of the bytes written (4 of them);
+        // bpf_probe_read_kernel copes with any pointer.
         unsafe { bpf_probe_read_kernel(ctx.arg::<*const u32>(4)) }
     } else {
         Err(0)
