@@ -15,7 +15,7 @@ use xevtchn_common::xen::hvm::{
 };
 use xevtchn_common::xen::hypercall::{
     __HYPERVISOR_console_io, __HYPERVISOR_event_channel_op, __HYPERVISOR_hvm_op, __HYPERVISOR_memory_op,
-    __HYPERVISOR_sched_op, __HYPERVISOR_xen_version,
+    __HYPERVISOR_sched_op, __HYPERVISOR_set_timer_op, __HYPERVISOR_vcpu_op, __HYPERVISOR_xen_version,
 };
 
 use super::actions::Action;
@@ -26,15 +26,20 @@ use super::guest_memory::{GuestFault, GuestMemory, read_obj, write_obj};
 use super::hvm_ops::HvmError;
 use super::memory_ops::memory_op;
 use super::sched_ops::{FollowUp, console_io, sched_op};
+use super::timer_ops::{set_timer_op, vcpu_op};
 use super::version_ops::xen_version;
 
 /// A hypercall as a 64-bit guest made it.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 pub struct Hypercall {
     /// rax: `__HYPERVISOR_*`.
     pub nr: u64,
     /// rdi, rsi, rdx, r10, r8.
     pub args: [u64; 5],
+    /// The calling vCPU (Xen's `current`).
+    pub vcpu: u32,
+    /// Xen system time when it was made (ns; the pvclock's clock).
+    pub now_ns: u64,
 }
 
 /// What the VMM does with a hypercall's outcome.
@@ -79,6 +84,14 @@ fn ret<E: XenErrno + Display>(call: &Hypercall, result: Result<i64, E>) -> i64 {
     })
 }
 
+/// An op's return value; what it leaves the VMM goes to `follow_up`.
+fn then<E>(result: Result<(i64, Option<FollowUp>), E>, follow_up: &mut Option<FollowUp>) -> Result<i64, E> {
+    result.map(|(ret, next)| {
+        *follow_up = next;
+        ret
+    })
+}
+
 #[derive(Debug, Error)]
 enum HvmCallError {
     #[error("unknown HVM op {0}")]
@@ -120,12 +133,6 @@ impl Domain {
         let mut actions = Vec::new();
         let mut follow_up = None;
         let [a0, a1, a2, ..] = call.args;
-        let mut then = |result: Result<(i64, Option<FollowUp>), _>| {
-            result.map(|(ret, next)| {
-                follow_up = next;
-                ret
-            })
-        };
         let ret = match u32::try_from(call.nr) {
             // `int cmd` in Xen's do_event_channel_op / do_xen_version.
             Ok(__HYPERVISOR_event_channel_op) => {
@@ -137,8 +144,21 @@ impl Domain {
             }
             Ok(__HYPERVISOR_xen_version) => ret(call, xen_version(&self.version, a0 as u32, a1, mem)),
             // `int cmd` in do_sched_op and do_console_io.
-            Ok(__HYPERVISOR_sched_op) => ret(call, then(sched_op(u64::from(a0 as u32), a1, mem, words))),
-            Ok(__HYPERVISOR_console_io) => ret(call, then(console_io(u64::from(a0 as u32), a1, a2, mem))),
+            Ok(__HYPERVISOR_sched_op) => {
+                ret(call, then(sched_op(u64::from(a0 as u32), a1, mem, words), &mut follow_up))
+            }
+            Ok(__HYPERVISOR_console_io) => {
+                ret(call, then(console_io(u64::from(a0 as u32), a1, a2, mem), &mut follow_up))
+            }
+            Ok(__HYPERVISOR_set_timer_op) => {
+                let (ret, next) = set_timer_op(a0, call.vcpu, call.now_ns);
+                follow_up = next;
+                ret
+            }
+            Ok(__HYPERVISOR_vcpu_op) => {
+                let result = vcpu_op(a0, a1, a2, call.vcpu, self.nr_vcpus, call.now_ns, mem);
+                ret(call, then(result, &mut follow_up))
+            }
             _ => ret(call, Err::<i64, _>(UnknownHypercall(call.nr))),
         };
         HypercallResult { ret, actions, follow_up }

@@ -31,7 +31,7 @@ fn vm() -> Vm {
 
 impl Vm {
     fn call(&mut self, nr: u32, a0: u64, a1: u64) -> HypercallResult {
-        let call = Hypercall { nr: u64::from(nr), args: [a0, a1, 0, 0, 0] };
+        let call = Hypercall { nr: u64::from(nr), args: [a0, a1, 0, 0, 0], ..Hypercall::default() };
         self.domain.hypercall(&call, &self.mem, &*self.words)
     }
 
@@ -125,8 +125,11 @@ fn loopback_through_hypercalls_and_queries() {
 #[test]
 fn unknown_hypercalls_and_ops_are_enosys() {
     let mut vm = vm();
-    assert_eq!(vm.call(__HYPERVISOR_vcpu_op, 0, 0).ret, neg(ENOSYS));
-    assert_eq!(vm.domain.hypercall(&Hypercall { nr: 1 << 32, args: [0; 5] }, &vm.mem, &*vm.words).ret, neg(ENOSYS));
+    assert_eq!(vm.call(__HYPERVISOR_physdev_op, 0, 0).ret, neg(ENOSYS));
+    assert_eq!(
+        vm.domain.hypercall(&Hypercall { nr: 1 << 32, ..Hypercall::default() }, &vm.mem, &*vm.words).ret,
+        neg(ENOSYS)
+    );
     assert_eq!(vm.evtchn(99, EvtchnSend::default()).0, neg(ENOSYS));
     assert_eq!(vm.call(__HYPERVISOR_hvm_op, HVMOP_get_time, ARG).ret, neg(ENOSYS));
 }
@@ -189,8 +192,11 @@ fn unwritable_result_is_efault_after_the_op_took_effect() {
     }
     let mut vm = vm();
     vm.mem.put(ARG, &EvtchnBindIpi { vcpu: 0, port: 0 });
-    let call =
-        Hypercall { nr: u64::from(__HYPERVISOR_event_channel_op), args: [u64::from(EVTCHNOP_bind_ipi), ARG, 0, 0, 0] };
+    let call = Hypercall {
+        nr: u64::from(__HYPERVISOR_event_channel_op),
+        args: [u64::from(EVTCHNOP_bind_ipi), ARG, 0, 0, 0],
+        ..Hypercall::default()
+    };
     let result = vm.domain.hypercall(&call, &ReadOnly(&vm.mem), &*vm.words);
     assert_eq!(result.ret, neg(EFAULT));
     assert!(matches!(result.actions[..], [Action::PortBound { port: 1, .. }]));

@@ -93,7 +93,7 @@ impl Guest {
                     let gva = arg.gva().wrapping_add(4 * i as u64);
                     let _ = crate::guest_memory::GuestMemory::write(&self.mem, gva, &w.to_le_bytes());
                 }
-                let call = Hypercall { nr: *nr, args: [*cmd, arg.gva(), 0, 0, 0] };
+                let call = Hypercall { nr: *nr, args: [*cmd, arg.gva(), 0, 0, 0], ..Hypercall::default() };
                 let r = self.domain.hypercall(&call, &self.mem, &*self.page);
                 (Some(r.ret), r.actions)
             }

@@ -23,8 +23,8 @@ pub enum HvmError {
     ReadOnly(u32),
     #[error("HVM param {0} may not be accessed by the guest")]
     NotPermitted(u32),
-    #[error("HVM param {0} is guest-settable in Xen but not emulated here")]
-    NotEmulated(u32),
+    #[error("HVM param {index} cannot be {value:#x}")]
+    BadValue { index: u32, value: u64 },
     #[error("upcall vector {0:#x} is below 0x10")]
     VectorTooLow(u8),
     #[error("vCPU {0} does not exist")]
@@ -43,7 +43,7 @@ impl XenErrno for HvmError {
             Self::Domain(e) => e.errno(),
             Self::ReadOnly(_) => errno::EEXIST,
             Self::NotPermitted(_) => errno::EPERM,
-            Self::NotEmulated(_) => errno::ENOSYS,
+            Self::BadValue { .. } => errno::EINVAL,
             Self::NoSuchVcpu(_) => errno::ENOENT,
             Self::VectorCallbackUnavailable(_) => errno::EOPNOTSUPP,
         }
@@ -68,9 +68,10 @@ const DEPRECATED: [u32; 10] = [
 /// without further checks).
 const GUEST_SETTABLE: [u32; 3] = [HVM_PARAM_CALLBACK_IRQ, HVM_PARAM_STORE_EVTCHN, HVM_PARAM_CONSOLE_EVTCHN];
 
-/// Params Xen lets a guest set that drive emulated devices not present
-/// here; setting them answers -ENOSYS.
-const GUEST_SETTABLE_NOT_EMULATED: [u32; 5] = [
+/// Params Xen lets a guest set that drive emulation xevtchn has not (a
+/// vm86 TSS, the ACPI PM timer's ports, VM generation ID, x87 FIP width):
+/// accepted and stored, as Xen checks them (hvm_set_param), and ignored.
+const GUEST_SETTABLE_IGNORED: [u32; 5] = [
     HVM_PARAM_VM86_TSS,
     HVM_PARAM_VM86_TSS_SIZED,
     HVM_PARAM_ACPI_IOPORTS_LOCATION,
@@ -160,10 +161,16 @@ impl HvmState {
         if index == HVM_PARAM_ALTP2M {
             return Err(HvmError::ReadOnly(index));
         }
-        if GUEST_SETTABLE_NOT_EMULATED.contains(&index) {
-            return Err(HvmError::NotEmulated(index));
+        let bad_value = match index {
+            // "Hardware would silently truncate high bits."
+            HVM_PARAM_VM86_TSS => value != u64::from(value as u32),
+            HVM_PARAM_X87_FIP_WIDTH => ![0, 4, 8].contains(&value),
+            _ => false,
+        };
+        if bad_value {
+            return Err(HvmError::BadValue { index, value });
         }
-        if !GUEST_SETTABLE.contains(&index) {
+        if !GUEST_SETTABLE.contains(&index) && !GUEST_SETTABLE_IGNORED.contains(&index) {
             return Err(HvmError::NotPermitted(index));
         }
         // Xen delivers this type without the LAPIC (it needs no EOI), which
@@ -224,7 +231,7 @@ impl HvmState {
 
 #[cfg(test)]
 mod tests {
-    use xevtchn_common::xen::errno::{EEXIST, EINVAL, ENOENT, ENOSYS, EOPNOTSUPP, EPERM, ESRCH};
+    use xevtchn_common::xen::errno::{EEXIST, EINVAL, ENOENT, EOPNOTSUPP, EPERM, ESRCH};
     use xevtchn_common::xen::hypercall::DOMID_SELF;
 
     use super::*;
@@ -306,9 +313,24 @@ mod tests {
         assert_eq!(set(&mut h, HVM_PARAM_ALTP2M, 1), Err(EEXIST));
         assert_eq!(set(&mut h, HVM_PARAM_IDENT_PT, 1), Err(EPERM));
         assert_eq!(set(&mut h, HVM_PARAM_STORE_PFN, 1), Err(EPERM));
-        assert_eq!(set(&mut h, HVM_PARAM_VM86_TSS, 1), Err(ENOSYS));
         assert_eq!(h.get_param(DOMID_SELF, HVM_PARAM_DM_DOMAIN).unwrap_err().errno(), EINVAL);
         assert_eq!(h.get_param(DOMID_SELF, HVM_PARAM_IDENT_PT).unwrap_err().errno(), EPERM);
+    }
+
+    #[test]
+    fn params_of_emulation_not_here_are_checked_stored_and_ignored_like_xen() {
+        let mut h = hvm();
+        for (index, value) in [
+            (HVM_PARAM_VM86_TSS, 0xf000),
+            (HVM_PARAM_ACPI_IOPORTS_LOCATION, 1),
+            (HVM_PARAM_VM_GENERATION_ID_ADDR, 0x1234_5000),
+            (HVM_PARAM_X87_FIP_WIDTH, 8),
+        ] {
+            assert_eq!(set(&mut h, index, value), Ok(vec![]), "param {index}");
+            assert_eq!(h.get_param(DOMID_SELF, index), Ok(value), "param {index} reads back");
+        }
+        assert_eq!(set(&mut h, HVM_PARAM_X87_FIP_WIDTH, 2), Err(EINVAL));
+        assert_eq!(set(&mut h, HVM_PARAM_VM86_TSS, 1 << 32), Err(EINVAL), "would be truncated");
     }
 
     #[test]

@@ -38,6 +38,7 @@ mod hvm_ops;
 mod memory_ops;
 mod ports;
 mod sched_ops;
+mod timer_ops;
 mod version_ops;
 
 #[cfg(any(test, feature = "fuzzing"))]
@@ -61,4 +62,5 @@ pub use hvm_ops::HvmError;
 pub use memory_ops::{E820Entry, MemoryError};
 pub use ports::{NR_PORTS, PortInfo, PortState, SendTarget};
 pub use sched_ops::{FollowUp, SchedError};
+pub use timer_ops::VcpuOpError;
 pub use version_ops::VersionError;

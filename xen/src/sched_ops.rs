@@ -25,6 +25,10 @@ pub enum FollowUp {
     Poll { ports: Vec<u32>, timeout_ns: u64 },
     /// CONSOLEIO_write: bytes for the console.
     Console(Vec<u8>),
+    /// set_timer_op / VCPUOP_*_singleshot_timer: `vcpu`'s singleshot timer
+    /// fires (sends its VIRQ_TIMER) at system time `deadline_ns`, or is
+    /// stopped (None).
+    Timer { vcpu: u32, deadline_ns: Option<u64> },
 }
 
 #[derive(Clone, Copy, Debug, Error, PartialEq, Eq)]

@@ -122,7 +122,7 @@ fn hypercall(xen: &XenSide, vcpu: u32, state: &mut dyn VcpuState, nr: u64, via: 
         Ok(args) => args,
         Err(e) => return fault(e),
     };
-    let call = Hypercall { nr, args };
+    let call = Hypercall { nr, args, vcpu, now_ns: xen.clock.now_ns() };
     let memory = GuestPointers(GuestVirtual { vcpu: state, ram: &xen.ram });
     xen.stats.count_hypercall(nr, args[0]);
     let result = xen.domain().hypercall(&call, &memory, xen.shared_info.words());
@@ -146,7 +146,8 @@ fn follow_up(xen: &XenSide, vcpu: u32, next: FollowUp) -> Option<Reply> {
     let stopping = || xen.stopping();
     match next {
         FollowUp::Shutdown { reason } => return Some(Reply::Stop(Stop::Shutdown(reason))),
-        FollowUp::Console(bytes) => xen.console.write(&bytes),
+        FollowUp::Console(bytes) => xen.console.write(&bytes, &xen.log),
+        FollowUp::Timer { vcpu, deadline_ns } => xen.timers.set(vcpu, deadline_ns),
         FollowUp::Block => clock::wait_until(|| upcall_pending(words, vcpu), None, stopping),
         FollowUp::Poll { ports, timeout_ns } => {
             let deadline = (timeout_ns != 0).then(|| Instant::now() + xen.clock.until(timeout_ns));

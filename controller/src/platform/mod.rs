@@ -14,6 +14,7 @@ pub mod guest_log;
 pub mod route_commit;
 pub mod shared_info;
 pub mod stats;
+pub mod timers;
 pub mod upcalls;
 pub mod xen_side;
 
@@ -26,6 +27,7 @@ use vm_memory::GuestMemoryRegion;
 use xevtchn_common::{
     two_level::upcall_pending,
     xen::hvm::{CallbackVia, pci_intx_gsi},
+    xen::virq::VIRQ_TIMER,
 };
 
 use crate::{
@@ -53,8 +55,10 @@ pub struct XenPlatform {
     /// The RAM page shared_info covers, when the guest placed it in RAM.
     ram_hole: Mutex<Option<u64>>,
     /// The domain, shared_info, RAM, counters: what exits work on.
-    xen: XenSide,
-    upcalls: Upcalls,
+    xen: Arc<XenSide>,
+    upcalls: Arc<Upcalls>,
+    /// The singleshot timers' thread (see `timers`).
+    timer_thread: Option<std::thread::JoinHandle<()>>,
     /// The in-kernel send path (backend `bpf`); None for `userspace`.
     fast: Option<FastPath>,
     backends: backends::Backends,
@@ -82,12 +86,19 @@ impl XenPlatform {
             Boot::BuiltIn => UserMode::Window,
             Boot::Pvh { .. } => UserMode::Refused,
         };
+        let xen = Arc::new(xen);
+        let upcalls = Arc::new(Upcalls::new(vm.fd().clone(), nr_vcpus, injection, shared_info.clone(), tasks)?);
+        let timer_thread = Some(xen.timers.start(xen.clock, {
+            let (xen, upcalls) = (xen.clone(), upcalls.clone());
+            move |vcpu| timer_fired(&xen, &upcalls, vcpu)
+        }));
         Ok(Self {
-            upcalls: Upcalls::new(vm.fd().clone(), nr_vcpus, injection, shared_info.clone(), tasks)?,
+            upcalls,
             vm: vm.fd().clone(),
             gate: vm.gate().clone(),
             ram_hole: Mutex::new(None),
             xen,
+            timer_thread,
             fast,
             backends: backends::Backends::default(),
         })
@@ -275,8 +286,26 @@ impl Platform for XenPlatform {
     }
 }
 
+/// `vcpu`'s singleshot timer fired: Xen sends its VIRQ_TIMER
+/// (send_timer_event), if the guest bound one.
+fn timer_fired(xen: &XenSide, upcalls: &Upcalls, vcpu: u32) {
+    let sent = xen.domain().send_virq(VIRQ_TIMER, vcpu, xen.shared_info.words());
+    if let Ok((outcome, actions)) = sent {
+        xen.stats.count_send(outcome);
+        for action in actions {
+            if let Action::RaiseUpcall { vcpu } = action {
+                upcalls.raise(vcpu);
+            }
+        }
+    }
+}
+
 impl Drop for XenPlatform {
     fn drop(&mut self) {
+        self.xen.timers.stop();
+        if let Some(thread) = self.timer_thread.take() {
+            let _ = thread.join();
+        }
         if let Some(fast) = &self.fast {
             fast.shut_down(&self.upcalls);
         }

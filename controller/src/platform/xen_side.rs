@@ -11,6 +11,7 @@ use std::sync::{
 
 use super::{
     clock::GuestClock, console::Console, guest_log::GuestLog, shared_info::SharedInfoPage, stats::PlatformStats,
+    timers::Timers,
 };
 use crate::{
     vmm::{hypercall_page::UserMode, memory::GuestRam},
@@ -33,6 +34,8 @@ pub struct XenSide {
     pub user_hypercalls: UserMode,
     /// Set when the VM stops: vCPUs waiting in SCHEDOP_block/poll return.
     pub stop: Arc<AtomicBool>,
+    /// Each vCPU's singleshot timer (the platform runs its thread).
+    pub timers: Arc<Timers>,
 }
 
 impl XenSide {
@@ -43,6 +46,7 @@ impl XenSide {
         log: Arc<GuestLog>,
         tsc_khz: u32,
     ) -> Self {
+        let nr_vcpus = domain.nr_vcpus();
         Self {
             domain: Mutex::new(domain),
             shared_info,
@@ -53,6 +57,7 @@ impl XenSide {
             clock: GuestClock::new(tsc_khz),
             user_hypercalls: UserMode::Refused,
             stop: Arc::default(),
+            timers: Arc::new(Timers::new(nr_vcpus)),
         }
     }
 

@@ -102,9 +102,7 @@ pub fn execute(config: &KernelConfig) -> Result<KernelReport> {
         XenPlatform::new(&vm, domain, shared_info, fast, log, tasks.handle().clone())
             .context("setting up upcall delivery")?,
     );
-    if config.console_to_stdout {
-        platform.console().use_stdout();
-    }
+    platform.console().copy_to(config.console_to_stdout);
     let stopper = forward_stop(vm.stop_flag().clone())?;
     let started = std::time::Instant::now();
     let outcome = vm.run(platform.clone());

@@ -16,8 +16,9 @@ use xevtchn_common::xen::hvm::{XenHvmEvtchnUpcallVector, XenHvmParam};
 use xevtchn_common::xen::memory::XenAddToPhysmap;
 use xevtchn_common::xen::sched::{SchedPoll, SchedShutdown};
 use xevtchn_common::xen::shared_info::*;
+use xevtchn_common::xen::vcpu::VcpuSetSingleshotTimer;
 use xevtchn_common::xen::version::XenFeatureInfo;
-use xevtchn_common::xen::{cpuid, errno, evtchn, hvm, hypercall, memory, sched, version, virq};
+use xevtchn_common::xen::{cpuid, errno, evtchn, hvm, hypercall, memory, sched, vcpu, version, virq};
 
 const INSTALL_HINT: &str = "install Xen's public headers and a C compiler: apt-get install libxen-dev gcc";
 
@@ -111,6 +112,9 @@ fn struct_checks() -> Vec<Check> {
         size!("evtchn_set_priority", EvtchnSetPriority),
         offset!("evtchn_set_priority", EvtchnSetPriority, port),
         offset!("evtchn_set_priority", EvtchnSetPriority, priority),
+        size!("vcpu_set_singleshot_timer", VcpuSetSingleshotTimer),
+        offset!("vcpu_set_singleshot_timer", VcpuSetSingleshotTimer, timeout_abs_ns),
+        offset!("vcpu_set_singleshot_timer", VcpuSetSingleshotTimer, flags),
         size!("sched_shutdown", SchedShutdown),
         offset!("sched_shutdown", SchedShutdown, reason),
         size!("sched_poll", SchedPoll),
@@ -179,6 +183,16 @@ fn struct_checks() -> Vec<Check> {
 
 fn constant_checks() -> Vec<Check> {
     let mut checks = vec![
+        constant!(vcpu::VCPUOP_initialise),
+        constant!(vcpu::VCPUOP_up),
+        constant!(vcpu::VCPUOP_down),
+        constant!(vcpu::VCPUOP_is_up),
+        constant!(vcpu::VCPUOP_set_periodic_timer),
+        constant!(vcpu::VCPUOP_stop_periodic_timer),
+        constant!(vcpu::VCPUOP_set_singleshot_timer),
+        constant!(vcpu::VCPUOP_stop_singleshot_timer),
+        constant!(vcpu::VCPUOP_register_vcpu_info),
+        constant!(vcpu::VCPU_SSHOTTMR_future),
         constant!(sched::SCHEDOP_yield),
         constant!(sched::SCHEDOP_block),
         constant!(sched::SCHEDOP_shutdown),
@@ -431,7 +445,7 @@ fn c_program(checks: &[Check]) -> String {
     let mut c = String::from(
         "#include <stdio.h>\n#include <stddef.h>\n#include <stdint.h>\n\
          #include <xen/xen.h>\n#include <xen/event_channel.h>\n#include <xen/hvm/hvm_op.h>\n\
-         #include <xen/hvm/params.h>\n#include <xen/memory.h>\n#include <xen/sched.h>\n#include <xen/version.h>\n\
+         #include <xen/hvm/params.h>\n#include <xen/memory.h>\n#include <xen/sched.h>\n#include <xen/vcpu.h>\n#include <xen/version.h>\n\
          #include <xen/features.h>\n#include <xen/errno.h>\n#include <xen/arch-x86/cpuid.h>\n\
          int main(void) {\n",
     );

@@ -31,6 +31,7 @@ use xevtchn_common::{
         hvm::{HVM_PARAM_CALLBACK_IRQ, HVMOP_set_evtchn_upcall_vector, HVMOP_set_param, MIN_UPCALL_VECTOR},
         hypercall::*,
         memory::XENMEM_add_to_physmap,
+        version::{XENVER_capabilities, XENVER_changeset, XENVER_commandline, XENVER_compile_info},
     },
 };
 
@@ -316,6 +317,14 @@ fn harms_itself(nr: u32, cmd: u64, arg: u64, scratch: u64, vcpus: u32) -> bool {
             }
             _ => false,
         },
+        // These write 64 to 1024 bytes where they point: outside the
+        // scratch pages that may be the guest's own code (its hypercall
+        // page's free stubs are a target) or data.
+        __HYPERVISOR_xen_version => {
+            !in_scratch
+                && [XENVER_compile_info, XENVER_capabilities, XENVER_changeset, XENVER_commandline]
+                    .contains(&(cmd as u32))
+        }
         // Shutdown, block, poll and the vCPU's own up/down and vcpu_info:
         // not all are served yet, and each may stop a vCPU by design.
         __HYPERVISOR_sched_op | __HYPERVISOR_sched_op_compat | __HYPERVISOR_vcpu_op => true,

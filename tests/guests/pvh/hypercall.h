@@ -17,6 +17,7 @@
 #include <xen/memory.h>
 #include <xen/sched.h>
 #include <xen/version.h>
+#include <xen/vcpu.h>
 #include <xen/hvm/hvm_op.h>
 #include <xen/hvm/params.h>
 #include <xen/arch-x86/hvm/start_info.h>
@@ -63,6 +64,16 @@ static inline long HYPERVISOR_memory_op(unsigned int cmd, void *arg)
 static inline long HYPERVISOR_xen_version(int cmd, void *arg)
 {
     return hypercall(__HYPERVISOR_xen_version, cmd, (unsigned long)arg, 0, 0, 0);
+}
+
+static inline long HYPERVISOR_vcpu_op(int cmd, unsigned int vcpuid, void *arg)
+{
+    return hypercall(__HYPERVISOR_vcpu_op, cmd, vcpuid, (unsigned long)arg, 0, 0);
+}
+
+static inline long HYPERVISOR_set_timer_op(uint64_t timeout)
+{
+    return hypercall(__HYPERVISOR_set_timer_op, timeout, 0, 0, 0, 0);
 }
 
 static inline long HYPERVISOR_hvm_op(int op, void *arg)

@@ -496,6 +496,79 @@ static void check_loopback_poll(volatile struct shared_info *s, bool have_clock)
     expect_rc("EVTCHNOP_close port a", close_port(a), 0);
 }
 
+/* --- Timers: VIRQ_TIMER from the singleshot timer ----------------------- */
+
+static void clear_pending(volatile struct shared_info *s, evtchn_port_t port)
+{
+    __atomic_and_fetch(&s->evtchn_pending[port / BITS_PER_WORD], ~((xen_ulong_t)1 << (port % BITS_PER_WORD)),
+                       __ATOMIC_SEQ_CST);
+}
+
+/*
+ * Waits (SCHEDOP_poll, 1 s at most) for the timer's VIRQ on `port`, armed
+ * `delay` ns ahead by `arm`; reports how long it took.
+ */
+static void expect_timer_virq(volatile struct shared_info *s, evtchn_port_t port, const char *how, uint64_t delay,
+                              long (*arm)(uint64_t deadline))
+{
+    uint64_t start = system_time_ns();
+    long rc = arm(start + delay);
+    uint64_t took;
+
+    if (!expect_rc(how, rc, 0))
+        return;
+    rc = poll_ports(&port, 1, start + 1000 * NS_PER_MS);
+    took = system_time_ns() - start;
+    report(rc == 0 && port_pending(s, port) && took + 100 * NS_PER_US >= delay && took < 500 * NS_PER_MS,
+           "%s: VIRQ_TIMER on port %u after %lu us (armed %lu us ahead)", how, port, (unsigned long)(took / NS_PER_US),
+           (unsigned long)(delay / NS_PER_US));
+    clear_pending(s, port);
+}
+
+static long arm_singleshot(uint64_t deadline)
+{
+    struct vcpu_set_singleshot_timer set = { .timeout_abs_ns = deadline };
+
+    return HYPERVISOR_vcpu_op(VCPUOP_set_singleshot_timer, 0, &set);
+}
+
+static long arm_timer_op(uint64_t deadline)
+{
+    return HYPERVISOR_set_timer_op(deadline);
+}
+
+static void check_timers(volatile struct shared_info *s)
+{
+    struct evtchn_bind_virq bind = { .virq = VIRQ_TIMER, .vcpu = 0 };
+    struct vcpu_set_singleshot_timer past = { .flags = VCPU_SSHOTTMR_future };
+    evtchn_port_t port;
+    uint64_t start, took;
+    long rc;
+
+    if (!expect_rc("EVTCHNOP_bind_virq(VIRQ_TIMER, vCPU 0)", HYPERVISOR_event_channel_op(EVTCHNOP_bind_virq, &bind), 0))
+        return;
+    port = bind.port;
+    mask_port(s, port);
+    expect_timer_virq(s, port, "VCPUOP_set_singleshot_timer", 10 * NS_PER_MS, arm_singleshot);
+    expect_timer_virq(s, port, "set_timer_op", 5 * NS_PER_MS, arm_timer_op);
+
+    /* A stopped timer sends nothing: the poll runs to its own timeout. */
+    arm_singleshot(system_time_ns() + 5 * NS_PER_MS);
+    expect_rc("VCPUOP_stop_singleshot_timer", HYPERVISOR_vcpu_op(VCPUOP_stop_singleshot_timer, 0, NULL), 0);
+    start = system_time_ns();
+    rc = poll_ports(&port, 1, start + 30 * NS_PER_MS);
+    took = system_time_ns() - start;
+    report(rc == 0 && !port_pending(s, port) && took + 100 * NS_PER_US >= 30 * NS_PER_MS,
+           "a stopped timer sends no VIRQ: the poll timed out after %lu us", (unsigned long)(took / NS_PER_US));
+
+    past.timeout_abs_ns = system_time_ns() - NS_PER_MS;
+    expect_rc("VCPUOP_set_singleshot_timer in the past with VCPU_SSHOTTMR_future is -ETIME",
+              HYPERVISOR_vcpu_op(VCPUOP_set_singleshot_timer, 0, &past), -XEN_ETIME);
+    expect_rc("VCPUOP_set_singleshot_timer of a vCPU that does not exist is -ENOENT",
+              HYPERVISOR_vcpu_op(VCPUOP_set_singleshot_timer, 0xffff, &past), -XEN_ENOENT);
+    expect_rc("EVTCHNOP_close of the VIRQ_TIMER port", close_port(port), 0);
+}
+
 /* --- The rest ---------------------------------------------------------- */
 
 static void check_misc_hypercalls(void)
@@ -531,6 +604,8 @@ void kmain(const struct hvm_start_info *si)
     check_port_exhaustion();
     if (shared)
         check_loopback_poll(shared, have_clock);
+    if (shared && have_clock)
+        check_timers(shared);
     check_misc_hypercalls();
 
     if (failures == 0) {

@@ -22,6 +22,7 @@ pub mod hypercall;
 pub mod memory;
 pub mod sched;
 pub mod shared_info;
+pub mod vcpu;
 pub mod version;
 pub mod virq;
 
