@@ -139,6 +139,20 @@ impl Domain {
         Ok((backend_port, out))
     }
 
+    /// The toolstack's side of a backend channel (the console's,
+    /// xenstore's): allocates an unbound guest port offered to the backend
+    /// domain, as `alloc_unbound` in the guest's name, and connects a new
+    /// backend port to it. Returns (guest port, backend port, actions).
+    pub fn toolstack_connect(&mut self) -> Result<(u32, u32, Vec<Action>), HostError> {
+        let mut out = Vec::new();
+        let guest_port = self
+            .evtchn
+            .alloc_unbound(self.ids.domid, self.ids.backend_domid, &mut out)
+            .map_err(|_| HostError::NoFreeGuestPort)?;
+        let backend_port = self.evtchn.host_bind_interdomain(guest_port, &mut out)?;
+        Ok((guest_port, backend_port, out))
+    }
+
     /// A host backend sends to the guest.
     pub fn host_send<W: EventWords + ?Sized>(
         &mut self,

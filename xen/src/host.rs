@@ -29,6 +29,8 @@ pub enum HostError {
     NoSuchBackendPort(u32),
     #[error("guest port {0} is not an unbound port offered to the backend domain")]
     GuestPortNotOffered(u32),
+    #[error("the guest has no free port left")]
+    NoFreeGuestPort,
 }
 
 impl EventChannels {

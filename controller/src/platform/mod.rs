@@ -115,6 +115,30 @@ impl XenPlatform {
         Ok(port)
     }
 
+    /// Connects a new channel between the guest and a host backend, as a
+    /// toolstack does for the console or xenstore: an unbound guest port
+    /// offered to the backend domain, to which the backend binds. Returns
+    /// (guest port, backend port); guest sends signal `eventfd`.
+    pub fn connect_backend(
+        &self,
+        eventfd: Arc<vmm_sys_util::eventfd::EventFd>,
+    ) -> Result<(u32, u32), crate::xen::HostError> {
+        let (guest_port, backend_port, actions) = self.domain().toolstack_connect()?;
+        self.backends.register(backend_port, eventfd);
+        self.apply(&actions);
+        Ok((guest_port, backend_port))
+    }
+
+    /// Presets an HVM param the guest reads (HVM_PARAM_CONSOLE_PFN, ...).
+    pub fn set_hvm_param(&self, index: u32, value: u64) -> Result<(), crate::xen::HvmError> {
+        self.domain().set_hvm_param_from_host(index, value)
+    }
+
+    /// Bytes for the guest's console (CONSOLEIO_write's, the PV console's).
+    pub fn console_write(&self, bytes: &[u8]) {
+        self.xen.console.write(bytes, &self.xen.log);
+    }
+
     /// A host backend sends to the guest on `backend_port`.
     pub fn backend_send(&self, backend_port: u32) -> Result<(), crate::xen::HostError> {
         let (outcome, actions) = self.domain().host_send(backend_port, self.xen.shared_info.words())?;

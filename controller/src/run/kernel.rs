@@ -14,7 +14,7 @@ use anyhow::{Context, Result};
 use serde::Serialize;
 use xevtchn_common::xen::sched::{SHUTDOWN_poweroff, shutdown_name};
 
-use super::{Backend, Delivery, delivery, stop};
+use super::{Backend, Delivery, delivery, pv_console::PvConsole, stop};
 use crate::{
     platform::{XenPlatform, eventfd_task, guest_log::GuestLog},
     schema,
@@ -103,6 +103,9 @@ pub fn execute(config: &KernelConfig) -> Result<KernelReport> {
             .context("setting up upcall delivery")?,
     );
     platform.console().copy_to(config.console_to_stdout);
+    let ring = pvh::console_ring_page(ram_size);
+    let _console = PvConsole::start(platform.clone(), vm.ram().clone(), ring, true, tasks.handle())
+        .context("starting the PV console")?;
     let stopper = forward_stop(vm.stop_flag().clone())?;
     let started = std::time::Instant::now();
     let outcome = vm.run(platform.clone());

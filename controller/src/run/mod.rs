@@ -5,6 +5,7 @@ pub mod echo_backend;
 pub mod guest_report;
 pub mod kernel;
 pub mod latency;
+pub mod pv_console;
 pub mod report;
 pub mod smoke;
 pub mod stop;

@@ -39,11 +39,20 @@ pub struct PvhStart {
     pub start_info: u64,
 }
 
+/// The page of RAM the VMM keeps for the PV console's ring (its top one),
+/// which the memory map reserves, as Xen's toolstack keeps special pages
+/// out of the guest's RAM.
+pub fn console_ring_page(ram_size: u64) -> u64 {
+    ram_size - PAGE
+}
+
 /// The memory map a guest of `ram_size` bytes gets, in hvm_start_info and
-/// from XENMEM_memory_map: its RAM, and the VMM's MMIO window reserved.
+/// from XENMEM_memory_map: its RAM but the console ring's page, which is
+/// reserved, and the VMM's MMIO window reserved.
 pub fn memory_map(ram_size: u64) -> Vec<E820Entry> {
     vec![
-        E820Entry { addr: 0, size: ram_size, kind: E820Entry::RAM },
+        E820Entry { addr: 0, size: console_ring_page(ram_size), kind: E820Entry::RAM },
+        E820Entry { addr: console_ring_page(ram_size), size: PAGE, kind: E820Entry::RESERVED },
         E820Entry {
             addr: MMIO_BASE,
             size: (DOORBELL_END - MMIO_BASE).next_multiple_of(PAGE),
@@ -234,9 +243,10 @@ mod tests {
         let quad = |gpa: u64| ram.read_obj::<u64>(GuestAddress(gpa)).unwrap();
         assert_eq!((word(0x4000), word(0x4004)), (XEN_HVM_START_MAGIC_VALUE, 1));
         assert_eq!(quad(0x4000 + 40), 0x4040, "memmap_paddr");
-        assert_eq!(word(0x4000 + 48), 2, "memmap_entries");
-        assert_eq!((quad(0x4040), quad(0x4048), word(0x4050)), (0, 1 << 20, E820Entry::RAM));
-        assert_eq!(word(0x4040 + 24 + 16), E820Entry::RESERVED);
+        assert_eq!(word(0x4000 + 48), 3, "memmap_entries");
+        assert_eq!((quad(0x4040), quad(0x4048), word(0x4050)), (0, (1 << 20) - 4096, E820Entry::RAM));
+        assert_eq!(word(0x4040 + 24 + 16), E820Entry::RESERVED, "the console ring's page");
+        assert_eq!(word(0x4040 + 48 + 16), E820Entry::RESERVED, "the MMIO window");
         let mut line = [0u8; 13];
         ram.read_slice(&mut line, GuestAddress(quad(0x4000 + 24))).unwrap();
         assert_eq!(&line, b"console=hvc0\0");

@@ -18,6 +18,7 @@
 #include <xen/sched.h>
 #include <xen/version.h>
 #include <xen/vcpu.h>
+#include <xen/io/console.h>
 #include <xen/hvm/hvm_op.h>
 #include <xen/hvm/params.h>
 #include <xen/arch-x86/hvm/start_info.h>

@@ -99,6 +99,9 @@ static bool check_start_info(const struct hvm_start_info *si)
     return report(si->version >= 1, "start_info version %u (>= 1: has a memory map)", si->version);
 }
 
+/* "console-input" on the command line: expect a line on the PV console. */
+static bool console_input;
+
 /* Echoes the command line; "shutdown=crash" crashes the domain at once. */
 static void handle_cmdline(const struct hvm_start_info *si)
 {
@@ -113,6 +116,7 @@ static void handle_cmdline(const struct hvm_start_info *si)
     memcpy(line, cmdline, len);
     line[len] = 0;
     printk("cmdline: %s\n", line);
+    console_input = str_contains(line, "console-input");
     if (str_contains(line, "shutdown=crash")) {
         printk("pvh-test: crashing on request\n");
         shutdown(SHUTDOWN_crash);
@@ -359,15 +363,25 @@ static long close_port(evtchn_port_t port)
 }
 
 /* The 2-level ABI has 4096 ports and port 0 is reserved: 4095 allocations. */
+/*
+ * alloc_unbound until -ENOSPC: every port from 1 to 4095 must then be in
+ * use, the ones allocated here and those the toolstack had (the PV
+ * console's, HVM_PARAM_CONSOLE_EVTCHN).
+ */
 static void check_port_exhaustion(void)
 {
     static uint64_t allocated[NR_PORTS / 64];
-    unsigned int count = 0, close_failures = 0;
+    struct xen_hvm_param console = { .domid = DOMID_SELF, .index = HVM_PARAM_CONSOLE_EVTCHN };
+    unsigned int count = 0, close_failures = 0, preset = 0;
     bool distinct = true;
     evtchn_port_t port;
     char buf[24];
     long rc = 0;
 
+    if (HYPERVISOR_hvm_op(HVMOP_get_param, &console) == 0 && console.value > 0 && console.value < NR_PORTS) {
+        allocated[console.value / 64] |= 1ULL << (console.value % 64);
+        preset = 1;
+    }
     while (count < NR_PORTS) {
         rc = alloc_unbound(&port);
         if (rc < 0)
@@ -378,14 +392,16 @@ static void check_port_exhaustion(void)
             allocated[port / 64] |= 1ULL << (port % 64);
         count++;
     }
-    if (rc == -XEN_ENOSPC && count == NR_PORTS - 1 && distinct)
-        report(true, "alloc_unbound until -ENOSPC: %u ports", count);
+    if (rc == -XEN_ENOSPC && count + preset == NR_PORTS - 1 && distinct)
+        report(true, "alloc_unbound until -ENOSPC: %u ports, %u the toolstack's", count + preset, preset);
     else
-        report(false, "alloc_unbound until -ENOSPC: got %u ports (%s) then %s, want 4095 ports 1..4095 then -ENOSPC",
-               count, distinct ? "distinct, in 1..4095" : "not distinct or out of 1..4095", rc_str(rc, buf));
+        report(false,
+               "alloc_unbound until -ENOSPC: got %u ports (%s) besides the toolstack's %u, then %s; want 1..4095 "
+               "all in use, then -ENOSPC",
+               count, distinct ? "distinct, in 1..4095" : "not distinct or out of 1..4095", preset, rc_str(rc, buf));
 
     for (port = 1; port < NR_PORTS; port++)
-        if ((allocated[port / 64] & (1ULL << (port % 64))) && close_port(port) != 0)
+        if ((allocated[port / 64] & (1ULL << (port % 64))) && port != console.value && close_port(port) != 0)
             close_failures++;
     report(close_failures == 0, "EVTCHNOP_close of every allocated port: %u failed", close_failures);
 }
@@ -569,6 +585,99 @@ static void check_timers(volatile struct shared_info *s)
     expect_rc("EVTCHNOP_close of the VIRQ_TIMER port", close_port(port), 0);
 }
 
+/* --- The PV console ring (xen/io/console.h) ----------------------------- */
+
+/*
+ * HVM_PARAM_CONSOLE_PFN and _EVTCHN name the ring page and the channel to
+ * the console backend. Writes a line through the ring and waits for the
+ * backend to consume it; with "console-input" on the command line, also
+ * waits up to 2 s for a line of input and echoes it through console_io.
+ */
+static bool hvm_param(uint32_t index, uint64_t *value)
+{
+    struct xen_hvm_param p = { .domid = DOMID_SELF, .index = index };
+    long rc = HYPERVISOR_hvm_op(HVMOP_get_param, &p);
+
+    *value = p.value;
+    return expect_rc(index == HVM_PARAM_CONSOLE_PFN ? "HVMOP_get_param(CONSOLE_PFN)" : "HVMOP_get_param(CONSOLE_EVTCHN)",
+                     rc, 0);
+}
+
+static void ring_write(volatile struct xencons_interface *ring, evtchn_port_t port, const char *text)
+{
+    XENCONS_RING_IDX prod = ring->out_prod;
+    size_t len = strnlen(text, sizeof(ring->out));
+    struct evtchn_send send = { .port = port };
+
+    for (size_t i = 0; i < len; i++)
+        ring->out[MASK_XENCONS_IDX(prod + i, ring->out)] = text[i];
+    __atomic_thread_fence(__ATOMIC_SEQ_CST);
+    ring->out_prod = prod + len;
+    expect_rc("EVTCHNOP_send on the console port", HYPERVISOR_event_channel_op(EVTCHNOP_send, &send), 0);
+}
+
+/* Polls `port` until `done` or `ms` milliseconds of system time passed. */
+static bool wait_on(evtchn_port_t port, volatile struct shared_info *s, bool (*done)(volatile struct xencons_interface *),
+                    volatile struct xencons_interface *ring, uint64_t ms)
+{
+    uint64_t deadline = system_time_ns() + ms * NS_PER_MS;
+
+    while (!done(ring) && system_time_ns() < deadline) {
+        poll_ports(&port, 1, deadline);
+        clear_pending(s, port);
+    }
+    return done(ring);
+}
+
+static bool out_consumed(volatile struct xencons_interface *ring)
+{
+    return ring->out_cons == ring->out_prod;
+}
+
+static bool in_has_line(volatile struct xencons_interface *ring)
+{
+    for (XENCONS_RING_IDX i = ring->in_cons; i != ring->in_prod; i++)
+        if (ring->in[MASK_XENCONS_IDX(i, ring->in)] == '\n')
+            return true;
+    return false;
+}
+
+static void check_console_ring(volatile struct shared_info *s)
+{
+    volatile struct xencons_interface *ring;
+    uint64_t pfn, evtchn;
+    evtchn_port_t port;
+    char line[128];
+    size_t n = 0;
+
+    if (!hvm_param(HVM_PARAM_CONSOLE_PFN, &pfn) || !hvm_param(HVM_PARAM_CONSOLE_EVTCHN, &evtchn))
+        return;
+    if (!report(pfn != 0 && evtchn != 0 && mapped(pfn << 12, 4096), "console ring at pfn %#lx, port %lu",
+                (unsigned long)pfn, (unsigned long)evtchn))
+        return;
+    ring = (volatile struct xencons_interface *)(uintptr_t)(pfn << 12);
+    port = (evtchn_port_t)evtchn;
+    mask_port(s, port);
+    ring_write(ring, port, "pvh-test: hello through the PV console ring\n");
+    report(wait_on(port, s, out_consumed, ring, 1000), "the console backend consumed the ring (out_cons %u)",
+           ring->out_cons);
+
+    if (!console_input)
+        return;
+    if (!report(wait_on(port, s, in_has_line, ring, 2000), "a line of console input arrived"))
+        return;
+    while (ring->in_cons != ring->in_prod && n + 1 < sizeof(line)) {
+        char c = ring->in[MASK_XENCONS_IDX(ring->in_cons, ring->in)];
+
+        ring->in_cons++;
+        if (c == '\n')
+            break;
+        line[n++] = c;
+    }
+    line[n] = '\0';
+    printk("console input: %s\n", line);
+}
+
 /* --- The rest ---------------------------------------------------------- */
 
 static void check_misc_hypercalls(void)
@@ -604,8 +713,10 @@ void kmain(const struct hvm_start_info *si)
     check_port_exhaustion();
     if (shared)
         check_loopback_poll(shared, have_clock);
-    if (shared && have_clock)
+    if (shared && have_clock) {
         check_timers(shared);
+        check_console_ring(shared);
+    }
     check_misc_hypercalls();
 
     if (failures == 0) {
