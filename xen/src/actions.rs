@@ -35,6 +35,11 @@ pub enum Action {
     UpcallVectorSet { vcpu: u32, vector: u8 },
     /// The guest asked for shared_info at guest frame `gfn`.
     SharedInfoPlaced { gfn: u64 },
+    /// `vcpu`'s vcpu_info now lives at guest-physical `gpa` (in RAM), not
+    /// in shared_info: its content moves there, then every event is marked
+    /// pending on it (map_vcpu_info: "The domain will get a spurious
+    /// event, but it can cope").
+    VcpuInfoMoved { vcpu: u32, gpa: u64 },
     /// The guest sent on `guest_port`, connected to host backend port
     /// `backend_port`.
     NotifyBackend { backend_port: u32, guest_port: u32 },

@@ -56,6 +56,9 @@ pub struct DomainConfig {
     /// What XENMEM_memory_map returns (empty: -ENOSYS, as a Xen domain
     /// built without one).
     pub memory_map: Vec<E820Entry>,
+    /// Guest RAM is [0, ram_end): where a vcpu_info may be registered (0:
+    /// nowhere).
+    pub ram_end: u64,
 }
 
 impl Default for DomainConfig {
@@ -67,6 +70,7 @@ impl Default for DomainConfig {
             nr_gsis: 24,
             version: XenVersion::default(),
             memory_map: Vec::new(),
+            ram_end: 0,
         }
     }
 }

@@ -26,7 +26,7 @@ use super::guest_memory::{GuestFault, GuestMemory, read_obj, write_obj};
 use super::hvm_ops::HvmError;
 use super::memory_ops::memory_op;
 use super::sched_ops::{FollowUp, console_io, sched_op};
-use super::timer_ops::{set_timer_op, vcpu_op};
+use super::timer_ops::{VcpuOpContext, set_timer_op, vcpu_op};
 use super::version_ops::xen_version;
 
 /// A hypercall as a 64-bit guest made it.
@@ -156,8 +156,14 @@ impl Domain {
                 ret
             }
             Ok(__HYPERVISOR_vcpu_op) => {
-                let result = vcpu_op(a0, a1, a2, call.vcpu, self.nr_vcpus, call.now_ns, mem);
-                ret(call, then(result, &mut follow_up))
+                let ctx = VcpuOpContext {
+                    caller: call.vcpu,
+                    now: call.now_ns,
+                    nr_vcpus: self.nr_vcpus,
+                    ram_end: self.ram_end,
+                    vcpu_info: &mut self.vcpu_info,
+                };
+                ret(call, then(vcpu_op(a0, a1, a2, ctx, mem, &mut actions), &mut follow_up))
             }
             _ => ret(call, Err::<i64, _>(UnknownHypercall(call.nr))),
         };

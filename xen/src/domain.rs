@@ -36,6 +36,10 @@ pub struct Domain {
     pub(super) shared_info_gfn: Option<u64>,
     pub(super) version: XenVersion,
     pub(super) memory_map: Vec<E820Entry>,
+    /// Guest RAM is [0, ram_end) (0: unknown, no vcpu_info may move).
+    pub(super) ram_end: u64,
+    /// Per vCPU: where VCPUOP_register_vcpu_info put its vcpu_info.
+    pub(super) vcpu_info: Vec<Option<u64>>,
 }
 
 impl Domain {
@@ -50,6 +54,8 @@ impl Domain {
             shared_info_gfn: None,
             version: config.version,
             memory_map: config.memory_map,
+            ram_end: config.ram_end,
+            vcpu_info: vec![None; config.nr_vcpus as usize],
         })
     }
 
@@ -97,6 +103,12 @@ impl Domain {
     /// The vCPU's per-vCPU upcall vector, if set.
     pub fn upcall_vector(&self, vcpu: u32) -> Option<u8> {
         self.hvm.upcall_vector(vcpu)
+    }
+
+    /// Where `vcpu`'s vcpu_info lives when the guest registered one
+    /// (VCPUOP_register_vcpu_info), as a guest-physical address.
+    pub fn vcpu_info(&self, vcpu: u32) -> Option<u64> {
+        self.vcpu_info.get(vcpu as usize).copied().flatten()
     }
 
     /// Where the guest placed shared_info, once it has.

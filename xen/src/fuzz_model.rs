@@ -127,6 +127,8 @@ impl Guest {
                 Action::PortMoved { port, from, to } => (1..NR_PORTS).contains(&port) && from < VCPUS && to < VCPUS,
                 Action::PortClosed { port } => (1..NR_PORTS).contains(&port),
                 Action::UpcallVectorSet { vcpu, vector } => vcpu < VCPUS && vector >= 0x10,
+                // A whole vcpu_info inside RAM (the model's domain has none).
+                Action::VcpuInfoMoved { vcpu, gpa } => vcpu < VCPUS && gpa % 8 == 0 && gpa % 4096 <= 4096 - 64,
                 Action::SharedInfoPlaced { .. }
                 | Action::CallbackChanged { .. }
                 | Action::NotifyBackend { .. }

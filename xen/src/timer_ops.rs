@@ -1,13 +1,16 @@
-//! The singleshot timer each vCPU has: HYPERVISOR_set_timer_op and
-//! VCPUOP_set/stop_singleshot_timer arm it, and when it fires Xen sends
-//! the vCPU's VIRQ_TIMER. Follows xen/common/sched/core.c
-//! (do_set_timer_op) and xen/common/domain.c (do_vcpu_op); the VMM keeps
-//! the timers ([`FollowUp::Timer`]).
+//! HYPERVISOR_vcpu_op and set_timer_op: the singleshot timer each vCPU
+//! has (set_timer_op and VCPUOP_set/stop_singleshot_timer arm it, and when
+//! it fires Xen sends the vCPU's VIRQ_TIMER), and where a vCPU's vcpu_info
+//! lives (VCPUOP_register_vcpu_info). Follows xen/common/sched/core.c
+//! (do_set_timer_op) and xen/common/domain.c (do_vcpu_op, map_vcpu_info);
+//! the VMM keeps the timers ([`FollowUp::Timer`]) and moves the vcpu_info
+//! ([`Action::VcpuInfoMoved`]).
 
 use thiserror::Error;
 use xevtchn_common::xen::errno;
 use xevtchn_common::xen::vcpu::*;
 
+use super::actions::Action;
 use super::error::XenErrno;
 use super::guest_memory::{GuestFault, GuestMemory, read_obj};
 use super::sched_ops::FollowUp;
@@ -22,6 +25,12 @@ pub enum VcpuOpError {
     InThePast { timeout: u64, now: u64 },
     #[error("vcpu_op command {0} is not implemented")]
     NotImplemented(u64),
+    #[error("a vcpu_info at offset {0} would cross its page or is not 8-byte aligned")]
+    BadVcpuInfoOffset(u32),
+    #[error("vCPU {0} registered its vcpu_info already")]
+    VcpuInfoRegistered(u32),
+    #[error("guest frame {0:#x} is not RAM")]
+    NotRam(u64),
     #[error(transparent)]
     Fault(#[from] GuestFault),
 }
@@ -30,7 +39,9 @@ impl XenErrno for VcpuOpError {
     fn errno(&self) -> i32 {
         match self {
             Self::NoSuchVcpu(_) => errno::ENOENT,
-            Self::NotCurrent { .. } => errno::EINVAL,
+            Self::NotCurrent { .. } | Self::BadVcpuInfoOffset(_) | Self::VcpuInfoRegistered(_) | Self::NotRam(_) => {
+                errno::EINVAL
+            }
             Self::InThePast { .. } => errno::ETIME,
             Self::NotImplemented(_) => errno::ENOSYS,
             Self::Fault(_) => errno::EFAULT,
@@ -55,17 +66,33 @@ pub fn set_timer_op(timeout: u64, vcpu: u32, now: u64) -> (i64, Option<FollowUp>
     (0, Some(FollowUp::Timer { vcpu, deadline_ns: deadline }))
 }
 
-/// HYPERVISOR_vcpu_op(cmd, vcpuid, arg) by `caller` at system time `now`:
-/// the singleshot timer commands; the rest is -ENOSYS.
+/// What vcpu_op works on: the caller and the clock, the domain's vCPUs,
+/// its RAM and where each vCPU's vcpu_info was registered.
+pub struct VcpuOpContext<'a> {
+    pub caller: u32,
+    pub now: u64,
+    pub nr_vcpus: u32,
+    /// Guest RAM is [0, ram_end).
+    pub ram_end: u64,
+    /// Per vCPU: the guest-physical address of its registered vcpu_info.
+    pub vcpu_info: &'a mut [Option<u64>],
+}
+
+/// sizeof(vcpu_info_t) and its alignment on x86_64 (xen.h).
+const VCPU_INFO_SIZE: u32 = 64;
+const VCPU_INFO_ALIGN: u32 = 8;
+
+/// HYPERVISOR_vcpu_op(cmd, vcpuid, arg): the singleshot timer commands
+/// and VCPUOP_register_vcpu_info; the rest is -ENOSYS.
 pub fn vcpu_op<M: GuestMemory + ?Sized>(
     cmd: u64,
     vcpuid: u64,
     arg: u64,
-    caller: u32,
-    nr_vcpus: u32,
-    now: u64,
+    ctx: VcpuOpContext<'_>,
     mem: &M,
+    out: &mut Vec<Action>,
 ) -> Result<(i64, Option<FollowUp>), VcpuOpError> {
+    let VcpuOpContext { caller, now, nr_vcpus, ram_end, vcpu_info } = ctx;
     // `int cmd, unsigned int vcpuid`; domain_vcpu() first: -ENOENT.
     let vcpuid = vcpuid & 0xffff_ffff;
     if vcpuid >= u64::from(nr_vcpus) {
@@ -88,6 +115,24 @@ pub fn vcpu_op<M: GuestMemory + ?Sized>(
             Ok((0, Some(FollowUp::Timer { vcpu, deadline_ns: Some(set.timeout_abs_ns) })))
         }
         VCPUOP_stop_singleshot_timer => Ok((0, Some(FollowUp::Timer { vcpu: own(vcpuid)?, deadline_ns: None }))),
+        // map_vcpu_info. Xen also lets a vCPU register another's only while
+        // that one is offline; here any vCPU may (the VMM moves it safely).
+        VCPUOP_register_vcpu_info => {
+            let info: VcpuRegisterVcpuInfo = read_obj(mem, arg)?;
+            let vcpu = vcpuid as u32;
+            if info.offset > 4096 - VCPU_INFO_SIZE || !info.offset.is_multiple_of(VCPU_INFO_ALIGN) {
+                return Err(VcpuOpError::BadVcpuInfoOffset(info.offset));
+            }
+            if vcpu_info[vcpu as usize].is_some() {
+                return Err(VcpuOpError::VcpuInfoRegistered(vcpu));
+            }
+            // get_page_from_gfn: only RAM.
+            let gpa = info.mfn.checked_mul(4096).filter(|&a| a < ram_end).ok_or(VcpuOpError::NotRam(info.mfn))?;
+            let gpa = gpa + u64::from(info.offset);
+            vcpu_info[vcpu as usize] = Some(gpa);
+            out.push(Action::VcpuInfoMoved { vcpu, gpa });
+            Ok((0, None))
+        }
         other => Err(VcpuOpError::NotImplemented(other)),
     }
 }
@@ -101,6 +146,24 @@ mod tests {
 
     const NOW: u64 = 5_000_000_000;
 
+    /// vcpu_op by `caller` of a 2-vCPU domain with 1 MiB of RAM.
+    fn op(
+        cmd: u64,
+        vcpuid: u64,
+        arg: u64,
+        caller: u32,
+        infos: &mut [Option<u64>; 2],
+        mem: &TestMemory,
+    ) -> (Result<Option<FollowUp>, i32>, Vec<Action>) {
+        let mut out = Vec::new();
+        let ctx = VcpuOpContext { caller, now: NOW, nr_vcpus: 2, ram_end: 1 << 20, vcpu_info: infos };
+        let r = vcpu_op(cmd, vcpuid, arg, ctx, mem, &mut out).map(|(ret, f)| {
+            assert_eq!(ret, 0);
+            f
+        });
+        (r.map_err(|e| e.errno()), out)
+    }
+
     fn singleshot(
         mem: &TestMemory,
         caller: u32,
@@ -109,7 +172,7 @@ mod tests {
         flags: u32,
     ) -> Result<Option<FollowUp>, i32> {
         mem.put(0x1000, &VcpuSetSingleshotTimer { timeout_abs_ns: timeout, flags, _pad: 0 });
-        vcpu_op(VCPUOP_set_singleshot_timer, vcpuid, 0x1000, caller, 2, NOW, mem).map(|(_, f)| f).map_err(|e| e.errno())
+        op(VCPUOP_set_singleshot_timer, vcpuid, 0x1000, caller, &mut [None; 2], mem).0
     }
 
     #[test]
@@ -121,11 +184,30 @@ mod tests {
         assert_eq!(singleshot(&mem, 1, 1, NOW - 10, VCPU_SSHOTTMR_future), Err(ETIME));
         assert_eq!(singleshot(&mem, 1, 0, NOW + 10, 0), Err(EINVAL), "another vCPU's timer");
         assert_eq!(singleshot(&mem, 1, 2, NOW + 10, 0), Err(ENOENT), "no vCPU 2");
-        let stop = vcpu_op(VCPUOP_stop_singleshot_timer, 1, 0, 1, 2, NOW, &mem);
-        assert_eq!(stop, Ok((0, timer(None))));
-        let far = vcpu_op(VCPUOP_set_singleshot_timer, 1, 0x9000, 1, 2, NOW, &mem);
-        assert_eq!(far.unwrap_err().errno(), EFAULT);
-        assert_eq!(vcpu_op(VCPUOP_set_periodic_timer, 1, 0x1000, 1, 2, NOW, &mem).unwrap_err().errno(), ENOSYS);
+        assert_eq!(op(VCPUOP_stop_singleshot_timer, 1, 0, 1, &mut [None; 2], &mem).0, Ok(timer(None)));
+        assert_eq!(op(VCPUOP_set_singleshot_timer, 1, 0x9000, 1, &mut [None; 2], &mem).0, Err(EFAULT));
+        assert_eq!(op(VCPUOP_set_periodic_timer, 1, 0x1000, 1, &mut [None; 2], &mem).0, Err(ENOSYS));
+    }
+
+    #[test]
+    fn register_vcpu_info_checks_like_map_vcpu_info_and_moves_it_once() {
+        let mem = TestMemory::new(0x1000, 0x100);
+        let mut infos = [None; 2];
+        let register = |vcpuid: u64, mfn: u64, offset: u32, infos: &mut [Option<u64>; 2]| {
+            mem.put(0x1000, &VcpuRegisterVcpuInfo { mfn, offset, rsvd: 0 });
+            op(VCPUOP_register_vcpu_info, vcpuid, 0x1000, 0, infos, &mem)
+        };
+        assert_eq!(register(0, 0x20, 4096 - 63, &mut infos).0, Err(EINVAL), "crosses the page");
+        assert_eq!(register(0, 0x20, 4, &mut infos).0, Err(EINVAL), "misaligned");
+        assert_eq!(register(0, 0x100, 0, &mut infos).0, Err(EINVAL), "beyond RAM");
+        assert_eq!(
+            register(0, 0x20, 64, &mut infos),
+            (Ok(None), vec![Action::VcpuInfoMoved { vcpu: 0, gpa: 0x20040 }])
+        );
+        assert_eq!(infos, [Some(0x20040), None]);
+        assert_eq!(register(0, 0x21, 0, &mut infos).0, Err(EINVAL), "registered already");
+        assert_eq!(register(1, 0x21, 4096 - 64, &mut infos).1, vec![Action::VcpuInfoMoved { vcpu: 1, gpa: 0x21fc0 }]);
+        assert_eq!(register(2, 0x22, 0, &mut infos).0, Err(ENOENT));
     }
 
     #[test]

@@ -9,7 +9,7 @@
 
 use std::time::{Duration, Instant};
 
-use xevtchn_common::two_level::{AtomicPage, EventWords, NR_VCPUS, VCPU_INFO_WORDS};
+use xevtchn_common::two_level::{EventWords, NR_VCPUS, VCPU_INFO_WORDS};
 
 /// Word of `vcpu_time_info` inside a vcpu_info (offset 32).
 const TIME_WORD_IN_VCPU_INFO: usize = 4;
@@ -44,7 +44,7 @@ impl GuestClock {
 
     /// Writes vcpu_info.time of vCPUs `0..vcpus` (those in shared_info),
     /// with the version odd while the fields change, as Xen does.
-    pub fn write_time_info(&self, page: &AtomicPage, vcpus: u32) {
+    pub fn write_time_info<W: EventWords + ?Sized>(&self, page: &W, vcpus: u32) {
         let now = tsc();
         let system_time = self.ns_at(now);
         for vcpu in 0..vcpus.min(NR_VCPUS) {
@@ -59,7 +59,7 @@ impl GuestClock {
     }
 }
 
-fn store(page: &AtomicPage, word: usize, value: u64) {
+fn store<W: EventWords + ?Sized>(page: &W, word: usize, value: u64) {
     page.swap(word, value);
 }
 
@@ -106,6 +106,8 @@ pub fn wait_until(ready: impl Fn() -> bool, deadline: Option<Instant>, stop: imp
 
 #[cfg(test)]
 mod tests {
+    use xevtchn_common::two_level::AtomicPage;
+
     use super::*;
 
     #[test]

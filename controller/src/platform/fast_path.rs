@@ -141,7 +141,9 @@ impl FastPath {
     /// port table (read under the caller's lock of `domain`).
     pub fn sync_port(&self, port: u32, domain: &Domain, upcalls: &Upcalls, shared_info: &SharedInfoPage) {
         let info = domain.port_info(port);
-        let wanted = wanted(port, info, upcalls.vcpus());
+        // A vCPU whose vcpu_info the guest moved into its RAM is out of
+        // the program's reach: its ports are served in userspace.
+        let wanted = wanted(port, info, upcalls.vcpus()).filter(|(t, _)| !shared_info.vcpu_info_moved(t.vcpu));
         let mut served = self.served.lock().unwrap_or_else(|p| p.into_inner());
         match (served.remove(&port), wanted) {
             (None, None) => {}

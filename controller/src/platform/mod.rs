@@ -25,7 +25,7 @@ use kvm_ioctls::VmFd;
 use vm_memory::GuestMemoryBackend;
 use vm_memory::GuestMemoryRegion;
 use xevtchn_common::{
-    two_level::upcall_pending,
+    two_level::{self, EventWords, upcall_pending},
     xen::hvm::{CallbackVia, pci_intx_gsi},
     xen::virq::VIRQ_TIMER,
 };
@@ -186,6 +186,11 @@ impl XenPlatform {
         &self.upcalls
     }
 
+    /// Where `vcpu`'s vcpu_info lives, if the guest moved it into its RAM.
+    pub fn vcpu_info(&self, vcpu: u32) -> Option<u64> {
+        self.domain().vcpu_info(vcpu)
+    }
+
     /// Where the guest's console output goes, and how much it wrote.
     pub fn console(&self) -> &console::Console {
         &self.xen.console
@@ -205,6 +210,7 @@ impl XenPlatform {
                 Action::UpcallVectorSet { vcpu, vector } => self.set_route(vcpu, Route::Vector(vector)),
                 Action::CallbackChanged { callback } => self.set_callback(callback),
                 Action::SharedInfoPlaced { gfn } => self.place_shared_info(gfn),
+                Action::VcpuInfoMoved { vcpu, gpa } => self.move_vcpu_info(vcpu, gpa),
                 Action::PortBound { port, .. }
                 | Action::PortUpdated { port, .. }
                 | Action::PortMoved { port, .. }
@@ -252,6 +258,32 @@ impl XenPlatform {
         if let Err(e) = self.upcalls.set_route(vcpu, route) {
             self.xen.log.warn(|| format!("vCPU {vcpu}: routing its upcall to {route:?}: {e}"));
         }
+    }
+
+    /// VCPUOP_register_vcpu_info (map_vcpu_info): `vcpu`'s vcpu_info moves
+    /// to `gpa` in RAM. The in-kernel path sees only the shared_info page,
+    /// so the vCPU's ports leave it (its sends are served here); then, as
+    /// Xen does, everything is marked pending on the new vcpu_info and the
+    /// upcall raised: a spurious event at worst, none lost.
+    fn move_vcpu_info(&self, vcpu: u32, gpa: u64) {
+        let words = self.xen.shared_info.words();
+        if !self.xen.shared_info.move_vcpu_info(vcpu, &self.xen.ram, gpa) {
+            self.xen
+                .log
+                .warn(|| format!("vCPU {vcpu}: no whole vcpu_info of RAM at {gpa:#x}: it stays in shared_info"));
+            return;
+        }
+        self.xen.clock.write_time_info(words, self.upcalls.vcpus());
+        if let Some(fast) = &self.fast {
+            let domain = self.domain();
+            let ports: Vec<u32> = domain.bound_ports().map(|(port, _)| port).collect();
+            for port in ports {
+                fast.sync_port(port, &domain, &self.upcalls, &self.xen.shared_info);
+            }
+        }
+        words.swap(two_level::pending_sel_word(vcpu), u64::MAX);
+        words.fetch_or(two_level::upcall_word(vcpu), two_level::UPCALL_PENDING_BIT);
+        self.upcalls.raise(vcpu);
     }
 
     /// Maps the shared_info page at `gfn`: its own memslot, over a hole

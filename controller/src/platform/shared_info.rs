@@ -5,15 +5,30 @@
 //! its own memslot at the GFN the guest chose (the built-in guest chooses a
 //! GFN outside RAM; a GFN inside RAM would shadow that RAM page).
 
-use std::{ptr::NonNull, sync::atomic::AtomicU64};
+use std::{
+    ptr::NonNull,
+    sync::{
+        Mutex,
+        atomic::{AtomicPtr, AtomicU64, Ordering},
+    },
+};
 
-use xevtchn_common::two_level::{AtomicPage, EventWords};
+use xevtchn_common::two_level::{AtomicPage, EventWords, NR_VCPUS, VCPU_INFO_WORDS};
+
+use crate::vmm::memory::GuestRam;
 
 pub const PAGE_SIZE: usize = 4096;
 
-/// A 4096-byte, page-aligned mapping shared with the guest, unmapped on drop.
+/// A 4096-byte, page-aligned mapping shared with the guest, unmapped on
+/// drop. As event words (`EventWords`) it also follows the vcpu_infos the
+/// guest moved out of it into its RAM (VCPUOP_register_vcpu_info): every
+/// 2-level step the VMM takes lands where the guest looks.
 pub struct SharedInfoPage {
     ptr: NonNull<AtomicPage>,
+    /// Per vCPU: its vcpu_info in guest RAM, or null while in this page.
+    moved: [AtomicPtr<AtomicU64>; NR_VCPUS as usize],
+    /// Keeps the RAM the moved vcpu_infos live in mapped.
+    ram: Mutex<Option<GuestRam>>,
 }
 
 // SAFETY: the page is only accessed through atomics (AtomicPage).
@@ -36,7 +51,11 @@ impl SharedInfoPage {
             return Err(std::io::Error::last_os_error());
         }
         let ptr = NonNull::new(addr.cast()).ok_or_else(|| std::io::Error::other("mmap returned null"))?;
-        Ok(Self { ptr })
+        Ok(Self {
+            ptr,
+            moved: [const { AtomicPtr::new(std::ptr::null_mut()) }; NR_VCPUS as usize],
+            ram: Mutex::new(None),
+        })
     }
 
     /// Maps the first page of `fd` shared: a BPF_F_MMAPABLE array map,
@@ -50,22 +69,84 @@ impl SharedInfoPage {
         self.ptr.as_ptr() as u64
     }
 
-    pub fn words(&self) -> &AtomicPage {
+    /// The event words: this page, and the vcpu_infos moved out of it.
+    pub fn words(&self) -> &Self {
+        self
+    }
+
+    fn page(&self) -> &AtomicPage {
         // SAFETY: the mapping is live and page-sized for as long as self.
         unsafe { self.ptr.as_ref() }
     }
 
+    /// `vcpu`'s vcpu_info now lives at `gpa` of `ram`: its 64 bytes are
+    /// copied there and every later access goes there. False if `gpa`
+    /// does not hold a whole, 8-byte aligned vcpu_info in `ram`.
+    pub fn move_vcpu_info(&self, vcpu: u32, ram: &GuestRam, gpa: u64) -> bool {
+        use vm_memory::{GuestAddress, GuestMemoryBackend};
+        let Some(slot) = self.moved.get(vcpu as usize) else { return false };
+        let len = VCPU_INFO_WORDS * 8;
+        let Ok(host) = ram.get_slice(GuestAddress(gpa), len) else { return false };
+        let host = host.ptr_guard_mut().as_ptr().cast::<AtomicU64>();
+        if !host.is_aligned() {
+            return false;
+        }
+        *self.ram.lock().unwrap_or_else(|p| p.into_inner()) = Some(ram.clone());
+        let base = vcpu as usize * VCPU_INFO_WORDS;
+        for w in 0..VCPU_INFO_WORDS {
+            // SAFETY: `host` covers `len` bytes of guest RAM (get_slice
+            // checked), 8-byte aligned, which `self.ram` keeps mapped.
+            unsafe { &*host.add(w) }.store(self.load(base + w), Ordering::SeqCst);
+        }
+        slot.store(host, Ordering::SeqCst);
+        true
+    }
+
+    /// Whether the guest moved `vcpu`'s vcpu_info out of this page (the
+    /// in-kernel path, which sees only this page, cannot serve it then).
+    pub fn vcpu_info_moved(&self, vcpu: u32) -> bool {
+        self.moved.get(vcpu as usize).is_some_and(|p| !p.load(Ordering::Acquire).is_null())
+    }
+
+    /// Word `word` of the event words, wherever it lives.
+    fn word(&self, word: usize) -> Option<&AtomicU64> {
+        if word < NR_VCPUS as usize * VCPU_INFO_WORDS {
+            let moved = self.moved[word / VCPU_INFO_WORDS].load(Ordering::Acquire);
+            if !moved.is_null() {
+                // SAFETY: set by move_vcpu_info to a live, aligned vcpu_info
+                // of VCPU_INFO_WORDS words in RAM that `self.ram` keeps mapped.
+                return Some(unsafe { &*moved.add(word % VCPU_INFO_WORDS) });
+            }
+        }
+        self.page().words.get(word)
+    }
+
     /// Byte `offset` of the page, atomically.
     pub fn byte(&self, offset: usize) -> u8 {
-        let word = self.words().load(offset / 8);
+        let word = self.page().load(offset / 8);
         (word >> ((offset % 8) * 8)) as u8
     }
 
     /// Clears the whole page (EVTCHNOP_reset does not; a new domain does).
     pub fn clear(&self) {
         for w in 0..PAGE_SIZE / 8 {
-            self.words().swap(w, 0);
+            self.page().swap(w, 0);
         }
+    }
+}
+
+impl EventWords for SharedInfoPage {
+    fn load(&self, word: usize) -> u64 {
+        self.word(word).map_or(0, |w| w.load(Ordering::SeqCst))
+    }
+    fn fetch_or(&self, word: usize, bits: u64) -> u64 {
+        self.word(word).map_or(0, |w| w.fetch_or(bits, Ordering::SeqCst))
+    }
+    fn fetch_and(&self, word: usize, bits: u64) -> u64 {
+        self.word(word).map_or(0, |w| w.fetch_and(bits, Ordering::SeqCst))
+    }
+    fn swap(&self, word: usize, value: u64) -> u64 {
+        self.word(word).map_or(0, |w| w.swap(value, Ordering::SeqCst))
     }
 }
 
@@ -83,6 +164,24 @@ const _: () = assert!(std::mem::align_of::<AtomicU64>() == 8);
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_moved_vcpu_info_takes_its_words_along() {
+        use xevtchn_common::two_level::{pending_sel_word, set_pending, upcall_pending};
+        let page = SharedInfoPage::anonymous().unwrap();
+        let ram = crate::vmm::memory::anonymous_ram(1 << 20).unwrap();
+        page.words().fetch_or(pending_sel_word(1), 0b100);
+        assert!(!page.move_vcpu_info(1, &ram, 0x5004), "misaligned");
+        assert!(!page.move_vcpu_info(1, &ram, (1 << 20) - 32), "beyond RAM");
+        assert!(page.move_vcpu_info(1, &ram, 0x5040));
+        assert!(page.vcpu_info_moved(1) && !page.vcpu_info_moved(0));
+        use vm_memory::{Bytes, GuestAddress};
+        assert_eq!(ram.read_obj::<u64>(GuestAddress(0x5048)).unwrap(), 0b100, "the selector came along");
+        set_pending(page.words(), 70, 1);
+        assert!(upcall_pending(page.words(), 1));
+        assert_eq!(ram.read_obj::<u8>(GuestAddress(0x5040)).unwrap(), 1, "upcall_pending set in RAM");
+        assert_eq!(page.byte(64), 0, "not in the page");
+    }
 
     #[test]
     fn anonymous_page_is_zeroed_and_atomic() {

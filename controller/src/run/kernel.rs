@@ -65,6 +65,10 @@ pub struct KernelReport {
     /// Sends the in-kernel path completed (null without one).
     pub fast_sends: Option<u64>,
     pub fast_path_unavailable: Option<String>,
+    /// vCPUs whose vcpu_info the guest moved into its RAM
+    /// (VCPUOP_register_vcpu_info): the in-kernel path cannot reach it, so
+    /// their ports are served in userspace.
+    pub vcpu_info_moved: Vec<u32>,
     /// The status `xevtchn` exits with (see `exit_status`).
     pub exit_status: u8,
 }
@@ -92,6 +96,8 @@ pub fn execute(config: &KernelConfig) -> Result<KernelReport> {
     let domain = Domain::new(DomainConfig {
         nr_vcpus: config.vcpus,
         memory_map: pvh::memory_map(ram_size),
+        // RAM as the memory map has it (the console ring's page is not).
+        ram_end: pvh::console_ring_page(ram_size),
         ..DomainConfig::default()
     })
     .context("configuring the Xen domain")?;
@@ -135,6 +141,7 @@ pub fn execute(config: &KernelConfig) -> Result<KernelReport> {
         userspace_sends: counts.userspace_sends,
         fast_sends: platform.fast_counts().map(|c| c.fast_sends),
         fast_path_unavailable: unavailable,
+        vcpu_info_moved: (0..config.vcpus).filter(|&v| platform.vcpu_info(v).is_some()).collect(),
         exit_status: exit_status(shutdown, stopped_by),
     })
 }

@@ -95,8 +95,9 @@ pub fn execute_watched<T: Send + 'static>(
         .context("creating the VM")?;
     let tsc_per_ms = u64::from(vm.tsc_khz());
     vm.set_params(guest_params(config, tsc_per_ms)).context("writing the guest's parameters")?;
-    let domain = Domain::new(DomainConfig { nr_vcpus: config.vcpus, ..DomainConfig::default() })
-        .context("configuring the Xen domain")?;
+    let domain =
+        Domain::new(DomainConfig { nr_vcpus: config.vcpus, ram_end: vm.ram_size(), ..DomainConfig::default() })
+            .context("configuring the Xen domain")?;
     let log = Arc::new(GuestLog::default());
     let Delivery { backend, shared_info, fast, unavailable: fast_path_unavailable } =
         delivery(config.backend, config.vcpus, config.service.as_deref(), &mut vm, &log, tasks.handle())?;

@@ -195,6 +195,11 @@ impl Vm {
         self.config.vcpus
     }
 
+    /// Bytes of guest RAM, from guest-physical 0.
+    pub fn ram_size(&self) -> u64 {
+        self.config.ram_size
+    }
+
     pub fn boot(&self) -> &Boot {
         &self.config.boot
     }

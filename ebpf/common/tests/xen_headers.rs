@@ -16,7 +16,7 @@ use xevtchn_common::xen::hvm::{XenHvmEvtchnUpcallVector, XenHvmParam};
 use xevtchn_common::xen::memory::XenAddToPhysmap;
 use xevtchn_common::xen::sched::{SchedPoll, SchedShutdown};
 use xevtchn_common::xen::shared_info::*;
-use xevtchn_common::xen::vcpu::VcpuSetSingleshotTimer;
+use xevtchn_common::xen::vcpu::{VcpuRegisterVcpuInfo, VcpuSetSingleshotTimer};
 use xevtchn_common::xen::version::XenFeatureInfo;
 use xevtchn_common::xen::{cpuid, errno, evtchn, hvm, hypercall, memory, sched, vcpu, version, virq};
 
@@ -112,6 +112,10 @@ fn struct_checks() -> Vec<Check> {
         size!("evtchn_set_priority", EvtchnSetPriority),
         offset!("evtchn_set_priority", EvtchnSetPriority, port),
         offset!("evtchn_set_priority", EvtchnSetPriority, priority),
+        size!("vcpu_register_vcpu_info", VcpuRegisterVcpuInfo),
+        offset!("vcpu_register_vcpu_info", VcpuRegisterVcpuInfo, mfn),
+        offset!("vcpu_register_vcpu_info", VcpuRegisterVcpuInfo, offset),
+        offset!("vcpu_register_vcpu_info", VcpuRegisterVcpuInfo, rsvd),
         size!("vcpu_set_singleshot_timer", VcpuSetSingleshotTimer),
         offset!("vcpu_set_singleshot_timer", VcpuSetSingleshotTimer, timeout_abs_ns),
         offset!("vcpu_set_singleshot_timer", VcpuSetSingleshotTimer, flags),

@@ -678,6 +678,73 @@ static void check_console_ring(volatile struct shared_info *s)
     printk("console input: %s\n", line);
 }
 
+/* --- VCPUOP_register_vcpu_info ------------------------------------------ */
+
+static uint8_t vcpu_info_page[4096] __attribute__((aligned(4096)));
+
+static long register_vcpu_info(unsigned int vcpu, uint64_t mfn, uint32_t offset)
+{
+    struct vcpu_register_vcpu_info info = { .mfn = mfn, .offset = offset };
+
+    return HYPERVISOR_vcpu_op(VCPUOP_register_vcpu_info, vcpu, &info);
+}
+
+/*
+ * Moves vCPU 0's vcpu_info into this kernel's memory (as Linux >= 5.16
+ * must), then checks that events and time land there, not in shared_info.
+ */
+static void check_vcpu_info(volatile struct shared_info *s)
+{
+    uint64_t mfn = (uintptr_t)vcpu_info_page >> 12;
+    volatile struct vcpu_info *moved = (volatile struct vcpu_info *)(vcpu_info_page + 64);
+    struct evtchn_bind_interdomain bind = { .remote_dom = DOMID_SELF };
+    struct evtchn_send send;
+    evtchn_port_t a;
+    uint64_t t0;
+
+    expect_rc("register_vcpu_info across the page end is -EINVAL", register_vcpu_info(0, mfn, 4096 - 32), -XEN_EINVAL);
+    expect_rc("register_vcpu_info at a misaligned offset is -EINVAL", register_vcpu_info(0, mfn, 4), -XEN_EINVAL);
+    expect_rc("register_vcpu_info outside RAM is -EINVAL", register_vcpu_info(0, 0x100000, 0), -XEN_EINVAL);
+    expect_rc("register_vcpu_info of a vCPU that does not exist is -ENOENT", register_vcpu_info(0xffff, mfn, 64),
+              -XEN_ENOENT);
+    if (!expect_rc("VCPUOP_register_vcpu_info(vCPU 0) into the kernel's own page", register_vcpu_info(0, mfn, 64), 0))
+        return;
+    report(moved->evtchn_upcall_pending == 1 && moved->evtchn_pending_sel == ~(xen_ulong_t)0,
+           "the moved vcpu_info has everything marked pending (Xen's map_vcpu_info)");
+    expect_rc("a second register_vcpu_info is -EINVAL", register_vcpu_info(0, mfn, 128), -XEN_EINVAL);
+
+    pvclock = &moved->time;
+    t0 = system_time_ns();
+    for (volatile int i = 0; i < 100000; i++)
+        ;
+    report(moved->time.tsc_to_system_mul != 0 && !(moved->time.version & 1) && system_time_ns() > t0,
+           "the moved vcpu_info keeps the pvclock: %lu ns", (unsigned long)t0);
+
+    moved->evtchn_upcall_pending = 0;
+    moved->evtchn_pending_sel = 0;
+    s->vcpu_info[0].evtchn_upcall_pending = 0;
+    s->vcpu_info[0].evtchn_pending_sel = 0;
+    if (!expect_rc("EVTCHNOP_alloc_unbound (port a)", alloc_unbound(&a), 0))
+        return;
+    bind.remote_port = a;
+    if (!expect_rc("EVTCHNOP_bind_interdomain to port a", HYPERVISOR_event_channel_op(EVTCHNOP_bind_interdomain, &bind), 0))
+        return;
+    /* Unmasked: the send marks the selector and the upcall of vCPU 0. */
+    __atomic_and_fetch(&s->evtchn_mask[a / BITS_PER_WORD], ~((xen_ulong_t)1 << (a % BITS_PER_WORD)), __ATOMIC_SEQ_CST);
+    clear_pending(s, a);
+    send.port = bind.local_port;
+    expect_rc("EVTCHNOP_send after the move", HYPERVISOR_event_channel_op(EVTCHNOP_send, &send), 0);
+    report(port_pending(s, a) && moved->evtchn_upcall_pending == 1 &&
+               (moved->evtchn_pending_sel & ((xen_ulong_t)1 << (a / BITS_PER_WORD))),
+           "the send after the move marked the moved vcpu_info (upcall %u, selector %#lx)",
+           moved->evtchn_upcall_pending, (unsigned long)moved->evtchn_pending_sel);
+    report(s->vcpu_info[0].evtchn_upcall_pending == 0 && s->vcpu_info[0].evtchn_pending_sel == 0,
+           "shared_info's old vcpu_info[0] stays untouched");
+    mask_port(s, a);
+    close_port(bind.local_port);
+    close_port(a);
+}
+
 /* --- The rest ---------------------------------------------------------- */
 
 static void check_misc_hypercalls(void)
@@ -716,6 +783,7 @@ void kmain(const struct hvm_start_info *si)
     if (shared && have_clock) {
         check_timers(shared);
         check_console_ring(shared);
+        check_vcpu_info(shared);
     }
     check_misc_hypercalls();
 

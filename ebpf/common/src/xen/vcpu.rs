@@ -33,4 +33,16 @@ pub struct VcpuSetSingleshotTimer {
 const _: () = assert!(size_of::<VcpuSetSingleshotTimer>() == 16);
 const _: () = assert!(offset_of!(VcpuSetSingleshotTimer, flags) == 8);
 
-impl_xen_abi!(VcpuSetSingleshotTimer);
+/// `struct vcpu_register_vcpu_info` (vcpu.h): argument of
+/// VCPUOP_register_vcpu_info. `mfn` is a guest frame for an HVM guest.
+#[repr(C)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct VcpuRegisterVcpuInfo {
+    pub mfn: u64,
+    pub offset: u32,
+    pub rsvd: u32,
+}
+const _: () = assert!(size_of::<VcpuRegisterVcpuInfo>() == 16);
+const _: () = assert!(offset_of!(VcpuRegisterVcpuInfo, offset) == 8);
+
+impl_xen_abi!(VcpuSetSingleshotTimer, VcpuRegisterVcpuInfo);
