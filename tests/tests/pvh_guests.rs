@@ -68,6 +68,7 @@ fn pvh_test_kernel_powers_off_on_both_backends() {
             "ok - VCPUOP_set_singleshot_timer: VIRQ_TIMER on port",
             "ok - set_timer_op: VIRQ_TIMER on port",
             "ok - a stopped timer sends no VIRQ",
+            "ok - SCHEDOP_block returns on the timer's event",
             "ok - alloc_unbound until -ENOSPC: 4095 ports, 1 the toolstack's",
             "pvh-test: hello through the PV console ring",
             "ok - the console backend consumed the ring",

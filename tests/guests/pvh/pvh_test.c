@@ -559,6 +559,7 @@ static void check_timers(volatile struct shared_info *s)
     struct vcpu_set_singleshot_timer past = { .flags = VCPU_SSHOTTMR_future };
     evtchn_port_t port;
     uint64_t start, took;
+    char buf[24];
     long rc;
 
     if (!expect_rc("EVTCHNOP_bind_virq(VIRQ_TIMER, vCPU 0)", HYPERVISOR_event_channel_op(EVTCHNOP_bind_virq, &bind), 0))
@@ -576,6 +577,30 @@ static void check_timers(volatile struct shared_info *s)
     took = system_time_ns() - start;
     report(rc == 0 && !port_pending(s, port) && took + 100 * NS_PER_US >= 30 * NS_PER_MS,
            "a stopped timer sends no VIRQ: the poll timed out after %lu us", (unsigned long)(took / NS_PER_US));
+
+    /*
+     * SCHEDOP_block: with the timer's port unmasked its VIRQ marks vCPU 0's
+     * upcall pending, which ends the block (interrupts stay off here: the
+     * upcall itself is never taken).
+     */
+    __atomic_and_fetch(&s->evtchn_mask[port / BITS_PER_WORD], ~((xen_ulong_t)1 << (port % BITS_PER_WORD)),
+                       __ATOMIC_SEQ_CST);
+    /* As an upcall handler would: else a selector bit left set (by console
+     * input that came before the ports were masked) hides the next event. */
+    s->vcpu_info[0].evtchn_upcall_pending = 0;
+    __atomic_exchange_n(&s->vcpu_info[0].evtchn_pending_sel, 0, __ATOMIC_SEQ_CST);
+    start = system_time_ns();
+    arm_singleshot(start + 10 * NS_PER_MS);
+    rc = HYPERVISOR_sched_op(SCHEDOP_block, NULL);
+    took = system_time_ns() - start;
+    report(rc == 0 && s->vcpu_info[0].evtchn_upcall_pending && took + 100 * NS_PER_US >= 10 * NS_PER_MS &&
+               took < 500 * NS_PER_MS,
+           "SCHEDOP_block returns on the timer's event: %s after %lu us", rc_str(rc, buf),
+           (unsigned long)(took / NS_PER_US));
+    mask_port(s, port);
+    clear_pending(s, port);
+    s->vcpu_info[0].evtchn_upcall_pending = 0;
+    s->vcpu_info[0].evtchn_pending_sel = 0;
 
     past.timeout_abs_ns = system_time_ns() - NS_PER_MS;
     expect_rc("VCPUOP_set_singleshot_timer in the past with VCPU_SSHOTTMR_future is -ETIME",
