@@ -407,3 +407,31 @@ fn another_vmm_shows_exits_and_no_sends() {
         assert!(vm[field].is_null(), "{field} of a VMM that is not xevtchn's: {vm}");
     }
 }
+
+/// A PVH kernel sends at CPL0, through port-I/O doorbells: the tracer
+/// counts them as sends, in the kernel as the run does.
+#[test]
+fn a_pvh_kernels_port_io_sends_are_counted() {
+    let _vm = privileged();
+    let kernel = xevtchn_tests::pvh::kernel("pvh-test");
+    let trace = start_trace(&[]);
+    let out = Command::new(controller_binary())
+        .args(["run", "--backend", "bpf", "--json", "--kernel"])
+        .arg(&kernel)
+        .output()
+        .expect("xevtchn run --kernel");
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let run: Value = serde_json::from_slice(&out.stdout).expect("xevtchn run --kernel --json");
+    // Its callback is a GSI, whose irqfd injects from a kernel worker: that
+    // worker shows as a KVM process of its own, with no sends.
+    let total = stop_trace(trace);
+    let vms = total["vms"].as_array().expect("vms");
+    let vm = vms.iter().find(|v| !v["sends"].is_null()).expect("the kernel's VM").clone();
+    assert_eq!(vms.iter().filter(|v| !v["sends"].is_null()).count(), 1, "one xevtchn VM ran: {vms:?}");
+    let (fast, slow) = (count(&run, "fast_sends"), count(&run, "userspace_sends"));
+    assert!(fast >= 2000, "{run}");
+    assert_eq!(count(&vm, "sends"), fast + slow, "every send the guest made: {vm}");
+    assert_eq!(count(&vm, "sends_in_kernel"), fast, "{vm}");
+    assert_eq!(count(&vm, "sends_to_userspace"), slow, "{vm}");
+    assert!(count(&vm, "pio") > fast, "its hypercalls are port I/O too: {vm}");
+}

@@ -1,5 +1,5 @@
-//! `kvm:kvm_msi_set_irq`, `kvm:kvm_set_irq`, `kvm:kvm_vcpu_wakeup`,
-//! `kvm:kvm_pio`: counted per VM.
+//! `kvm:kvm_msi_set_irq`, `kvm:kvm_set_irq`, `kvm:kvm_vcpu_wakeup`:
+//! counted per VM.
 //! The hot ones are raw tracepoints (no perf-event submission per event).
 
 use aya_ebpf::{
@@ -41,11 +41,3 @@ pub fn trace_kvm_vcpu_wakeup(_ctx: RawTracePointContext) -> i32 {
 }
 
 passing_tracepoint!(trace_kvm_set_irq, set_irq);
-
-/// Raw: TP_PROTO(unsigned int rw, unsigned int port, unsigned int size,
-/// unsigned int count, const void *data).
-#[raw_tracepoint(tracepoint = "kvm_pio")]
-pub fn trace_kvm_pio(_ctx: RawTracePointContext) -> i32 {
-    let _ = bump(|c| &mut c.pio);
-    0
-}

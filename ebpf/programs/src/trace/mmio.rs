@@ -1,8 +1,12 @@
 //! `kvm:kvm_mmio`: every MMIO event counts; a doorbell write is a send,
-//! pending in its vCPU thread until the injection it causes.
+//! pending in its vCPU thread until the injection it causes. `pio` does the
+//! same for port I/O and its doorbells.
 
 use aya_ebpf::{macros::raw_tracepoint, programs::RawTracePointContext};
-use xevtchn_common::doorbell::{DOORBELL_STRIDE, KVM_TRACE_MMIO_WRITE};
+use xevtchn_common::{
+    doorbell::{DOORBELL_STRIDE, KVM_TRACE_MMIO_WRITE},
+    trace::TraceConfig,
+};
 
 use super::maps::{
     PendingSend, TRACE_PORT_SENDS, TRACE_PORTS_USED, cpu, current, mark_used, now, pending_send, timed, traced,
@@ -26,20 +30,28 @@ fn try_mmio(ctx: &RawTracePointContext) -> Result<(), i64> {
         kind == KVM_TRACE_MMIO_WRITE && gpa >= config.doorbell_base + DOORBELL_STRIDE && gpa < config.doorbell_end;
     if let Some(c) = vm_counters(tgid) {
         // SAFETY: a per-CPU value of this CPU; preemption is off in tracepoints.
-        unsafe {
-            (*c).mmio += 1;
-            if send {
-                (*c).sends += 1;
-            }
-        }
+        unsafe { (*c).mmio += 1 };
     }
     let port = ((gpa.wrapping_sub(config.doorbell_base)) / DOORBELL_STRIDE) as u32;
+    doorbell_access(config, tgid, tid, send, port);
+    Ok(())
+}
+
+/// An access of a vCPU thread that may be a doorbell write (`send`, on
+/// `port`): the VM's and the port's send counts, and the send pending in
+/// the thread until its injection. Port I/O doorbells (`pio`) come here too.
+#[inline(always)]
+pub(super) fn doorbell_access(config: &TraceConfig, tgid: u32, tid: u32, send: bool, port: u32) {
+    if send && let Some(c) = vm_counters(tgid) {
+        // SAFETY: a per-CPU value of this CPU; preemption is off in tracepoints.
+        unsafe { (*c).sends += 1 };
+    }
     if send && let Some(count) = TRACE_PORT_SENDS.get_ptr_mut(port) {
         // SAFETY: a per-CPU slot of this CPU; preemption is off in tracepoints.
         unsafe { *count += 1 };
         mark_used(&TRACE_PORTS_USED, port);
     }
-    let Some(pending) = pending_send(tid) else { return Ok(()) };
+    let Some(pending) = pending_send(tid) else { return };
     if send {
         let seq = pending.seq.wrapping_add(1);
         let ns = if timed(config, seq) { now() } else { 0 };
@@ -50,5 +62,4 @@ fn try_mmio(ctx: &RawTracePointContext) -> Result<(), i64> {
         // userspace): no later injection may join it.
         pending.tid = 0;
     }
-    Ok(())
 }

@@ -7,5 +7,6 @@ mod eoi;
 mod irq_sources;
 mod maps;
 mod mmio;
+mod pio;
 mod userspace_exit;
 mod xen_hypercall;

@@ -5,7 +5,9 @@ use aya_ebpf::{macros::raw_tracepoint, programs::RawTracePointContext};
 
 use super::maps::{current, pending_send, traced, vm_counters};
 
-/// KVM_EXIT_MMIO (include/uapi/linux/kvm.h).
+/// KVM_EXIT_IO and KVM_EXIT_MMIO (include/uapi/linux/kvm.h): how a
+/// doorbell (port I/O or MMIO) that no ioeventfd took exits.
+const KVM_EXIT_IO: u32 = 2;
 const KVM_EXIT_MMIO: u32 = 6;
 
 /// Raw: TP_PROTO(__u32 reason, int errno).
@@ -22,7 +24,7 @@ fn try_exit(ctx: &RawTracePointContext) -> Result<(), i64> {
     }
     let reason = ctx.arg::<u64>(0) as u32;
     let mut send_exited = false;
-    if reason == KVM_EXIT_MMIO
+    if (reason == KVM_EXIT_MMIO || reason == KVM_EXIT_IO)
         && let Some(pending) = pending_send(tid)
         && pending.tid == tid
         && pending.via_userspace == 0
