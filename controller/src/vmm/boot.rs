@@ -1,5 +1,8 @@
 //! Starting a vCPU directly in 64-bit long mode: identity page tables, a GDT
 //! with kernel and user segments, and the registers of the entry point.
+//! Only the built-in guest's other vCPUs start this way (it has no AP
+//! bring-up of its own); every guest's vCPU 0 boots through Xen's PVH
+//! entry (vmm::pvh).
 
 use kvm_bindings::{kvm_regs, kvm_segment, kvm_sregs};
 use vm_memory::{Bytes, GuestAddress};

@@ -9,7 +9,6 @@ pub mod gate;
 pub mod guest_virtual;
 pub mod hypercall_page;
 pub mod kvm_stats;
-pub mod loader;
 pub mod memory;
 pub mod pvh;
 pub mod vcpu;

@@ -1,4 +1,5 @@
-//! A VM with N vCPUs running the built-in guest, one host thread per vCPU.
+//! A VM with N vCPUs, one host thread per vCPU, booting the built-in guest
+//! or a kernel of the user's through Xen's PVH entry (vmm::pvh).
 
 use std::{
     collections::BTreeMap,
@@ -28,7 +29,6 @@ use super::{
     canary::{self, CanaryRun},
     gate::VcpuGate,
     kvm_stats::{self, VcpuStats},
-    loader,
     memory::{self, GuestRam},
     pvh,
     vcpu::{self, Platform, Stop},
@@ -108,17 +108,19 @@ impl Vm {
         msr_exits.args[0] = u64::from(KVM_MSR_EXIT_REASON_UNKNOWN | KVM_MSR_EXIT_REASON_INVAL);
         vm.enable_cap(&msr_exits).map_err(VmmError::kvm("KVM_ENABLE_CAP(KVM_CAP_X86_USER_SPACE_MSR)"))?;
         let ram = memory::create_ram(&vm, config.ram_size)?;
-        let start = match &config.boot {
-            Boot::BuiltIn => {
-                let entry = loader::load_elf(&ram, GUEST_IMAGE)?;
-                boot::write_tables(&ram)?;
-                write_params(&ram, Params { vcpus: config.vcpus, ..config.params })?;
-                Start::LongMode(entry)
-            }
-            Boot::Pvh { kernel, cmdline } => {
-                Start::Pvh(pvh::load(&ram, kernel, cmdline, &pvh::memory_map(config.ram_size))?)
-            }
+        // One boot path: every guest, the built-in one too, is a PVH kernel.
+        let (image, cmdline): (&[u8], &str) = match &config.boot {
+            Boot::BuiltIn if GUEST_IMAGE.is_empty() => return Err(VmmError::NoGuestImage),
+            Boot::BuiltIn => (GUEST_IMAGE, ""),
+            Boot::Pvh { kernel, cmdline } => (kernel, cmdline),
         };
+        let start = pvh::load(&ram, image, cmdline, &pvh::memory_map(config.ram_size))?;
+        let built_in = matches!(config.boot, Boot::BuiltIn);
+        if built_in {
+            // Its other vCPUs start in long mode on the VMM's page tables.
+            boot::write_tables(&ram)?;
+            write_params(&ram, Params { vcpus: config.vcpus, ..config.params })?;
+        }
         let supported =
             kvm.get_supported_cpuid(KVM_MAX_CPUID_ENTRIES).map_err(VmmError::kvm("KVM_GET_SUPPORTED_CPUID"))?;
         let mut vcpus = Vec::new();
@@ -126,18 +128,18 @@ impl Vm {
             let vcpu = vm.create_vcpu(u64::from(index)).map_err(VmmError::kvm("KVM_CREATE_VCPU"))?;
             vcpu.set_cpuid2(&xen_cpuid::with_xen_leaves(&supported, index)).map_err(VmmError::kvm("KVM_SET_CPUID2"))?;
             let sregs = vcpu.get_sregs().map_err(VmmError::kvm("KVM_GET_SREGS"))?;
-            let (sregs, regs) = match start {
-                Start::LongMode(entry) => {
-                    let stack_top = STACKS_TOP - u64::from(index) * STACK_SIZE;
-                    (boot::long_mode_sregs(sregs), boot::entry_regs(entry, stack_top, [u64::from(index), 0, 0]))
-                }
-                Start::Pvh(start) => (pvh::entry_sregs(sregs), pvh::entry_regs(start)),
+            let (sregs, regs) = if index == 0 {
+                (pvh::entry_sregs(sregs), pvh::entry_regs(start))
+            } else {
+                let stack_top = STACKS_TOP - u64::from(index) * STACK_SIZE;
+                let regs = boot::entry_regs(start.elf_entry, stack_top, [u64::from(index), 0, 0]);
+                (boot::long_mode_sregs(sregs), regs)
             };
             vcpu.set_sregs(&sregs).map_err(VmmError::kvm("KVM_SET_SREGS"))?;
             vcpu.set_regs(&regs).map_err(VmmError::kvm("KVM_SET_REGS"))?;
             // With the in-kernel irqchip, APs wait for a SIPI. The built-in
             // guest's are started directly; a PVH kernel starts its own.
-            if matches!(start, Start::LongMode(_)) || index == 0 {
+            if built_in || index == 0 {
                 let runnable = kvm_mp_state { mp_state: KVM_MP_STATE_RUNNABLE };
                 vcpu.set_mp_state(runnable).map_err(VmmError::kvm("KVM_SET_MP_STATE"))?;
             }
@@ -268,14 +270,6 @@ impl Vm {
             Stop::Unsupported(msg) => Err(VmmError::Unsupported(msg)),
         }
     }
-}
-
-/// Where and how the vCPUs start.
-#[derive(Clone, Copy)]
-enum Start {
-    /// The built-in guest's entry point, in long mode.
-    LongMode(u64),
-    Pvh(pvh::PvhStart),
 }
 
 fn write_params(ram: &GuestRam, params: Params) -> Result<(), VmmError> {

@@ -5,4 +5,5 @@ pub mod apic;
 pub mod cpu;
 pub mod descriptors;
 pub mod interrupts;
+mod pvh_entry;
 pub mod user;
