@@ -3,7 +3,8 @@
 //! `xevtchn_tests::pvh`). `pvh-test` checks, as any Xen guest would, what
 //! xevtchn's Xen promises (start_info, memory map, xen_version,
 //! shared_info and pvclock, callback parameter, event channels,
-//! SCHEDOP_poll), one console line per check, and shuts down: poweroff if
+//! SCHEDOP_poll and block, timers, upcalls taken as interrupts, the PV
+//! console, a moved vcpu_info), one console line per check, and shuts down: poweroff if
 //! every check passed, crash otherwise. `pvh32` asks for the hypercall page
 //! in 32-bit mode, which xevtchn refuses.
 
@@ -69,6 +70,7 @@ fn pvh_test_kernel_powers_off_on_both_backends() {
             "ok - set_timer_op: VIRQ_TIMER on port",
             "ok - a stopped timer sends no VIRQ",
             "ok - SCHEDOP_block returns on the timer's event",
+            "ok - VIRQ_TIMER taken as upcalls on vector 0xf3: 3 timer events",
             "ok - alloc_unbound until -ENOSPC: 4095 ports, 1 the toolstack's",
             "pvh-test: hello through the PV console ring",
             "ok - the console backend consumed the ring",

@@ -610,6 +610,114 @@ static void check_timers(volatile struct shared_info *s)
     expect_rc("EVTCHNOP_close of the VIRQ_TIMER port", close_port(port), 0);
 }
 
+/* --- Upcalls: the per-vCPU vector, taken as an interrupt ------------------ */
+
+#define UPCALL_VECTOR 0xf3
+#define MSR_APIC_BASE 0x1b
+#define MSR_X2APIC_EOI 0x80b
+#define MSR_X2APIC_SVR 0x80f
+#define MSR_X2APIC_LVT_LINT0 0x835
+#define MSR_X2APIC_LVT_LINT1 0x836
+#define LVT_MASKED (1u << 16)
+#define SPURIOUS_VECTOR 0xff
+
+static volatile struct shared_info *upcall_shared;
+static evtchn_port_t upcall_timer_port;
+static volatile unsigned int upcalls, timer_events;
+
+static uint64_t rdmsr(uint32_t msr)
+{
+    uint32_t lo, hi;
+
+    asm volatile("rdmsr" : "=a"(lo), "=d"(hi) : "c"(msr));
+    return (uint64_t)hi << 32 | lo;
+}
+
+static void wrmsr(uint32_t msr, uint64_t value)
+{
+    asm volatile("wrmsr" : : "c"(msr), "a"((uint32_t)value), "d"((uint32_t)(value >> 32)));
+}
+
+/*
+ * What a Xen guest's upcall handler does (Linux: __xen_evtchn_do_upcall):
+ * clear evtchn_upcall_pending, take the selector, handle every pending
+ * unmasked port of its words; then the LAPIC's EOI, since a per-vCPU
+ * vector is an ordinary LAPIC interrupt.
+ */
+static void handle_upcall(void)
+{
+    volatile struct shared_info *s = upcall_shared;
+    volatile struct vcpu_info *v = &s->vcpu_info[0];
+    xen_ulong_t sel;
+
+    upcalls++;
+    v->evtchn_upcall_pending = 0;
+    sel = __atomic_exchange_n(&v->evtchn_pending_sel, 0, __ATOMIC_SEQ_CST);
+    while (sel) {
+        unsigned int word = __builtin_ctzl(sel);
+        xen_ulong_t ready = s->evtchn_pending[word] & ~s->evtchn_mask[word];
+
+        sel &= sel - 1;
+        while (ready) {
+            unsigned int bit = __builtin_ctzl(ready);
+            evtchn_port_t port = word * BITS_PER_WORD + bit;
+
+            ready &= ready - 1;
+            __atomic_and_fetch(&s->evtchn_pending[word], ~((xen_ulong_t)1 << bit), __ATOMIC_SEQ_CST);
+            if (port == upcall_timer_port)
+                timer_events++;
+        }
+    }
+    wrmsr(MSR_X2APIC_EOI, 0);
+}
+
+/*
+ * VIRQ_TIMER taken as an interrupt: the upcall vector set with
+ * HVMOP_set_evtchn_upcall_vector, the timer's port unmasked, interrupts on
+ * while the vCPU halts; three timers, three handled events.
+ */
+static void check_upcalls(volatile struct shared_info *s)
+{
+    struct xen_hvm_evtchn_upcall_vector set = { .vcpu = 0, .vector = UPCALL_VECTOR };
+    struct evtchn_bind_virq bind = { .virq = VIRQ_TIMER, .vcpu = 0 };
+    uint32_t eax = 1, ebx, ecx, edx;
+    uint64_t start, deadline;
+
+    asm volatile("cpuid" : "+a"(eax), "=b"(ebx), "=c"(ecx), "=d"(edx));
+    if (!report(ecx & (1u << 21), "the CPU has an x2APIC (CPUID.1:ECX[21]), for the upcall's EOI"))
+        return;
+    wrmsr(MSR_APIC_BASE, rdmsr(MSR_APIC_BASE) | (1u << 11) | (1u << 10));
+    /* Software-enable the LAPIC (a disabled one drops fixed interrupts),
+     * and mask LINT0/1: KVM resets the BSP's LINT0 to ExtINT, and the
+     * uninitialised 8259 would turn the GSI 10 callback into vector 2. */
+    wrmsr(MSR_X2APIC_SVR, (1u << 8) | SPURIOUS_VECTOR);
+    wrmsr(MSR_X2APIC_LVT_LINT0, LVT_MASKED);
+    wrmsr(MSR_X2APIC_LVT_LINT1, LVT_MASKED);
+    upcall_shared = s;
+    traps_set_upcall(UPCALL_VECTOR, handle_upcall);
+    if (!expect_rc("HVMOP_set_evtchn_upcall_vector(vCPU 0, 0xf3)", HYPERVISOR_hvm_op(HVMOP_set_evtchn_upcall_vector, &set), 0))
+        return;
+    if (!expect_rc("EVTCHNOP_bind_virq(VIRQ_TIMER) for upcalls", HYPERVISOR_event_channel_op(EVTCHNOP_bind_virq, &bind), 0))
+        return;
+    upcall_timer_port = bind.port;
+    __atomic_and_fetch(&s->evtchn_mask[bind.port / BITS_PER_WORD], ~((xen_ulong_t)1 << (bind.port % BITS_PER_WORD)),
+                       __ATOMIC_SEQ_CST);
+
+    start = system_time_ns();
+    deadline = start + 2000 * NS_PER_MS;
+    for (unsigned int round = 1; round <= 3 && system_time_ns() < deadline; round++) {
+        arm_singleshot(system_time_ns() + 5 * NS_PER_MS);
+        /* sti; hlt: an interrupt between them still ends the hlt. */
+        while (timer_events < round && system_time_ns() < deadline)
+            asm volatile("sti; hlt; cli" ::: "memory");
+    }
+    report(timer_events == 3 && upcalls >= 3,
+           "VIRQ_TIMER taken as upcalls on vector %#x: %u timer events in %u upcalls, %lu us", UPCALL_VECTOR,
+           timer_events, upcalls, (unsigned long)((system_time_ns() - start) / NS_PER_US));
+    mask_port(s, bind.port);
+    expect_rc("EVTCHNOP_close of the upcalls' VIRQ_TIMER port", close_port(bind.port), 0);
+}
+
 /* --- The PV console ring (xen/io/console.h) ----------------------------- */
 
 /*
@@ -807,6 +915,7 @@ void kmain(const struct hvm_start_info *si)
         check_loopback_poll(shared, have_clock);
     if (shared && have_clock) {
         check_timers(shared);
+        check_upcalls(shared);
         check_console_ring(shared);
         check_vcpu_info(shared);
     }

@@ -1,8 +1,8 @@
 /*
  * Exception stubs of pvh-test: one per vector 0-31. Each pushes a dummy
  * error code where the CPU pushes none, then the vector, and calls
- * fault(frame) (traps.c), which reports and crashes the domain: nothing here
- * returns, so there is no iretq path.
+ * fault(frame) (traps.c), which reports and crashes the domain: nothing
+ * there returns. The upcall's stub, at the end, is the one that does.
  */
         .code64
         .text
@@ -32,6 +32,40 @@ fault_common:
 1:      cli
         hlt
         jmp 1b
+
+/*
+ * The event-channel upcall (the per-vCPU vector of
+ * HVMOP_set_evtchn_upcall_vector): saves the registers the C ABI lets
+ * upcall() clobber, calls it, and returns from the interrupt.
+ */
+        .balign 16
+        .globl upcall_stub
+upcall_stub:
+        pushq %rax
+        pushq %rcx
+        pushq %rdx
+        pushq %rsi
+        pushq %rdi
+        pushq %r8
+        pushq %r9
+        pushq %r10
+        pushq %r11
+        pushq %rbp
+        movq %rsp, %rbp
+        andq $-16, %rsp
+        call upcall
+        movq %rbp, %rsp
+        popq %rbp
+        popq %r11
+        popq %r10
+        popq %r9
+        popq %r8
+        popq %rdi
+        popq %rsi
+        popq %rdx
+        popq %rcx
+        popq %rax
+        iretq
 
         .section .rodata
         .balign 8

@@ -1,7 +1,8 @@
 /*
  * A minimal IDT: vectors 0-31 go to traps.S's stubs, which call fault().
  * A fault is a failed test: say where it happened and crash the domain.
- * Interrupts stay disabled throughout, so no other vector is ever taken.
+ * The event-channel upcall's vector goes to traps_set_upcall()'s handler;
+ * interrupts are enabled only while a test waits for one.
  */
 #include <stdint.h>
 
@@ -31,23 +32,44 @@ struct idt_ptr {
 } __attribute__((packed));
 
 extern const uint64_t fault_stubs[32];
-static struct idt_gate idt[32] __attribute__((aligned(16)));
+extern const char upcall_stub[];
+static struct idt_gate idt[256] __attribute__((aligned(16)));
+static void (*upcall_handler)(void);
+
+static struct idt_gate gate(uint64_t stub)
+{
+    return (struct idt_gate){
+        .offset_low = (uint16_t)stub,
+        .selector = CODE64_SEL,
+        .type = GATE_INTR,
+        .offset_mid = (uint16_t)(stub >> 16),
+        .offset_high = (uint32_t)(stub >> 32),
+    };
+}
 
 void traps_init(void)
 {
-    for (int v = 0; v < 32; v++) {
-        uint64_t stub = fault_stubs[v];
-
-        idt[v] = (struct idt_gate){
-            .offset_low = (uint16_t)stub,
-            .selector = CODE64_SEL,
-            .type = GATE_INTR,
-            .offset_mid = (uint16_t)(stub >> 16),
-            .offset_high = (uint32_t)(stub >> 32),
-        };
-    }
+    for (int v = 0; v < 32; v++)
+        idt[v] = gate(fault_stubs[v]);
     struct idt_ptr ptr = { .limit = sizeof(idt) - 1, .base = (uintptr_t)idt };
     asm volatile("lidt %0" : : "m"(ptr));
+}
+
+void traps_set_upcall(uint8_t vector, void (*handler)(void))
+{
+    upcall_handler = handler;
+    idt[vector] = gate((uintptr_t)upcall_stub);
+    /* The LAPIC's spurious vector (0xff): the handler finds nothing to do. */
+    idt[0xff] = gate((uintptr_t)upcall_stub);
+}
+
+void upcall(void);
+
+/* Called by traps.S's upcall stub, with interrupts off. */
+void upcall(void)
+{
+    if (upcall_handler)
+        upcall_handler();
 }
 
 static __attribute__((noreturn)) void halt_forever(void)
