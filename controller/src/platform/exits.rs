@@ -225,6 +225,13 @@ mod tests {
         xen::{errno::EINVAL, evtchn::EVTCHNOP_bind_ipi, hypercall::__HYPERVISOR_xen_version, version::XENVER_version},
     };
 
+    use xevtchn_common::xen::{
+        XenAbi,
+        errno::ENOSYS,
+        hypercall::{__HYPERVISOR_console_io, __HYPERVISOR_sched_op, __HYPERVISOR_vcpu_op},
+        sched::{CONSOLEIO_write, SCHEDOP_poll, SCHEDOP_shutdown, SHUTDOWN_crash, SchedPoll},
+    };
+
     use super::*;
     use crate::vmm::hypercall_page::UserMode;
     use crate::{
@@ -360,56 +367,10 @@ mod tests {
         assert_eq!(handle_exit(&xen, 0, &mut vcpu, other).reply, Reply::MsrWritten(false));
         assert_eq!(handle_exit(&xen, 0, &mut vcpu, Exit::RdMsr { index: 0x1234 }).reply, Reply::MsrRead(None));
     }
-}
 
-#[cfg(test)]
-mod port_tests {
-    use std::sync::Arc;
-
-    use xevtchn_common::xen::{
-        errno::ENOSYS,
-        hypercall::{__HYPERVISOR_console_io, __HYPERVISOR_sched_op, __HYPERVISOR_vcpu_op, __HYPERVISOR_xen_version},
-        sched::{CONSOLEIO_write, SCHEDOP_poll, SCHEDOP_shutdown, SHUTDOWN_crash, SchedPoll, SchedShutdown},
-        version::XENVER_version,
-    };
-
-    use super::*;
-    use crate::{
-        platform::shared_info::SharedInfoPage,
-        vmm::memory,
-        xen::{Domain, DomainConfig},
-    };
-
-    struct Cpl0 {
-        args: [u64; 5],
-        rax: Option<u64>,
-        long_mode: bool,
-    }
-
-    impl VcpuState for Cpl0 {
-        fn hypercall_args(&self) -> Result<[u64; 5], String> {
-            Ok(self.args)
-        }
-        fn set_rax(&mut self, value: u64) -> Result<(), String> {
-            self.rax = Some(value);
-            Ok(())
-        }
-        fn translate(&self, gva: u64) -> Option<u64> {
-            Some(gva)
-        }
-        fn long_mode(&self) -> Result<bool, String> {
-            Ok(self.long_mode)
-        }
-    }
-
-    fn xen() -> XenSide {
-        let domain = Domain::new(DomainConfig::default()).unwrap();
-        let page = Arc::new(SharedInfoPage::anonymous().unwrap());
-        XenSide::new(domain, page, memory::anonymous_ram(1 << 20).unwrap(), Arc::default(), 2_000_000)
-    }
-
+    /// Hypercall `nr` at CPL0: an `out` of its number to the hypercall port.
     fn call(xen: &XenSide, nr: u32, args: [u64; 5]) -> (Reply, Option<u64>) {
-        let mut vcpu = Cpl0 { args, rax: None, long_mode: true };
+        let mut vcpu = MadeUpVcpu { args, ..Default::default() };
         let exit = Exit::PioOut { port: HYPERCALL_PORT, value: u64::from(nr), len: 4 };
         (handle_exit(xen, 0, &mut vcpu, exit).reply, vcpu.rax)
     }
@@ -428,7 +389,6 @@ mod port_tests {
     fn shutdown_stops_the_vm_with_its_reason_and_the_console_counts_bytes() {
         let xen = xen();
         xen.ram.write_obj(SHUTDOWN_crash, GuestAddress(0x1000)).unwrap();
-        let _ = SchedShutdown::default();
         let (reply, rax) = call(&xen, __HYPERVISOR_sched_op, [SCHEDOP_shutdown, 0x1000, 0, 0, 0]);
         assert_eq!((reply, rax), (Reply::Stop(Stop::Shutdown(SHUTDOWN_crash)), Some(0)));
         xen.ram.write_slice(b"hi\n", GuestAddress(0x2000)).unwrap();
@@ -442,7 +402,6 @@ mod port_tests {
         xen.ram.write_obj(5u32, GuestAddress(0x3000)).unwrap();
         let timeout = xen.clock.now_ns() + 20_000_000;
         let poll = SchedPoll { ports: 0x3000, nr_ports: 1, _pad: 0, timeout };
-        use xevtchn_common::xen::XenAbi;
         xen.ram.write_slice(poll.as_bytes(), GuestAddress(0x1000)).unwrap();
         let started = Instant::now();
         assert_eq!(call(&xen, __HYPERVISOR_sched_op, [SCHEDOP_poll, 0x1000, 0, 0, 0]).1, Some(0));
@@ -452,7 +411,7 @@ mod port_tests {
     #[test]
     fn a_32bit_guest_is_refused_when_it_writes_the_hypercall_msr() {
         let xen = xen();
-        let mut vcpu = Cpl0 { args: [0; 5], rax: None, long_mode: false };
+        let mut vcpu = MadeUpVcpu { compat: true, ..Default::default() };
         let h = handle_exit(&xen, 0, &mut vcpu, Exit::WrMsr { index: HYPERCALL_PAGE_MSR, value: 0x5000 });
         let Reply::Stop(Stop::Unsupported(why)) = h.reply else { panic!("{:?}", h.reply) };
         assert!(why.contains("32-bit") && why.contains("not supported"), "{why}");

@@ -9,7 +9,7 @@
  * the identity, so every symbol below is both its physical and virtual
  * address.
  */
-#include <xen/elfnote.h>
+#include "pvh_entry.h"
 
 #define CR0_PE      (1 << 0)
 #define CR0_PG      (1 << 31)
@@ -23,23 +23,7 @@
 #define CODE64_SEL  0x08
 #define DATA_SEL    0x10
 
-/* The loader finds our 32-bit entry point in this note (elfnote.h). */
-        .section .note.Xen, "a", @note
-        .balign 4
-        .long 2f - 1f                   /* namesz */
-        .long 4f - 3f                   /* descsz */
-        .long XEN_ELFNOTE_PHYS32_ENTRY  /* type 18 */
-1:      .asciz "Xen"
-2:      .balign 4
-3:      .long pvh_start32               /* 32-bit physical entry address */
-4:      .balign 4
-
-        .section .text.entry, "ax", @progbits
-        .code32
-        .globl pvh_start32
-pvh_start32:
-        cli
-        cld
+        pvh_entry pvh_start32
         /* %ebx is the only thing the loader hands over: keep it in %esi. */
         movl %ebx, %esi
         movl $stack_top, %esp

@@ -7,25 +7,10 @@
  * Same entry protocol and note as entry.S (xen docs/misc/pvh.pandoc), same
  * link.ld.
  */
-#include <xen/elfnote.h>
+#include "pvh_entry.h"
 #include <xen/arch-x86/cpuid.h>
 
-        .section .note.Xen, "a", @note
-        .balign 4
-        .long 2f - 1f                   /* namesz */
-        .long 4f - 3f                   /* descsz */
-        .long XEN_ELFNOTE_PHYS32_ENTRY  /* type 18 */
-1:      .asciz "Xen"
-2:      .balign 4
-3:      .long pvh_start32               /* 32-bit physical entry address */
-4:      .balign 4
-
-        .section .text.entry, "ax", @progbits
-        .code32
-        .globl pvh_start32
-pvh_start32:
-        cli
-        cld
+        pvh_entry pvh_start32
         movl $stack_top, %esp
 
         /* Xen's leaves: the signature at 0x40000000 + n * 0x100. */
