@@ -59,6 +59,13 @@ fn bad_usage_is_status_2_and_says_what_to_do() {
     let mask = xevtchn(&["bench", "--workloads", "mask"]);
     assert_eq!(status(&mask), Some(2));
     assert!(String::from_utf8_lossy(&mask.stderr).contains("mask is not a benchmark workload"));
+    // vCPUs from 32 on need a guest that registers their vcpu_infos.
+    let wide = xevtchn(&["run", "--vcpus", "33"]);
+    assert_eq!(status(&wide), Some(2));
+    assert!(String::from_utf8_lossy(&wide.stderr).contains("the built-in guest runs at most 32 vCPUs"));
+    let wider = xevtchn(&["run", "--kernel", "/nonexistent", "--vcpus", "129"]);
+    assert_eq!(status(&wider), Some(2));
+    assert!(String::from_utf8_lossy(&wider.stderr).contains("129 is not in 1..=128"));
 }
 
 #[test]

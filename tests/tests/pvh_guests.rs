@@ -48,7 +48,19 @@ fn pvh_test_kernel_powers_off_on_both_backends() {
     for backend in ["bpf", "userspace"] {
         let out = run_kernel(
             "pvh-test",
-            &["--cmdline", "hello=world", "--memory", "64", "--backend", backend, "--json", "--timeout", "60"],
+            &[
+                "--cmdline",
+                "hello=world vcpus=34",
+                "--vcpus",
+                "34",
+                "--memory",
+                "64",
+                "--backend",
+                backend,
+                "--json",
+                "--timeout",
+                "60",
+            ],
         );
         let console = text(&out.stderr);
         assert_eq!(out.status.code(), Some(0), "on {backend}:\n{console}");
@@ -76,22 +88,35 @@ fn pvh_test_kernel_powers_off_on_both_backends() {
             "ok - the console backend consumed the ring",
             "ok - VCPUOP_register_vcpu_info(vCPU 0) into the kernel's own page",
             "ok - the send after the move marked the moved vcpu_info",
+            // vCPU 33 of 34, which has no vcpu_info in shared_info.
+            "ok - EVTCHNOP_bind_vcpu(port a, the last vCPU)",
+            "ok - the event waits, pending in shared_info",
+            "ok - VCPUOP_register_vcpu_info of offline vCPU above 31",
+            "ok - the high vCPU's new vcpu_info has everything marked pending, the upcall mask set",
+            "ok - the high vCPU's vcpu_info has the pvclock",
+            "ok - the send marked the high vCPU's vcpu_info (upcall 1",
         ] {
             assert!(console.contains(check), "on {backend}, no {check:?}:\n{console}");
         }
         // The kernel's sends, made at CPL0 through the hypercall page (one,
         // then the flood of 2000): on bpf they stay in the kernel (port-I/O
         // doorbells), fewer than 1 in 100 exiting; on userspace each exits.
-        // Two more always exit: the console ring's notification (to a host
-        // backend) and the send after vCPU 0's vcpu_info moved into guest
-        // RAM, where the program cannot reach it.
+        // Four more always exit: the console ring's notification (to a host
+        // backend), the send after vCPU 0's vcpu_info moved into guest RAM,
+        // where the program cannot reach it, and the two to vCPU 33, which
+        // never has a vcpu_info in the program's page.
         let (fast, slow) = (json["fast_sends"].as_u64().unwrap_or(0), json["userspace_sends"].as_u64().unwrap());
         if backend == "bpf" {
-            assert_eq!((fast, slow), (2001, 2), "CPL0 sends stay in the kernel: {json}");
+            assert_eq!((fast, slow), (2001, 4), "CPL0 sends stay in the kernel: {json}");
         } else {
-            assert_eq!((json["fast_sends"].is_null(), slow), (true, 2003), "{json}");
+            assert_eq!((json["fast_sends"].is_null(), slow), (true, 2005), "{json}");
         }
-        assert_eq!(json["vcpu_info_moved"], serde_json::json!([0]), "the report says whose vcpu_info moved: {json}");
+        assert_eq!(json["vcpus"], 34, "{json}");
+        assert_eq!(
+            json["vcpu_info_moved"],
+            serde_json::json!([0, 33]),
+            "the report says whose vcpu_info moved: {json}"
+        );
     }
 }
 

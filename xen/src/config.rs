@@ -46,8 +46,9 @@ pub struct DomainConfig {
     /// The domain host-side backends appear as (0, dom0, by default). A
     /// guest binds to a backend with bind_interdomain(remote_dom = this).
     pub backend_domid: u16,
-    /// Number of vCPUs, 1..=32: vCPUs from 32 on would need
-    /// VCPUOP_register_vcpu_info, which is not implemented.
+    /// Number of vCPUs, 1..=128 (Xen's HVM_MAX_VCPUS). vCPUs from 32 on
+    /// have no vcpu_info in shared_info: they get events once they register
+    /// one (VCPUOP_register_vcpu_info).
     pub nr_vcpus: u32,
     /// GSIs a GSI callback may use (KVM's IOAPIC has 24 pins); Xen ignores
     /// a callback GSI at or above its `nr_gsis`.
@@ -79,7 +80,7 @@ impl Default for DomainConfig {
 pub enum ConfigError {
     #[error("a domain needs at least one vCPU")]
     NoVcpus,
-    #[error("{0} vCPUs requested, but only vCPUs below 32 have a vcpu_info in shared_info")]
+    #[error("{0} vCPUs requested, but an HVM domain has at most {max} (Xen's HVM_MAX_VCPUS)", max = two_level::MAX_VCPUS)]
     TooManyVcpus(u32),
     #[error("domain id {0:#x} is reserved (>= DOMID_FIRST_RESERVED)")]
     ReservedDomid(u16),
@@ -95,7 +96,7 @@ impl DomainConfig {
         if self.nr_vcpus == 0 {
             return Err(ConfigError::NoVcpus);
         }
-        if self.nr_vcpus > two_level::NR_VCPUS {
+        if self.nr_vcpus > two_level::MAX_VCPUS {
             return Err(ConfigError::TooManyVcpus(self.nr_vcpus));
         }
         for domid in [self.domid, self.backend_domid] {
@@ -127,11 +128,12 @@ mod tests {
     }
 
     #[test]
-    fn vcpu_count_must_fit_shared_info() {
+    fn vcpu_count_is_xens_hvm_maximum() {
         let config = |nr_vcpus| DomainConfig { nr_vcpus, ..DomainConfig::default() };
         assert_eq!(config(0).validate(), Err(ConfigError::NoVcpus));
-        assert_eq!(config(32).validate(), Ok(()));
-        assert_eq!(config(33).validate(), Err(ConfigError::TooManyVcpus(33)));
+        assert_eq!(config(33).validate(), Ok(()));
+        assert_eq!(config(128).validate(), Ok(()));
+        assert_eq!(config(129).validate(), Err(ConfigError::TooManyVcpus(129)));
     }
 
     #[test]

@@ -9,7 +9,7 @@ use std::{
 
 use xevtchn_common::{
     doorbell::{CpuActivity, PortEntry, VmState, VmStats, stat},
-    two_level::{NR_PORTS, NR_VCPUS, OUTCOME_COUNT, Outcome},
+    two_level::{NR_PORTS, OUTCOME_COUNT, Outcome, SHARED_INFO_VCPUS},
 };
 
 use super::{
@@ -214,7 +214,7 @@ impl DoorbellPath {
     pub fn counts(&self) -> DoorbellCounts {
         let words = words(&self.stats, 8);
         let stat = |index: u32| words.get(index as usize).copied().unwrap_or(0);
-        let outcomes = (0..self.vcpus.min(NR_VCPUS))
+        let outcomes = (0..self.vcpus.min(SHARED_INFO_VCPUS))
             .map(|v| SendOutcomes::of_vcpu(stat, v))
             .fold(SendOutcomes::default(), |a, b| a.zip_with(&b, u64::wrapping_add));
         DoorbellCounts {

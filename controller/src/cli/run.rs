@@ -6,6 +6,8 @@ use std::{io::IsTerminal, process::ExitCode, time::Duration};
 use anyhow::Result;
 use clap::Args;
 
+use xevtchn_common::two_level::{MAX_VCPUS, SHARED_INFO_VCPUS};
+
 use super::live_view;
 use crate::run::{self, Backend, Callback, RunConfig, RunReport, Workload, smoke};
 
@@ -17,8 +19,9 @@ pub struct RunArgs {
     /// What the guest does.
     #[arg(long, value_enum, default_value_t = Workload::Pingpong)]
     pub workload: Workload,
-    /// Number of vCPUs (1 to 32).
-    #[arg(long, default_value_t = 2, value_parser = clap::value_parser!(u32).range(1..=32))]
+    /// Number of vCPUs: 1 to 32 for the built-in guest, up to 128 (Xen's
+    /// HVM maximum) for a --kernel.
+    #[arg(long, default_value_t = 2, value_parser = clap::value_parser!(u32).range(1..=MAX_VCPUS as i64))]
     pub vcpus: u32,
     /// Sends per sender (or rounds), unless --duration is given.
     #[arg(long, default_value_t = 5000, value_parser = clap::value_parser!(u64).range(1..))]
@@ -91,6 +94,14 @@ pub fn run(args: &RunArgs) -> Result<ExitCode> {
     let timeout = Duration::from_secs(args.timeout);
     if let Some(kernel) = &args.kernel {
         return run_kernel(args, kernel, timeout);
+    }
+    if args.vcpus > SHARED_INFO_VCPUS {
+        return Err(UsageError(format!(
+            "--vcpus {}: the built-in guest runs at most {SHARED_INFO_VCPUS} vCPUs, since it keeps their vcpu_infos in \
+             shared_info; up to {MAX_VCPUS} are for a --kernel, which registers the vcpu_infos of vCPUs from 32 on",
+            args.vcpus
+        ))
+        .into());
     }
     let workload = args.workload;
     if workload == Workload::Smoke {

@@ -9,7 +9,7 @@
 
 use std::time::{Duration, Instant};
 
-use xevtchn_common::two_level::{EventWords, NR_VCPUS, VCPU_INFO_WORDS};
+use xevtchn_common::two_level::{EventWords, vcpu_info_word};
 
 /// Word of `vcpu_time_info` inside a vcpu_info (offset 32).
 const TIME_WORD_IN_VCPU_INFO: usize = 4;
@@ -42,13 +42,14 @@ impl GuestClock {
         Duration::from_nanos(ns.saturating_sub(self.now_ns()))
     }
 
-    /// Writes vcpu_info.time of vCPUs `0..vcpus` (those in shared_info),
-    /// with the version odd while the fields change, as Xen does.
+    /// Writes vcpu_info.time of vCPUs `0..vcpus`, wherever their vcpu_info
+    /// is (from vCPU 32 on, Xen's dummy until they register one), with the
+    /// version odd while the fields change, as Xen does.
     pub fn write_time_info<W: EventWords + ?Sized>(&self, page: &W, vcpus: u32) {
         let now = tsc();
         let system_time = self.ns_at(now);
-        for vcpu in 0..vcpus.min(NR_VCPUS) {
-            let base = vcpu as usize * VCPU_INFO_WORDS + TIME_WORD_IN_VCPU_INFO;
+        for vcpu in 0..vcpus {
+            let base = vcpu_info_word(vcpu) + TIME_WORD_IN_VCPU_INFO;
             let version = page.load(base) as u32;
             store(page, base, u64::from(version.wrapping_add(1) | 1));
             store(page, base + 1, now);
@@ -125,7 +126,7 @@ mod tests {
         let clock = GuestClock::new(2_000_000);
         clock.write_time_info(&page, 2);
         for vcpu in 0..2 {
-            let base = vcpu * VCPU_INFO_WORDS + TIME_WORD_IN_VCPU_INFO;
+            let base = vcpu_info_word(vcpu) + TIME_WORD_IN_VCPU_INFO;
             assert_eq!(page.load(base) as u32 % 2, 0);
             assert_ne!(page.load(base + 3) as u32, 0, "tsc_to_system_mul");
         }

@@ -38,7 +38,7 @@ use kvm_ioctls::{IoEventAddress, VmFd};
 use vmm_sys_util::eventfd::{EFD_NONBLOCK, EventFd};
 use xevtchn_common::{
     doorbell::{CANARY_PORT, PIO_DOORBELL_VALUE, PortEntry, doorbell, pio_doorbell},
-    two_level::{NR_VCPUS, clear_pending, raise_on_vcpu, upcall_pending},
+    two_level::{SHARED_INFO_VCPUS, clear_pending, raise_on_vcpu, upcall_pending},
 };
 
 use super::{
@@ -142,7 +142,8 @@ impl FastPath {
     pub fn sync_port(&self, port: u32, domain: &Domain, upcalls: &Upcalls, shared_info: &SharedInfoPage) {
         let info = domain.port_info(port);
         // A vCPU whose vcpu_info the guest moved into its RAM is out of
-        // the program's reach: its ports are served in userspace.
+        // the program's reach, as is every vCPU from 32 on (`wanted`): their
+        // ports are served in userspace.
         let wanted = wanted(port, info, upcalls.vcpus()).filter(|(t, _)| !shared_info.vcpu_info_moved(t.vcpu));
         let mut served = self.served.lock().unwrap_or_else(|p| p.into_inner());
         match (served.remove(&port), wanted) {
@@ -397,12 +398,14 @@ impl FastPath {
 }
 
 /// What `port` should be served as: its target, and whether that target
-/// can move (None: not served in the kernel).
+/// can move (None: not served in the kernel). The program sees only the
+/// shared_info page, so a target vCPU must have its vcpu_info there: one
+/// below 32.
 fn wanted(port: u32, info: Option<PortInfo>, vcpus: u32) -> Option<(Target, bool)> {
     let info = info?;
     match info.send {
         SendTarget::Deliver { port: deliver, vcpu }
-            if port != CANARY_PORT && deliver != 0 && vcpu < vcpus.min(NR_VCPUS) =>
+            if port != CANARY_PORT && deliver != 0 && vcpu < vcpus.min(SHARED_INFO_VCPUS) =>
         {
             Some((Target { deliver, vcpu }, matches!(info.state, PortState::Loopback { .. })))
         }
@@ -503,5 +506,9 @@ mod tests {
         assert_eq!(wanted(CANARY_PORT, ipi, 2), None);
         assert_eq!(wanted(6, info(PortState::Unbound { remote_dom: 0 }, SendTarget::Drop), 2), None);
         assert_eq!(wanted(7, None, 2), None);
+        let to_31 = info(PortState::Loopback { peer: 4 }, SendTarget::Deliver { port: 4, vcpu: 31 });
+        assert!(wanted(5, to_31, 34).is_some());
+        let to_32 = info(PortState::Loopback { peer: 4 }, SendTarget::Deliver { port: 4, vcpu: 32 });
+        assert_eq!(wanted(5, to_32, 34), None, "vCPU 32's vcpu_info is never in the program's page");
     }
 }

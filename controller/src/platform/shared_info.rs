@@ -13,20 +13,28 @@ use std::{
     },
 };
 
-use xevtchn_common::two_level::{AtomicPage, EventWords, NR_VCPUS, VCPU_INFO_WORDS};
+use xevtchn_common::two_level::{
+    AtomicPage, EventWords, MAX_VCPUS, SHARED_INFO_VCPUS, UPCALL_MASKED, VCPU_INFO_WORDS, vcpu_info_word, vcpu_of_word,
+};
 
 use crate::vmm::memory::GuestRam;
 
 pub const PAGE_SIZE: usize = 4096;
 
 /// A 4096-byte, page-aligned mapping shared with the guest, unmapped on
-/// drop. As event words (`EventWords`) it also follows the vcpu_infos the
-/// guest moved out of it into its RAM (VCPUOP_register_vcpu_info): every
-/// 2-level step the VMM takes lands where the guest looks.
+/// drop. As event words (`EventWords`) it also holds the vcpu_infos that
+/// live outside it: those the guest registered in its RAM
+/// (VCPUOP_register_vcpu_info), and until then Xen's dummy for vCPUs from
+/// 32 on. Every 2-level step the VMM takes lands where the guest looks.
 pub struct SharedInfoPage {
     ptr: NonNull<AtomicPage>,
-    /// Per vCPU: its vcpu_info in guest RAM, or null while in this page.
-    moved: [AtomicPtr<AtomicU64>; NR_VCPUS as usize],
+    /// Per vCPU: its vcpu_info in guest RAM, or null while in this page
+    /// (below 32) or not registered (from 32 on).
+    moved: [AtomicPtr<AtomicU64>; MAX_VCPUS as usize],
+    /// Xen's `dummy_vcpu_info` (common/domain.c `vcpu_info_reset`): the
+    /// vcpu_info of every vCPU from 32 on until it registers one. The guest
+    /// never sees it; registering marks everything pending instead.
+    dummy: [AtomicU64; VCPU_INFO_WORDS],
     /// Keeps the RAM the moved vcpu_infos live in mapped.
     ram: Mutex<Option<GuestRam>>,
 }
@@ -53,7 +61,8 @@ impl SharedInfoPage {
         let ptr = NonNull::new(addr.cast()).ok_or_else(|| std::io::Error::other("mmap returned null"))?;
         Ok(Self {
             ptr,
-            moved: [const { AtomicPtr::new(std::ptr::null_mut()) }; NR_VCPUS as usize],
+            moved: [const { AtomicPtr::new(std::ptr::null_mut()) }; MAX_VCPUS as usize],
+            dummy: [const { AtomicU64::new(0) }; VCPU_INFO_WORDS],
             ram: Mutex::new(None),
         })
     }
@@ -79,9 +88,11 @@ impl SharedInfoPage {
         unsafe { self.ptr.as_ref() }
     }
 
-    /// `vcpu`'s vcpu_info now lives at `gpa` of `ram`: its 64 bytes are
-    /// copied there and every later access goes there. False if `gpa`
-    /// does not hold a whole, 8-byte aligned vcpu_info in `ram`.
+    /// `vcpu`'s vcpu_info now lives at `gpa` of `ram`, and every later
+    /// access goes there. As in Xen's map_vcpu_info, a vcpu_info in this
+    /// page is copied there; the dummy is not: the new one is zeroed with
+    /// `evtchn_upcall_mask` set. False if `gpa` does not hold a whole,
+    /// 8-byte aligned vcpu_info in `ram`, or `vcpu` is out of range.
     pub fn move_vcpu_info(&self, vcpu: u32, ram: &GuestRam, gpa: u64) -> bool {
         use vm_memory::{GuestAddress, GuestMemoryBackend};
         let Some(slot) = self.moved.get(vcpu as usize) else { return false };
@@ -92,11 +103,17 @@ impl SharedInfoPage {
             return false;
         }
         *self.ram.lock().unwrap_or_else(|p| p.into_inner()) = Some(ram.clone());
-        let base = vcpu as usize * VCPU_INFO_WORDS;
+        let base = vcpu_info_word(vcpu);
+        let from_page = vcpu < SHARED_INFO_VCPUS;
         for w in 0..VCPU_INFO_WORDS {
+            let value = match (from_page, w) {
+                (true, _) => self.load(base + w),
+                (false, 0) => UPCALL_MASKED,
+                (false, _) => 0,
+            };
             // SAFETY: `host` covers `len` bytes of guest RAM (get_slice
             // checked), 8-byte aligned, which `self.ram` keeps mapped.
-            unsafe { &*host.add(w) }.store(self.load(base + w), Ordering::SeqCst);
+            unsafe { &*host.add(w) }.store(value, Ordering::SeqCst);
         }
         slot.store(host, Ordering::SeqCst);
         true
@@ -110,15 +127,15 @@ impl SharedInfoPage {
 
     /// Word `word` of the event words, wherever it lives.
     fn word(&self, word: usize) -> Option<&AtomicU64> {
-        if word < NR_VCPUS as usize * VCPU_INFO_WORDS {
-            let moved = self.moved[word / VCPU_INFO_WORDS].load(Ordering::Acquire);
-            if !moved.is_null() {
-                // SAFETY: set by move_vcpu_info to a live, aligned vcpu_info
-                // of VCPU_INFO_WORDS words in RAM that `self.ram` keeps mapped.
-                return Some(unsafe { &*moved.add(word % VCPU_INFO_WORDS) });
-            }
+        let Some(vcpu) = vcpu_of_word(word) else { return self.page().words.get(word) };
+        let in_info = word - vcpu_info_word(vcpu);
+        let moved = self.moved[vcpu as usize].load(Ordering::Acquire);
+        if !moved.is_null() {
+            // SAFETY: set by move_vcpu_info to a live, aligned vcpu_info of
+            // VCPU_INFO_WORDS words in RAM that `self.ram` keeps mapped.
+            return Some(unsafe { &*moved.add(in_info) });
         }
-        self.page().words.get(word)
+        if vcpu < SHARED_INFO_VCPUS { self.page().words.get(word) } else { self.dummy.get(in_info) }
     }
 
     /// Byte `offset` of the page, atomically.
@@ -181,6 +198,33 @@ mod tests {
         assert!(upcall_pending(page.words(), 1));
         assert_eq!(ram.read_obj::<u8>(GuestAddress(0x5040)).unwrap(), 1, "upcall_pending set in RAM");
         assert_eq!(page.byte(64), 0, "not in the page");
+    }
+
+    #[test]
+    fn a_vcpu_above_31_has_the_dummy_until_it_registers() {
+        use vm_memory::{Bytes, GuestAddress};
+        use xevtchn_common::two_level::{pending_sel_word, set_pending, upcall_pending, upcall_word};
+        let page = SharedInfoPage::anonymous().unwrap();
+        let ram = crate::vmm::memory::anonymous_ram(1 << 20).unwrap();
+        // Before: the event is pending in the page; its announcement goes to
+        // the dummy, which no guest sees.
+        set_pending(page.words(), 70, 33);
+        assert!(upcall_pending(page.words(), 33));
+        assert_eq!((0..4096).map(|b| page.byte(b).count_ones()).sum::<u32>(), 1, "only port 70's bit is in the page");
+        assert!(page.move_vcpu_info(33, &ram, 0x6000));
+        assert!(page.vcpu_info_moved(33));
+        // Registered: zeroed with evtchn_upcall_mask set, as Xen does.
+        assert_eq!(ram.read_obj::<u64>(GuestAddress(0x6000)).unwrap(), UPCALL_MASKED);
+        assert_eq!(ram.read_obj::<u64>(GuestAddress(0x6008)).unwrap(), 0);
+        page.words().fetch_and(upcall_word(33), 0);
+        xevtchn_common::two_level::clear_pending(page.words(), 70);
+        set_pending(page.words(), 70, 33);
+        assert_eq!(ram.read_obj::<u8>(GuestAddress(0x6000)).unwrap(), 1, "upcall pending in RAM");
+        assert_eq!(ram.read_obj::<u64>(GuestAddress(0x6008)).unwrap(), 1 << 1, "selector in RAM");
+        assert_eq!(page.words().load(pending_sel_word(33)), 1 << 1);
+        // vCPU 34 still has the dummy; beyond MAX_VCPUS there is nothing.
+        assert!(!page.vcpu_info_moved(34));
+        assert!(!page.move_vcpu_info(MAX_VCPUS, &ram, 0x7000));
     }
 
     #[test]

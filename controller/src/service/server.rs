@@ -18,7 +18,7 @@ use tokio::{
     signal::unix::{SignalKind, signal},
 };
 
-use xevtchn_common::{doorbell::stat, two_level::NR_VCPUS};
+use xevtchn_common::{doorbell::stat, two_level::SHARED_INFO_VCPUS};
 
 use super::{
     metrics::{self, KernelCounts, Records},
@@ -60,7 +60,7 @@ impl Shared {
     fn kernel_counts(&self, pid: u32) -> Option<KernelCounts> {
         let words = self.host().counters(pid)?;
         let word = |i: u32| words.get(i as usize).copied().unwrap_or(0);
-        let outcomes = (0..NR_VCPUS)
+        let outcomes = (0..SHARED_INFO_VCPUS)
             .map(|v| SendOutcomes::of_vcpu(word, v))
             .fold(SendOutcomes::default(), |a, b| a.zip_with(&b, u64::wrapping_add));
         Some(KernelCounts { outcomes, bad_writes: word(stat::BAD_WRITE) })

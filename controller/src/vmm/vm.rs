@@ -101,6 +101,13 @@ pub struct Vm {
 impl Vm {
     pub fn new(config: VmConfig) -> Result<Self, VmmError> {
         let kvm = Kvm::new().map_err(VmmError::open)?;
+        if config.vcpus as usize > kvm.get_max_vcpus() {
+            return Err(VmmError::Unsupported(format!(
+                "{} vCPUs requested, but this host's KVM runs at most {} per VM (KVM_CAP_MAX_VCPUS)",
+                config.vcpus,
+                kvm.get_max_vcpus()
+            )));
+        }
         let vm = kvm.create_vm().map_err(VmmError::kvm("KVM_CREATE_VM"))?;
         vm.create_irq_chip().map_err(VmmError::kvm("KVM_CREATE_IRQCHIP"))?;
         // The hypercall-page MSR is unknown to KVM: let it exit to us.

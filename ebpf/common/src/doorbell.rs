@@ -68,7 +68,7 @@ const _: () = assert!(core::mem::size_of::<VmState>() == 4096 + 8 * NR_PORTS as 
 #[repr(C)]
 #[derive(Clone, Copy)]
 pub struct VmStats {
-    pub words: [u64; stat::entries(crate::two_level::NR_VCPUS) as usize],
+    pub words: [u64; stat::entries(crate::two_level::SHARED_INFO_VCPUS) as usize],
 }
 
 /// A port's entry in `DOORBELL_PORTS`, one u64 the controller stores and

@@ -14,7 +14,10 @@
 //!
 //! # Word access
 //! Everything goes through [`EventWords`]: 64-bit words of the 4096-byte
-//! shared_info page, with `load`, `fetch_or`, `fetch_and` and `swap`. That
+//! shared_info page, then (from [`PAGE_WORDS`] on) the vcpu_infos of vCPUs
+//! [`SHARED_INFO_VCPUS`] to [`MAX_VCPUS`], which have no place in the page
+//! (see [`vcpu_info_word`]). Words are accessed with `load`, `fetch_or`,
+//! `fetch_and` and `swap`. That
 //! is what BPF offers (atomic fetch_or/fetch_and/xchg on 64-bit words; no
 //! compare-and-swap, no byte atomics), and it is enough: each step is one
 //! atomic read-modify-write whose previous value tells what happened.
@@ -71,8 +74,17 @@ use crate::xen::shared_info::{BITS_PER_EVTCHN_WORD, EVTCHN_WORDS, SharedInfo, Vc
 pub const PAGE_WORDS: usize = 4096 / 8;
 /// Ports of the 2-level ABI for 64-bit guests.
 pub const NR_PORTS: u32 = EVTCHN_2L_NR_CHANNELS;
-/// vCPUs whose vcpu_info lives in shared_info.
-pub const NR_VCPUS: u32 = XEN_LEGACY_MAX_VCPUS as u32;
+/// vCPUs whose vcpu_info lives in shared_info until the guest moves it.
+pub const SHARED_INFO_VCPUS: u32 = XEN_LEGACY_MAX_VCPUS as u32;
+/// vCPUs a domain may have: Xen's HVM_MAX_VCPUS (public/hvm/hvm_info_table.h).
+/// Those from [`SHARED_INFO_VCPUS`] on have a vcpu_info only once the guest
+/// registers one (VCPUOP_register_vcpu_info).
+pub const MAX_VCPUS: u32 = 128;
+/// Word index of the first vcpu_info outside the page, vCPU
+/// [`SHARED_INFO_VCPUS`]'s: these words follow the page's.
+pub const EXTRA_VCPU_INFO_BASE: usize = PAGE_WORDS;
+/// The whole word space: the page, then the vcpu_infos outside it.
+pub const EVENT_WORDS: usize = PAGE_WORDS + (MAX_VCPUS - SHARED_INFO_VCPUS) as usize * VCPU_INFO_WORDS;
 /// Word index of `evtchn_pending[0]`.
 pub const PENDING_BASE: usize = offset_of!(SharedInfo, evtchn_pending) / 8;
 /// Word index of `evtchn_mask[0]`.
@@ -85,19 +97,25 @@ const SEL_WORD_IN_VCPU_INFO: usize = offset_of!(VcpuInfo, evtchn_pending_sel) / 
 pub const UPCALL_PENDING_BIT: u64 = 1 << (8 * offset_of!(VcpuInfo, evtchn_upcall_pending));
 /// `evtchn_upcall_mask` inside the first word of a vcpu_info.
 pub const UPCALL_MASK_BITS: u64 = 0xff << (8 * offset_of!(VcpuInfo, evtchn_upcall_mask));
+/// `evtchn_upcall_mask = 1` in the first word of a vcpu_info.
+pub const UPCALL_MASKED: u64 = 1 << (8 * offset_of!(VcpuInfo, evtchn_upcall_mask));
 
 const _: () = assert!(offset_of!(VcpuInfo, evtchn_upcall_pending) < 8);
 const _: () = assert!(offset_of!(VcpuInfo, evtchn_upcall_mask) < 8);
-const _: () = assert!(NR_VCPUS as usize * VCPU_INFO_WORDS <= PENDING_BASE);
+const _: () = assert!(SHARED_INFO_VCPUS as usize * VCPU_INFO_WORDS <= PENDING_BASE);
 const _: () = assert!(MASK_BASE + EVTCHN_WORDS <= PAGE_WORDS);
 const _: () = assert!(NR_PORTS == BITS_PER_EVTCHN_WORD * EVTCHN_WORDS as u32);
 
-/// Atomic access to the 64-bit words of the shared_info page.
+/// Atomic access to the 64-bit words of the shared_info page and of the
+/// vcpu_infos outside it.
 ///
-/// `word` indexes the page's 512 words. Implementations bounds-check: an
-/// index outside the page must not touch memory (`load` and the `fetch_*`
-/// return 0). The algorithm only produces in-range indices for the ports and
-/// vCPUs it has validated. All operations are sequentially consistent, like
+/// `word` indexes [0, [`EVENT_WORDS`]): the page's 512 words, then one
+/// vcpu_info per vCPU from [`SHARED_INFO_VCPUS`] on. Implementations
+/// bounds-check: an index they do not hold must not touch memory (`load`
+/// and the `fetch_*` return 0); a view of the page alone (the BPF program's,
+/// [`AtomicPage`]) holds no vcpu_info from [`SHARED_INFO_VCPUS`] on. The
+/// algorithm only produces in-range indices for the ports and vCPUs it has
+/// validated. All operations are sequentially consistent, like
 /// x86's lock-prefixed instructions that Xen and Linux use.
 pub trait EventWords {
     /// Atomically reads a word.
@@ -117,8 +135,7 @@ pub trait EventWords {
 pub enum Outcome {
     /// Port >= [`NR_PORTS`]: nothing was touched.
     InvalidPort = 0,
-    /// vCPU >= [`NR_VCPUS`] (no vcpu_info in shared_info): nothing was
-    /// touched.
+    /// vCPU >= [`MAX_VCPUS`]: nothing was touched.
     InvalidVcpu = 1,
     /// The port was already pending: the event merged with the earlier one.
     Coalesced = 2,
@@ -159,17 +176,42 @@ const fn port_word_and_bit(port: u32) -> (usize, u64) {
     (word, bit)
 }
 
-/// Word index of `evtchn_pending_sel` of `vcpu` (< NR_VCPUS).
+/// Word index of the first word of `vcpu`'s vcpu_info (`vcpu` <
+/// [`MAX_VCPUS`]): in the page's `vcpu_info` array below
+/// [`SHARED_INFO_VCPUS`], after the page from there on. The word holds
+/// `evtchn_upcall_pending` and `evtchn_upcall_mask`.
 #[inline(always)]
-pub const fn pending_sel_word(vcpu: u32) -> usize {
-    vcpu as usize * VCPU_INFO_WORDS + SEL_WORD_IN_VCPU_INFO
+pub const fn vcpu_info_word(vcpu: u32) -> usize {
+    if vcpu < SHARED_INFO_VCPUS {
+        vcpu as usize * VCPU_INFO_WORDS
+    } else {
+        EXTRA_VCPU_INFO_BASE + (vcpu - SHARED_INFO_VCPUS) as usize * VCPU_INFO_WORDS
+    }
 }
 
-/// Word index of the first word of `vcpu`'s vcpu_info (< NR_VCPUS), which
+/// The vCPU whose vcpu_info holds `word`, if it is a vcpu_info word.
+#[inline(always)]
+pub const fn vcpu_of_word(word: usize) -> Option<u32> {
+    if word < SHARED_INFO_VCPUS as usize * VCPU_INFO_WORDS {
+        Some((word / VCPU_INFO_WORDS) as u32)
+    } else if word >= EXTRA_VCPU_INFO_BASE && word < EVENT_WORDS {
+        Some(((word - EXTRA_VCPU_INFO_BASE) / VCPU_INFO_WORDS) as u32 + SHARED_INFO_VCPUS)
+    } else {
+        None
+    }
+}
+
+/// Word index of `evtchn_pending_sel` of `vcpu` (< MAX_VCPUS).
+#[inline(always)]
+pub const fn pending_sel_word(vcpu: u32) -> usize {
+    vcpu_info_word(vcpu) + SEL_WORD_IN_VCPU_INFO
+}
+
+/// Word index of the first word of `vcpu`'s vcpu_info (< MAX_VCPUS), which
 /// holds `evtchn_upcall_pending` and `evtchn_upcall_mask`.
 #[inline(always)]
 pub const fn upcall_word(vcpu: u32) -> usize {
-    vcpu as usize * VCPU_INFO_WORDS
+    vcpu_info_word(vcpu)
 }
 
 /// Word index of the `evtchn_pending` word holding `port` (< NR_PORTS).
@@ -190,7 +232,7 @@ pub fn set_pending<W: EventWords + ?Sized>(words: &W, port: u32, vcpu: u32) -> O
     if port >= NR_PORTS {
         return Outcome::InvalidPort;
     }
-    if vcpu >= NR_VCPUS {
+    if vcpu >= MAX_VCPUS {
         return Outcome::InvalidVcpu;
     }
     let (word, bit) = port_word_and_bit(port);
@@ -212,7 +254,7 @@ pub fn raise_on_vcpu<W: EventWords + ?Sized>(words: &W, port: u32, vcpu: u32) ->
     if port >= NR_PORTS {
         return Outcome::InvalidPort;
     }
-    if vcpu >= NR_VCPUS {
+    if vcpu >= MAX_VCPUS {
         return Outcome::InvalidVcpu;
     }
     let (word, bit) = port_word_and_bit(port);
@@ -232,7 +274,7 @@ pub fn unmask<W: EventWords + ?Sized>(words: &W, port: u32, vcpu: u32) -> Outcom
     if port >= NR_PORTS {
         return Outcome::InvalidPort;
     }
-    if vcpu >= NR_VCPUS {
+    if vcpu >= MAX_VCPUS {
         return Outcome::InvalidVcpu;
     }
     let (word, bit) = port_word_and_bit(port);
@@ -281,7 +323,7 @@ pub fn is_masked<W: EventWords + ?Sized>(words: &W, port: u32) -> bool {
 /// vCPU). The GSI / PCI INTx callback line follows this for vCPU 0.
 #[inline(always)]
 pub fn upcall_pending<W: EventWords + ?Sized>(words: &W, vcpu: u32) -> bool {
-    if vcpu >= NR_VCPUS {
+    if vcpu >= MAX_VCPUS {
         return false;
     }
     words.load(upcall_word(vcpu)) & UPCALL_PENDING_BIT != 0
@@ -315,7 +357,7 @@ fn mark_selector_and_upcall<W: EventWords + ?Sized>(words: &W, port_word: usize,
 /// ```
 pub mod guest {
     use super::{
-        BITS_PER_EVTCHN_WORD, EVTCHN_WORDS, EventWords, MASK_BASE, NR_PORTS, NR_VCPUS, PENDING_BASE,
+        BITS_PER_EVTCHN_WORD, EVTCHN_WORDS, EventWords, MASK_BASE, MAX_VCPUS, NR_PORTS, PENDING_BASE,
         UPCALL_PENDING_BIT, pending_sel_word, port_word_and_bit, upcall_word,
     };
 
@@ -323,7 +365,7 @@ pub mod guest {
     /// = 0`, before scanning). Returns whether it was set.
     #[inline(always)]
     pub fn clear_upcall_pending<W: EventWords + ?Sized>(words: &W, vcpu: u32) -> bool {
-        if vcpu >= NR_VCPUS {
+        if vcpu >= MAX_VCPUS {
             return false;
         }
         words.fetch_and(upcall_word(vcpu), !UPCALL_PENDING_BIT) & UPCALL_PENDING_BIT != 0
@@ -332,7 +374,7 @@ pub mod guest {
     /// Takes the selector: `xchg(&vcpu_info->evtchn_pending_sel, 0)`.
     #[inline(always)]
     pub fn take_pending_sel<W: EventWords + ?Sized>(words: &W, vcpu: u32) -> u64 {
-        if vcpu >= NR_VCPUS {
+        if vcpu >= MAX_VCPUS {
             return 0;
         }
         words.swap(pending_sel_word(vcpu), 0)

@@ -29,6 +29,66 @@ fn word_indices_match_the_shared_info_layout() {
 }
 
 #[test]
+fn vcpu_infos_from_32_on_follow_the_page() {
+    assert_eq!(vcpu_info_word(31), 31 * 8);
+    assert_eq!(vcpu_info_word(32), PAGE_WORDS);
+    assert_eq!(pending_sel_word(33), PAGE_WORDS + 8 + 1);
+    assert_eq!(upcall_word(MAX_VCPUS - 1), EVENT_WORDS - 8);
+    for vcpu in 0..MAX_VCPUS {
+        for w in 0..VCPU_INFO_WORDS {
+            assert_eq!(vcpu_of_word(vcpu_info_word(vcpu) + w), Some(vcpu));
+        }
+    }
+    // Neither the bitmaps nor the rest of the page belong to a vCPU.
+    for word in SHARED_INFO_VCPUS as usize * VCPU_INFO_WORDS..PAGE_WORDS {
+        assert_eq!(vcpu_of_word(word), None, "word {word}");
+    }
+    assert_eq!(vcpu_of_word(EVENT_WORDS), None);
+}
+
+/// The whole word space, as the VMM's shared_info does once vCPUs from 32
+/// on have registered their vcpu_infos.
+struct AllWords(Vec<std::sync::atomic::AtomicU64>);
+
+impl EventWords for AllWords {
+    fn load(&self, word: usize) -> u64 {
+        self.0.get(word).map_or(0, |w| w.load(Ordering::SeqCst))
+    }
+    fn fetch_or(&self, word: usize, bits: u64) -> u64 {
+        self.0.get(word).map_or(0, |w| w.fetch_or(bits, Ordering::SeqCst))
+    }
+    fn fetch_and(&self, word: usize, bits: u64) -> u64 {
+        self.0.get(word).map_or(0, |w| w.fetch_and(bits, Ordering::SeqCst))
+    }
+    fn swap(&self, word: usize, value: u64) -> u64 {
+        self.0.get(word).map_or(0, |w| w.swap(value, Ordering::SeqCst))
+    }
+}
+
+#[test]
+fn a_send_to_a_vcpu_above_31_marks_its_vcpu_info_past_the_page() {
+    let w = AllWords((0..EVENT_WORDS).map(|_| Default::default()).collect());
+    assert_eq!(set_pending(&w, 130, 40), Outcome::UpcallRaised);
+    assert!(upcall_pending(&w, 40));
+    assert_eq!(w.load(pending_sel_word(40)), 1 << 2);
+    // Nothing of it landed in the page's vcpu_infos.
+    assert!((0..SHARED_INFO_VCPUS as usize * VCPU_INFO_WORDS).all(|i| w.load(i) == 0));
+    assert!(guest::clear_upcall_pending(&w, 40));
+    assert_eq!(guest::take_pending_sel(&w, 40), 1 << 2);
+    assert_eq!(set_pending(&w, 131, MAX_VCPUS - 1), Outcome::UpcallRaised);
+    assert_eq!(set_pending(&w, 132, MAX_VCPUS), Outcome::InvalidVcpu);
+}
+
+#[test]
+fn a_view_of_the_page_alone_keeps_vcpus_above_31_out_of_it() {
+    // The pending bit is the page's; the vcpu_info is not there to mark.
+    let w = page();
+    set_pending(&w, 7, 32);
+    assert!(is_pending(&w, 7));
+    assert!((0..SHARED_INFO_VCPUS as usize * VCPU_INFO_WORDS).all(|i| w.load(i) == 0));
+}
+
+#[test]
 fn first_send_raises_the_upcall() {
     let w = page();
     assert_eq!(set_pending(&w, 70, 2), Outcome::UpcallRaised);
@@ -84,9 +144,9 @@ fn upcall_mask_byte_is_ignored_and_preserved() {
 fn invalid_port_and_vcpu_touch_nothing() {
     let w = page();
     assert_eq!(set_pending(&w, NR_PORTS, 0), Outcome::InvalidPort);
-    assert_eq!(set_pending(&w, 1, NR_VCPUS), Outcome::InvalidVcpu);
+    assert_eq!(set_pending(&w, 1, MAX_VCPUS), Outcome::InvalidVcpu);
     assert_eq!(raise_on_vcpu(&w, NR_PORTS, 0), Outcome::InvalidPort);
-    assert_eq!(unmask(&w, 1, NR_VCPUS), Outcome::InvalidVcpu);
+    assert_eq!(unmask(&w, 1, MAX_VCPUS), Outcome::InvalidVcpu);
     assert!(w.words.iter().all(|word| word.load(Ordering::SeqCst) == 0));
 }
 

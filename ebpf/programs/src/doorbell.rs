@@ -63,7 +63,7 @@ fn count(stats: *mut VmStats, index: u32) {
     // (LLVM would otherwise test a part of the sum before adding the rest).
     // SAFETY: a read of a local.
     let index = unsafe { core::ptr::read_volatile(&index) };
-    if index < stat::entries(xevtchn_common::two_level::NR_VCPUS) {
+    if index < stat::entries(xevtchn_common::two_level::SHARED_INFO_VCPUS) {
         // SAFETY: `stats` is this VM's counters value; `index` is in bounds.
         add(unsafe { (*stats).words.as_mut_ptr().add(index as usize) }, 1);
     }

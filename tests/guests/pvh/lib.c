@@ -52,12 +52,26 @@ size_t strnlen(const char *s, size_t max)
     return n;
 }
 
-bool str_contains(const char *haystack, const char *needle)
+const char *str_find(const char *haystack, const char *needle)
 {
     size_t n = strnlen(needle, SIZE_MAX);
 
     for (; *haystack; haystack++)
         if (memcmp(haystack, needle, n) == 0)
-            return true;
-    return n == 0;
+            return haystack;
+    return n == 0 ? haystack : NULL;
+}
+
+bool str_contains(const char *haystack, const char *needle)
+{
+    return str_find(haystack, needle) != NULL;
+}
+
+unsigned long str_number(const char *s)
+{
+    unsigned long n = 0;
+
+    for (; *s >= '0' && *s <= '9'; s++)
+        n = n * 10 + (unsigned long)(*s - '0');
+    return n;
 }

@@ -101,6 +101,11 @@ static bool check_start_info(const struct hvm_start_info *si)
 
 /* "console-input" on the command line: expect a line on the PV console. */
 static bool console_input;
+/*
+ * "vcpus=N" on the command line: the kernel has N vCPUs (a real kernel
+ * learns that from ACPI's MADT). 0: not given.
+ */
+static unsigned int nr_vcpus;
 
 /* Echoes the command line; "shutdown=crash" crashes the domain at once. */
 static void handle_cmdline(const struct hvm_start_info *si)
@@ -117,6 +122,9 @@ static void handle_cmdline(const struct hvm_start_info *si)
     line[len] = 0;
     printk("cmdline: %s\n", line);
     console_input = str_contains(line, "console-input");
+    const char *vcpus = str_find(line, "vcpus=");
+    if (vcpus)
+        nr_vcpus = (unsigned int)str_number(vcpus + 6);
     if (str_contains(line, "shutdown=crash")) {
         printk("pvh-test: crashing on request\n");
         shutdown(SHUTDOWN_crash);
@@ -878,6 +886,76 @@ static void check_vcpu_info(volatile struct shared_info *s)
     close_port(a);
 }
 
+/*
+ * A vCPU from 32 on has no vcpu_info in shared_info: events bound to it
+ * stay pending, unannounced, until a vcpu_info is registered for it, which
+ * vCPU 0 may do while that vCPU is still offline (Linux does so for each
+ * CPU it brings up). Needs "vcpus=N" with N > 32; uses the last vCPU.
+ */
+static void check_high_vcpu(volatile struct shared_info *s)
+{
+    unsigned int high = nr_vcpus - 1;
+    uint64_t mfn = (uintptr_t)vcpu_info_page >> 12;
+    volatile struct vcpu_info *info = (volatile struct vcpu_info *)(vcpu_info_page + 128);
+    struct evtchn_bind_interdomain bind = { .remote_dom = DOMID_SELF };
+    struct evtchn_bind_vcpu to_high, to_none;
+    struct evtchn_send send;
+    evtchn_port_t a;
+    xen_ulong_t sel_bit;
+
+    if (nr_vcpus <= 32) {
+        printk("pvh-test: no vcpus=N above 32 on the command line: vCPUs from 32 on are not checked\n");
+        return;
+    }
+    if (!expect_rc("EVTCHNOP_alloc_unbound (port a, for the high vCPU)", alloc_unbound(&a), 0))
+        return;
+    bind.remote_port = a;
+    if (!expect_rc("EVTCHNOP_bind_interdomain to port a", HYPERVISOR_event_channel_op(EVTCHNOP_bind_interdomain, &bind), 0))
+        return;
+    sel_bit = (xen_ulong_t)1 << (a / BITS_PER_WORD);
+    to_high = (struct evtchn_bind_vcpu){ .port = a, .vcpu = high };
+    to_none = (struct evtchn_bind_vcpu){ .port = a, .vcpu = nr_vcpus };
+    expect_rc("EVTCHNOP_bind_vcpu to a vCPU that does not exist is -ENOENT",
+              HYPERVISOR_event_channel_op(EVTCHNOP_bind_vcpu, &to_none), -XEN_ENOENT);
+    printk("pvh-test: port a is %u, bound to vCPU %u of %u\n", a, high, nr_vcpus);
+    if (!expect_rc("EVTCHNOP_bind_vcpu(port a, the last vCPU)", HYPERVISOR_event_channel_op(EVTCHNOP_bind_vcpu, &to_high), 0))
+        return;
+    __atomic_and_fetch(&s->evtchn_mask[a / BITS_PER_WORD], ~((xen_ulong_t)1 << (a % BITS_PER_WORD)), __ATOMIC_SEQ_CST);
+    clear_pending(s, a);
+
+    /* Before the vCPU has a vcpu_info: pending, announced nowhere visible. */
+    send.port = bind.local_port;
+    expect_rc("EVTCHNOP_send to the high vCPU before it has a vcpu_info", HYPERVISOR_event_channel_op(EVTCHNOP_send, &send), 0);
+    report(port_pending(s, a), "the event waits, pending in shared_info");
+
+    expect_rc("register_vcpu_info of a vCPU that does not exist is -ENOENT", register_vcpu_info(nr_vcpus, mfn, 128),
+              -XEN_ENOENT);
+    if (!expect_rc("VCPUOP_register_vcpu_info of offline vCPU above 31", register_vcpu_info(high, mfn, 128), 0))
+        return;
+    /* map_vcpu_info: a fresh one (upcall mask set), then all marked pending. */
+    report(info->evtchn_upcall_pending == 1 && info->evtchn_pending_sel == ~(xen_ulong_t)0 &&
+               info->evtchn_upcall_mask == 1,
+           "the high vCPU's new vcpu_info has everything marked pending, the upcall mask set (upcall %u, mask %u, "
+           "selector %#lx)",
+           info->evtchn_upcall_pending, info->evtchn_upcall_mask, (unsigned long)info->evtchn_pending_sel);
+    report(info->time.tsc_to_system_mul != 0 && !(info->time.version & 1),
+           "the high vCPU's vcpu_info has the pvclock (version %u)", info->time.version);
+    expect_rc("a second register_vcpu_info of the high vCPU is -EINVAL", register_vcpu_info(high, mfn, 192),
+              -XEN_EINVAL);
+
+    /* Registered: a send is announced in the new vcpu_info. */
+    info->evtchn_upcall_pending = 0;
+    info->evtchn_pending_sel = 0;
+    clear_pending(s, a);
+    expect_rc("EVTCHNOP_send to the high vCPU", HYPERVISOR_event_channel_op(EVTCHNOP_send, &send), 0);
+    report(port_pending(s, a) && info->evtchn_upcall_pending == 1 && info->evtchn_pending_sel == sel_bit,
+           "the send marked the high vCPU's vcpu_info (upcall %u, selector %#lx)", info->evtchn_upcall_pending,
+           (unsigned long)info->evtchn_pending_sel);
+    mask_port(s, a);
+    close_port(bind.local_port);
+    close_port(a);
+}
+
 /* --- The rest ---------------------------------------------------------- */
 
 static void check_misc_hypercalls(void)
@@ -918,6 +996,7 @@ void kmain(const struct hvm_start_info *si)
         check_upcalls(shared);
         check_console_ring(shared);
         check_vcpu_info(shared);
+        check_high_vcpu(shared);
     }
     check_misc_hypercalls();
 

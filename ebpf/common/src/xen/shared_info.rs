@@ -4,8 +4,8 @@
 //! The page holds the 2-level event-channel state: the `evtchn_pending` and
 //! `evtchn_mask` bitmaps (4096 ports) and, for vCPUs below
 //! [`XEN_LEGACY_MAX_VCPUS`], their `vcpu_info` with `evtchn_upcall_pending`
-//! and the `evtchn_pending_sel` selector. vCPUs from 32 on would need
-//! VCPUOP_register_vcpu_info, which xevtchn does not implement.
+//! and the `evtchn_pending_sel` selector. vCPUs from 32 on have a vcpu_info
+//! only where the guest registers one (VCPUOP_register_vcpu_info).
 
 use core::mem::{offset_of, size_of};
 
