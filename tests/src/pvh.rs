@@ -20,7 +20,7 @@ use std::{
 
 /// Each kernel's sources in `tests/guests/pvh/`, entry code first.
 const KERNELS: &[(&str, &[&str])] = &[
-    ("pvh-test", &["entry.S", "traps.S", "hypercall.c", "console.c", "lib.c", "traps.c", "pvh_test.c"]),
+    ("pvh-test", &["entry.S", "traps.S", "hypercall.c", "console.c", "lib.c", "traps.c", "smp.c", "pvh_test.c"]),
     ("pvh32", &["pvh32.S"]),
 ];
 

@@ -22,6 +22,40 @@
 
 #define CODE64_SEL  0x08
 #define DATA_SEL    0x10
+#define CODE32_SEL  0x18
+
+/* Every data segment register to the flat data descriptor. */
+        .macro flat_data_segments
+        movl $DATA_SEL, %eax
+        movl %eax, %ds
+        movl %eax, %es
+        movl %eax, %ss
+        movl %eax, %fs
+        movl %eax, %gs
+        .endm
+
+/* 32-bit protected mode to 64-bit, on this kernel's page tables and GDT. */
+        .macro long_mode target
+        movl %cr4, %eax
+        orl $CR4_PAE, %eax
+        movl %eax, %cr4
+
+        movl $pml4, %eax
+        movl %eax, %cr3
+
+        movl $MSR_EFER, %ecx
+        rdmsr
+        orl $EFER_LME, %eax
+        wrmsr
+
+        /* Paging on with EFER.LME set: long mode (compatibility) is active. */
+        movl %cr0, %eax
+        orl $(CR0_PE | CR0_PG), %eax
+        movl %eax, %cr0
+
+        /* A far jump through the 64-bit code descriptor enters 64-bit mode. */
+        ljmp $CODE64_SEL, $\target
+        .endm
 
         pvh_entry pvh_start32
         /* %ebx is the only thing the loader hands over: keep it in %esi. */
@@ -48,35 +82,11 @@
         jb 1b
 
         lgdt gdt_ptr
-
-        movl %cr4, %eax
-        orl $CR4_PAE, %eax
-        movl %eax, %cr4
-
-        movl $pml4, %eax
-        movl %eax, %cr3
-
-        movl $MSR_EFER, %ecx
-        rdmsr
-        orl $EFER_LME, %eax
-        wrmsr
-
-        /* Paging on with EFER.LME set: long mode (compatibility) is active. */
-        movl %cr0, %eax
-        orl $(CR0_PE | CR0_PG), %eax
-        movl %eax, %cr0
-
-        /* A far jump through the 64-bit code descriptor enters 64-bit mode. */
-        ljmp $CODE64_SEL, $start64
+        long_mode start64
 
         .code64
 start64:
-        movl $DATA_SEL, %eax
-        movl %eax, %ds
-        movl %eax, %es
-        movl %eax, %ss
-        movl %eax, %fs
-        movl %eax, %gs
+        flat_data_segments
         movq $stack_top, %rsp
         /* The upper halves of registers are undefined after the switch. */
         movl %esi, %edi
@@ -86,12 +96,63 @@ start64:
         hlt
         jmp 2b
 
+/*
+ * Other vCPUs (smp.c): a SIPI starts one in real mode at the page smp.c
+ * copied ap_trampoline to (CS = page >> 4, IP = 0). It loads this GDT and
+ * enters protected mode at ap_start32, which goes to long mode as the boot
+ * vCPU did, on the same page tables; ap_start64 calls ap_entry on
+ * ap_stack_top.
+ */
+        .code32
+ap_start32:
+        flat_data_segments
+        long_mode ap_start64
+
+        .code64
+ap_start64:
+        flat_data_segments
+        movq ap_stack_top, %rsp
+        call *ap_entry
+3:      cli
+        hlt
+        jmp 3b
+
+        /* Copied below 1 MiB before use, so in .data; position independent. */
+        .section .data
+        .code16
+        .balign 16
+        .globl ap_trampoline, ap_trampoline_end
+ap_trampoline:
+        cli
+        cld
+        movw %cs, %ax
+        movw %ax, %ds
+        lgdtl ap_gdt_ptr - ap_trampoline
+        movl %cr0, %eax
+        orl $CR0_PE, %eax
+        movl %eax, %cr0
+        ljmpl $CODE32_SEL, $ap_start32
+        .balign 8
+ap_gdt_ptr:
+        .word gdt_end - gdt - 1
+        .long gdt
+ap_trampoline_end:
+        .code64
+
+        .balign 8
+        .globl ap_stack_top, ap_entry
+ap_stack_top:
+        .quad 0
+ap_entry:
+        .quad 0
+
         .section .rodata
         .balign 16
 gdt:
         .quad 0                         /* null */
         .quad 0x00af9a000000ffff        /* 0x08: 64-bit code, DPL 0 (L=1, D=0) */
         .quad 0x00cf92000000ffff        /* 0x10: flat data, DPL 0 */
+        .quad 0x00cf9a000000ffff        /* 0x18: 32-bit code, DPL 0 (other vCPUs' way up) */
 gdt_end:
         .balign 8
         .globl gdt_ptr

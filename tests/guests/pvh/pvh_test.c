@@ -16,6 +16,7 @@
 #include "console.h"
 #include "hypercall.h"
 #include "lib.h"
+#include "smp.h"
 #include "traps.h"
 
 #define NS_PER_MS 1000000ULL
@@ -622,6 +623,7 @@ static void check_timers(volatile struct shared_info *s)
 
 #define UPCALL_VECTOR 0xf3
 #define MSR_APIC_BASE 0x1b
+#define MSR_X2APIC_ID 0x802
 #define MSR_X2APIC_EOI 0x80b
 #define MSR_X2APIC_SVR 0x80f
 #define MSR_X2APIC_LVT_LINT0 0x835
@@ -652,12 +654,20 @@ static void wrmsr(uint32_t msr, uint64_t value)
  * unmasked port of its words; then the LAPIC's EOI, since a per-vCPU
  * vector is an ordinary LAPIC interrupt.
  */
+static void handle_high_upcall(void);
+
 static void handle_upcall(void)
 {
     volatile struct shared_info *s = upcall_shared;
     volatile struct vcpu_info *v = &s->vcpu_info[0];
     xen_ulong_t sel;
 
+    /* The other vCPU that takes upcalls: check_high_vcpu's. */
+    if (rdmsr(MSR_X2APIC_ID) != 0) {
+        handle_high_upcall();
+        wrmsr(MSR_X2APIC_EOI, 0);
+        return;
+    }
     upcalls++;
     v->evtchn_upcall_pending = 0;
     sel = __atomic_exchange_n(&v->evtchn_pending_sel, 0, __ATOMIC_SEQ_CST);
@@ -887,21 +897,64 @@ static void check_vcpu_info(volatile struct shared_info *s)
 }
 
 /*
- * A vCPU from 32 on has no vcpu_info in shared_info: events bound to it
- * stay pending, unannounced, until a vcpu_info is registered for it, which
- * vCPU 0 may do while that vCPU is still offline (Linux does so for each
- * CPU it brings up). Needs "vcpus=N" with N > 32; uses the last vCPU.
+ * A vCPU from 32 on has no vcpu_info in shared_info: an event bound to it
+ * stays pending, announced nowhere the guest sees, until a vcpu_info is
+ * registered for it, which vCPU 0 may do while that vCPU is still offline
+ * (Linux does so for each CPU it brings up); the registration marks
+ * everything pending. Then the vCPU comes up through INIT/SIPI and takes
+ * its events as upcalls. Needs "vcpus=N" with N > 32; uses the last vCPU.
  */
+static volatile struct vcpu_info *high_info;
+static evtchn_port_t high_port;
+static volatile unsigned int high_running, high_upcalls, high_events;
+static uint8_t high_stack[8192] __attribute__((aligned(16)));
+
+/* The high vCPU's upcall: only its port is bound to it (Linux's per-CPU mask). */
+static void handle_high_upcall(void)
+{
+    volatile struct shared_info *s = upcall_shared;
+    unsigned int word = high_port / BITS_PER_WORD;
+    xen_ulong_t bit = (xen_ulong_t)1 << (high_port % BITS_PER_WORD);
+
+    high_upcalls++;
+    high_info->evtchn_upcall_pending = 0;
+    if (__atomic_exchange_n(&high_info->evtchn_pending_sel, 0, __ATOMIC_SEQ_CST) & ((xen_ulong_t)1 << word) &&
+        (s->evtchn_pending[word] & ~s->evtchn_mask[word] & bit) &&
+        (__atomic_fetch_and(&s->evtchn_pending[word], ~bit, __ATOMIC_SEQ_CST) & bit))
+        high_events++;
+}
+
+/* The high vCPU's life: this kernel's IDT, its x2APIC on, then halt with interrupts on. */
+static void high_vcpu_main(void)
+{
+    traps_load();
+    wrmsr(MSR_APIC_BASE, rdmsr(MSR_APIC_BASE) | (1u << 11) | (1u << 10));
+    wrmsr(MSR_X2APIC_SVR, (1u << 8) | SPURIOUS_VECTOR);
+    high_running = (unsigned int)rdmsr(MSR_X2APIC_ID) + 1;
+    for (;;)
+        asm volatile("sti; hlt; cli" ::: "memory");
+}
+
+/* Spins (vCPU 0 keeps interrupts off) until *counter reaches `want`, 2 s at most. */
+static bool wait_for(volatile unsigned int *counter, unsigned int want)
+{
+    uint64_t deadline = system_time_ns() + 2000 * NS_PER_MS;
+
+    while (*counter < want && system_time_ns() < deadline)
+        asm volatile("pause" ::: "memory");
+    return *counter >= want;
+}
+
 static void check_high_vcpu(volatile struct shared_info *s)
 {
     unsigned int high = nr_vcpus - 1;
     uint64_t mfn = (uintptr_t)vcpu_info_page >> 12;
     volatile struct vcpu_info *info = (volatile struct vcpu_info *)(vcpu_info_page + 128);
     struct evtchn_bind_interdomain bind = { .remote_dom = DOMID_SELF };
+    struct xen_hvm_evtchn_upcall_vector vector = { .vcpu = high, .vector = UPCALL_VECTOR };
     struct evtchn_bind_vcpu to_high, to_none;
     struct evtchn_send send;
     evtchn_port_t a;
-    xen_ulong_t sel_bit;
 
     if (nr_vcpus <= 32) {
         printk("pvh-test: no vcpus=N above 32 on the command line: vCPUs from 32 on are not checked\n");
@@ -912,7 +965,6 @@ static void check_high_vcpu(volatile struct shared_info *s)
     bind.remote_port = a;
     if (!expect_rc("EVTCHNOP_bind_interdomain to port a", HYPERVISOR_event_channel_op(EVTCHNOP_bind_interdomain, &bind), 0))
         return;
-    sel_bit = (xen_ulong_t)1 << (a / BITS_PER_WORD);
     to_high = (struct evtchn_bind_vcpu){ .port = a, .vcpu = high };
     to_none = (struct evtchn_bind_vcpu){ .port = a, .vcpu = nr_vcpus };
     expect_rc("EVTCHNOP_bind_vcpu to a vCPU that does not exist is -ENOENT",
@@ -943,14 +995,25 @@ static void check_high_vcpu(volatile struct shared_info *s)
     expect_rc("a second register_vcpu_info of the high vCPU is -EINVAL", register_vcpu_info(high, mfn, 192),
               -XEN_EINVAL);
 
-    /* Registered: a send is announced in the new vcpu_info. */
-    info->evtchn_upcall_pending = 0;
-    info->evtchn_pending_sel = 0;
-    clear_pending(s, a);
+    /* Up it comes; its upcall vector set, it takes what waited, then the next. */
+    if (!report(rdmsr(MSR_APIC_BASE) & (1u << 10), "vCPU 0's x2APIC is on (check_upcalls), for INIT/SIPI"))
+        goto out;
+    upcall_shared = s;
+    traps_set_upcall(UPCALL_VECTOR, handle_upcall);
+    high_info = info;
+    high_port = a;
+    smp_start(high, high_stack + sizeof(high_stack), high_vcpu_main);
+    if (!report(wait_for(&high_running, 1) && high_running == high + 1, "vCPU %u came up through INIT/SIPI", high))
+        goto out;
+    if (!expect_rc("HVMOP_set_evtchn_upcall_vector(the high vCPU, 0xf3)",
+                   HYPERVISOR_hvm_op(HVMOP_set_evtchn_upcall_vector, &vector), 0))
+        goto out;
+    report(wait_for(&high_events, 1) && high_events == 1,
+           "the high vCPU took the event sent before its vcpu_info existed, in %u upcalls", high_upcalls);
     expect_rc("EVTCHNOP_send to the high vCPU", HYPERVISOR_event_channel_op(EVTCHNOP_send, &send), 0);
-    report(port_pending(s, a) && info->evtchn_upcall_pending == 1 && info->evtchn_pending_sel == sel_bit,
-           "the send marked the high vCPU's vcpu_info (upcall %u, selector %#lx)", info->evtchn_upcall_pending,
-           (unsigned long)info->evtchn_pending_sel);
+    report(wait_for(&high_events, 2) && high_events == 2, "the high vCPU took the next event as an upcall (%u upcalls)",
+           high_upcalls);
+out:
     mask_port(s, a);
     close_port(bind.local_port);
     close_port(a);

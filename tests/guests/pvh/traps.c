@@ -51,6 +51,11 @@ void traps_init(void)
 {
     for (int v = 0; v < 32; v++)
         idt[v] = gate(fault_stubs[v]);
+    traps_load();
+}
+
+void traps_load(void)
+{
     struct idt_ptr ptr = { .limit = sizeof(idt) - 1, .base = (uintptr_t)idt };
     asm volatile("lidt %0" : : "m"(ptr));
 }

@@ -5,6 +5,8 @@
 #include <stdint.h>
 
 void traps_init(void);
+/* Loads the IDT traps_init built on this vCPU (another vCPU's start). */
+void traps_load(void);
 
 /* Vector `vector` runs `handler` (the event-channel upcall), then iretq. */
 void traps_set_upcall(uint8_t vector, void (*handler)(void));
