@@ -1,5 +1,6 @@
-//! The built-in Xen HVM guest, entered by the VMM in 64-bit long mode on
-//! every vCPU at `_start` (rdi = vCPU index), with a private stack.
+//! The built-in Xen HVM guest: a PVH kernel whose vCPU 0 starts the
+//! others (INIT/SIPI); every vCPU reaches `_start` in 64-bit long mode
+//! (rdi = vCPU index) on a private stack (arch::pvh_entry).
 //!
 //! Set-up runs at CPL0 (which this host kind emulates, slowly); every
 //! workload's hot loop runs at CPL3, natively. See `workloads` for what each
@@ -53,6 +54,8 @@ pub extern "C" fn _start(vcpu: u64) -> ! {
     apic::enable();
     apic::start_periodic_timer(TIMER_VECTOR, sync::TICK_MS);
     if vcpu == 0 {
+        // They boot while this one sets the domain up, then wait for it.
+        arch::smp::start_other_vcpus();
         if let Err(code) = xen::setup::domain(&params) {
             fail(vcpu, code);
         }

@@ -1,7 +1,6 @@
 //! The VMM: a KVM VM built with rust-vmm's kvm-ioctls, its memory, its
 //! vCPU threads and the handling of their exits.
 
-pub mod boot;
 pub mod canary;
 pub mod error;
 pub mod exit;

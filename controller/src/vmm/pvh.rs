@@ -37,9 +37,6 @@ pub struct PvhStart {
     pub entry: u32,
     /// Guest-physical address of the hvm_start_info (for ebx).
     pub start_info: u64,
-    /// The ELF's own entry point (where the built-in guest's other vCPUs
-    /// start, in long mode).
-    pub elf_entry: u64,
 }
 
 /// The page of RAM the VMM keeps for the PV console's ring (its top one),
@@ -78,7 +75,6 @@ pub fn load(ram: &GuestRam, image: &[u8], cmdline: &str, map: &[E820Entry]) -> R
         FileKind::Elf64 => load_elf::<FileHeader64<Endianness>>(ram, image)?,
         other => return Err(VmmError::BadImage(format!("a {other:?} file, not an ELF kernel"))),
     };
-    let elf_entry = object::Object::entry(&object::File::parse(image).map_err(bad)?);
     let entry = entry.ok_or_else(|| {
         VmmError::BadImage(
             "no XEN_ELFNOTE_PHYS32_ENTRY note: this kernel has no PVH entry point \
@@ -88,7 +84,7 @@ pub fn load(ram: &GuestRam, image: &[u8], cmdline: &str, map: &[E820Entry]) -> R
     })?;
     let start_info = end.next_multiple_of(PAGE);
     write_start_info(ram, start_info, cmdline, map)?;
-    Ok(PvhStart { entry, start_info, elf_entry })
+    Ok(PvhStart { entry, start_info })
 }
 
 /// Loads the PT_LOAD segments; returns the PVH entry (if noted) and the
@@ -263,7 +259,6 @@ mod tests {
         assert!(!image.is_empty(), "built with XEVTCHN_SKIP_GUEST=1: no built-in guest to check");
         let ram = super::super::memory::anonymous_ram(64 << 20).unwrap();
         let start = load(&ram, image, "", &memory_map(64 << 20)).expect("the built-in guest is a PVH kernel");
-        assert_ne!(u64::from(start.entry), start.elf_entry, "vCPU 0 enters at pvh_start, the others at _start");
         assert!((0x20_0000..0x40_0000).contains(&start.entry), "{:#x}", start.entry);
     }
 
@@ -273,7 +268,7 @@ mod tests {
         assert_eq!(sregs.cr0 & (1 << 31), 0, "paging off");
         assert_eq!(sregs.cr0 & 1, 1, "protected mode");
         assert_eq!((sregs.cs.db, sregs.cs.l, sregs.cs.limit), (1, 0, 0xffff_ffff));
-        let regs = entry_regs(PvhStart { entry: 0x10_0000, start_info: 0x20_0000, elf_entry: 0 });
+        let regs = entry_regs(PvhStart { entry: 0x10_0000, start_info: 0x20_0000 });
         assert_eq!((regs.rip, regs.rbx, regs.rflags & (1 << 9)), (0x10_0000, 0x20_0000, 0));
     }
 }

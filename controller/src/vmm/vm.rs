@@ -21,11 +21,11 @@ use vm_memory::{Bytes, GuestAddress};
 use vmm_sys_util::signal::Killable;
 use xevtchn_common::{
     guest_abi::Params,
-    layout::{PARAMS, RAM_SIZE, STACK_SIZE, STACKS_TOP},
+    layout::{PARAMS, RAM_SIZE},
 };
 
 use super::{
-    VmmError, boot,
+    VmmError,
     canary::{self, CanaryRun},
     gate::VcpuGate,
     kvm_stats::{self, VcpuStats},
@@ -41,11 +41,10 @@ pub static GUEST_IMAGE: &[u8] = include_bytes!(concat!(env!("OUT_DIR"), "/xevtch
 /// What the VM boots.
 #[derive(Debug, Clone, Default)]
 pub enum Boot {
-    /// The built-in guest, started in long mode on every vCPU.
+    /// The built-in guest (a PVH kernel too).
     #[default]
     BuiltIn,
-    /// A kernel with Xen's PVH entry (vmm::pvh), started on vCPU 0; the
-    /// others wait for the guest's INIT/SIPI as on hardware.
+    /// A kernel with Xen's PVH entry (vmm::pvh).
     Pvh { kernel: Arc<[u8]>, cmdline: String },
 }
 
@@ -122,10 +121,7 @@ impl Vm {
             Boot::Pvh { kernel, cmdline } => (kernel, cmdline),
         };
         let start = pvh::load(&ram, image, cmdline, &pvh::memory_map(config.ram_size))?;
-        let built_in = matches!(config.boot, Boot::BuiltIn);
-        if built_in {
-            // Its other vCPUs start in long mode on the VMM's page tables.
-            boot::write_tables(&ram)?;
+        if matches!(config.boot, Boot::BuiltIn) {
             write_params(&ram, Params { vcpus: config.vcpus, ..config.params })?;
         }
         let supported =
@@ -134,19 +130,12 @@ impl Vm {
         for index in 0..config.vcpus {
             let vcpu = vm.create_vcpu(u64::from(index)).map_err(VmmError::kvm("KVM_CREATE_VCPU"))?;
             vcpu.set_cpuid2(&xen_cpuid::with_xen_leaves(&supported, index)).map_err(VmmError::kvm("KVM_SET_CPUID2"))?;
-            let sregs = vcpu.get_sregs().map_err(VmmError::kvm("KVM_GET_SREGS"))?;
-            let (sregs, regs) = if index == 0 {
-                (pvh::entry_sregs(sregs), pvh::entry_regs(start))
-            } else {
-                let stack_top = STACKS_TOP - u64::from(index) * STACK_SIZE;
-                let regs = boot::entry_regs(start.elf_entry, stack_top, [u64::from(index), 0, 0]);
-                (boot::long_mode_sregs(sregs), regs)
-            };
-            vcpu.set_sregs(&sregs).map_err(VmmError::kvm("KVM_SET_SREGS"))?;
-            vcpu.set_regs(&regs).map_err(VmmError::kvm("KVM_SET_REGS"))?;
-            // With the in-kernel irqchip, APs wait for a SIPI. The built-in
-            // guest's are started directly; a PVH kernel starts its own.
-            if built_in || index == 0 {
+            // vCPU 0 enters at the PVH entry; with the in-kernel irqchip
+            // the others wait for the guest's INIT/SIPI, as on hardware.
+            if index == 0 {
+                let sregs = vcpu.get_sregs().map_err(VmmError::kvm("KVM_GET_SREGS"))?;
+                vcpu.set_sregs(&pvh::entry_sregs(sregs)).map_err(VmmError::kvm("KVM_SET_SREGS"))?;
+                vcpu.set_regs(&pvh::entry_regs(start)).map_err(VmmError::kvm("KVM_SET_REGS"))?;
                 let runnable = kvm_mp_state { mp_state: KVM_MP_STATE_RUNNABLE };
                 vcpu.set_mp_state(runnable).map_err(VmmError::kvm("KVM_SET_MP_STATE"))?;
             }

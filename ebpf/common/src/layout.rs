@@ -1,8 +1,8 @@
 //! The guest-physical memory map shared by the VMM and the built-in guest.
 //!
 //! ```text
-//! 0x0000_0000  RAM (the VMM's page tables, GDT, IDT, TSS and the doorbell
-//!              canary live in its first pages)
+//! 0x0000_0000  RAM (the other vCPUs' real-mode trampoline and the
+//!              doorbell canary live in its first pages)
 //! 0x0020_0000  the guest image (linked here by guest/link.ld)
 //! 0x00e0_0000  vCPU stacks (64 KiB each, vCPU 0 at the top)
 //! 0x0100_0000  Params, then the per-vCPU reports
@@ -14,10 +14,9 @@
 //! 0xd001_0000  MMIO: event-channel doorbells, one per port   — ioeventfd or exit
 //! ```
 
-/// Guest-physical address of the identity-mapped page tables (PML4 first).
-pub const PAGE_TABLES: u64 = 0x1_0000;
-/// GDT, IDT and TSS page.
-pub const DESCRIPTOR_PAGE: u64 = 0x8000;
+/// Where vCPU 0 copies the real-mode trampoline that a SIPI starts the
+/// other vCPUs at (page aligned, below 1 MiB: the SIPI's vector is its page).
+pub const AP_TRAMPOLINE: u64 = 0x8000;
 /// Where the VMM places the doorbell canary's few instructions, run on
 /// vCPU 0 before the guest starts (the page is cleared afterwards).
 pub const CANARY_CODE: u64 = 0x9000;
@@ -54,8 +53,6 @@ pub const fn samples(vcpu: u32) -> u64 {
 
 /// Default guest RAM size.
 pub const RAM_SIZE: u64 = 64 << 20;
-/// Everything below this is identity-mapped by the boot page tables.
-pub const IDENTITY_MAPPED: u64 = 4 << 30;
 
 /// Base of the MMIO region the VMM decodes. Not backed by any memslot.
 pub const MMIO_BASE: u64 = 0xd000_0000;

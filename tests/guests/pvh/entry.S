@@ -12,6 +12,7 @@
 #include "pvh_entry.h"
 
 #define CR0_PE      (1 << 0)
+#define CR0_ET      (1 << 4)
 #define CR0_PG      (1 << 31)
 #define CR4_PAE     (1 << 5)
 #define MSR_EFER    0xc0000080
@@ -128,8 +129,8 @@ ap_trampoline:
         movw %cs, %ax
         movw %ax, %ds
         lgdtl ap_gdt_ptr - ap_trampoline
-        movl %cr0, %eax
-        orl $CR0_PE, %eax
+        /* PE and ET only: INIT leaves CD and NW set, caching off. */
+        movl $(CR0_PE | CR0_ET), %eax
         movl %eax, %cr0
         ljmpl $CODE32_SEL, $ap_start32
         .balign 8
