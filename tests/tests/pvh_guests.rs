@@ -5,8 +5,8 @@
 //! shared_info and pvclock, callback parameter, event channels,
 //! SCHEDOP_poll and block, timers, upcalls taken as interrupts, the PV
 //! console, a moved vcpu_info, vCPU 33 of 34 registering its vcpu_info
-//! while offline, then brought up with INIT/SIPI to take its events as
-//! upcalls), one console line per check, and shuts down: poweroff if
+//! while offline, then brought up with INIT/SIPI to take its events and
+//! its own timer's VIRQ as upcalls), one console line per check, and shuts down: poweroff if
 //! every check passed, crash otherwise. `pvh32` asks for the hypercall page
 //! in 32-bit mode, which xevtchn refuses.
 
@@ -99,6 +99,7 @@ fn pvh_test_kernel_powers_off_on_both_backends() {
             "ok - vCPU 33 came up through INIT/SIPI",
             "ok - the high vCPU took the event sent before its vcpu_info existed",
             "ok - the high vCPU took the next event as an upcall",
+            "ok - the high vCPU's own singleshot timer sent its VIRQ_TIMER, taken as an upcall",
         ] {
             assert!(console.contains(check), "on {backend}, no {check:?}:\n{console}");
         }
@@ -161,6 +162,7 @@ fn the_last_of_128_vcpus_registers_its_vcpu_info_and_takes_upcalls() {
         "ok - vCPU 127 came up through INIT/SIPI",
         "ok - the high vCPU took the event sent before its vcpu_info existed",
         "ok - the high vCPU took the next event as an upcall",
+        "ok - the high vCPU's own singleshot timer sent its VIRQ_TIMER, taken as an upcall",
     ] {
         assert!(console.contains(check), "no {check:?}:\n{console}");
     }

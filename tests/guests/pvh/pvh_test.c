@@ -906,31 +906,83 @@ static void check_vcpu_info(volatile struct shared_info *s)
  */
 static volatile struct vcpu_info *high_info;
 static evtchn_port_t high_port;
-static volatile unsigned int high_running, high_upcalls, high_events;
+static volatile evtchn_port_t high_timer_port;
+static volatile unsigned int high_running, high_upcalls, high_events, high_timer_events;
+/* vCPU 0 sets go; the high vCPU then checks its own timer and sets done. */
+static volatile unsigned int high_timer_go, high_timer_done;
+static volatile long high_timer_rc;
 static uint8_t high_stack[8192] __attribute__((aligned(16)));
 
-/* The high vCPU's upcall: only its port is bound to it (Linux's per-CPU mask). */
+/* Consumes `port` if `sel` selects its word and it is pending and unmasked. */
+static bool take_port(volatile struct shared_info *s, xen_ulong_t sel, evtchn_port_t port)
+{
+    unsigned int word = port / BITS_PER_WORD;
+    xen_ulong_t bit = (xen_ulong_t)1 << (port % BITS_PER_WORD);
+
+    return port != 0 && (sel & ((xen_ulong_t)1 << word)) && (s->evtchn_pending[word] & ~s->evtchn_mask[word] & bit) &&
+           (__atomic_fetch_and(&s->evtchn_pending[word], ~bit, __ATOMIC_SEQ_CST) & bit);
+}
+
+/* The high vCPU's upcall: only its ports are bound to it (Linux's per-CPU mask). */
 static void handle_high_upcall(void)
 {
     volatile struct shared_info *s = upcall_shared;
-    unsigned int word = high_port / BITS_PER_WORD;
-    xen_ulong_t bit = (xen_ulong_t)1 << (high_port % BITS_PER_WORD);
+    xen_ulong_t sel;
 
     high_upcalls++;
     high_info->evtchn_upcall_pending = 0;
-    if (__atomic_exchange_n(&high_info->evtchn_pending_sel, 0, __ATOMIC_SEQ_CST) & ((xen_ulong_t)1 << word) &&
-        (s->evtchn_pending[word] & ~s->evtchn_mask[word] & bit) &&
-        (__atomic_fetch_and(&s->evtchn_pending[word], ~bit, __ATOMIC_SEQ_CST) & bit))
+    sel = __atomic_exchange_n(&high_info->evtchn_pending_sel, 0, __ATOMIC_SEQ_CST);
+    if (take_port(s, sel, high_port))
         high_events++;
+    if (take_port(s, sel, high_timer_port))
+        high_timer_events++;
 }
 
-/* The high vCPU's life: this kernel's IDT, its x2APIC on, then halt with interrupts on. */
+/*
+ * On the high vCPU, its own hypercalls: VIRQ_TIMER bound to itself, its
+ * singleshot timer armed 5 ms ahead, the VIRQ taken as an upcall. Returns
+ * the first failing hypercall's rc, 1 if no VIRQ came within 1 s.
+ */
+static long high_vcpu_timer(void)
+{
+    volatile struct shared_info *s = upcall_shared;
+    unsigned int self = high_running - 1;
+    struct evtchn_bind_virq bind = { .virq = VIRQ_TIMER, .vcpu = self };
+    struct vcpu_set_singleshot_timer set = { .flags = 0 };
+    uint64_t deadline;
+    long rc = HYPERVISOR_event_channel_op(EVTCHNOP_bind_virq, &bind);
+
+    if (rc)
+        return rc;
+    __atomic_and_fetch(&s->evtchn_mask[bind.port / BITS_PER_WORD], ~((xen_ulong_t)1 << (bind.port % BITS_PER_WORD)),
+                       __ATOMIC_SEQ_CST);
+    high_timer_port = bind.port;
+    set.timeout_abs_ns = system_time_ns() + 5 * NS_PER_MS;
+    rc = HYPERVISOR_vcpu_op(VCPUOP_set_singleshot_timer, self, &set);
+    deadline = system_time_ns() + 1000 * NS_PER_MS;
+    /* Interrupts on only in hlt: the VIRQ's upcall ends it. */
+    while (rc == 0 && high_timer_events == 0 && system_time_ns() < deadline)
+        asm volatile("sti; hlt; cli" ::: "memory");
+    mask_port(s, bind.port);
+    high_timer_port = 0;
+    close_port(bind.port);
+    return rc ? rc : high_timer_events == 1 ? 0 : 1;
+}
+
+/*
+ * The high vCPU's life: this kernel's IDT, its x2APIC on, then halt with
+ * interrupts on; once vCPU 0 says go (and an upcall wakes it), its timer.
+ */
 static void high_vcpu_main(void)
 {
     traps_load();
     wrmsr(MSR_APIC_BASE, rdmsr(MSR_APIC_BASE) | (1u << 11) | (1u << 10));
     wrmsr(MSR_X2APIC_SVR, (1u << 8) | SPURIOUS_VECTOR);
     high_running = (unsigned int)rdmsr(MSR_X2APIC_ID) + 1;
+    while (!high_timer_go)
+        asm volatile("sti; hlt; cli" ::: "memory");
+    high_timer_rc = high_vcpu_timer();
+    high_timer_done = 1;
     for (;;)
         asm volatile("sti; hlt; cli" ::: "memory");
 }
@@ -1010,9 +1062,14 @@ static void check_high_vcpu(volatile struct shared_info *s)
         goto out;
     report(wait_for(&high_events, 1) && high_events == 1,
            "the high vCPU took the event sent before its vcpu_info existed, in %u upcalls", high_upcalls);
+    /* The send's upcall also wakes it for its timer check. */
+    high_timer_go = 1;
     expect_rc("EVTCHNOP_send to the high vCPU", HYPERVISOR_event_channel_op(EVTCHNOP_send, &send), 0);
     report(wait_for(&high_events, 2) && high_events == 2, "the high vCPU took the next event as an upcall (%u upcalls)",
            high_upcalls);
+    report(wait_for(&high_timer_done, 1) && high_timer_rc == 0,
+           "the high vCPU's own singleshot timer sent its VIRQ_TIMER, taken as an upcall (rc %ld, %u timer events)",
+           high_timer_rc, high_timer_events);
 out:
     mask_port(s, a);
     close_port(bind.local_port);
